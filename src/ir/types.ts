@@ -1,0 +1,205 @@
+// The data-plane IR: what the translator produces and the data plane consumes.
+// Data-plane neutral, JSON-serialisable (no Maps, no undefined-vs-missing games: optional fields are
+// simply absent), and already resolved: every reference points at something that exists in the IR,
+// every list that has an evaluation order is already in it.
+
+/** Identifies the Kubernetes object an IR element came from (for logs, metrics and status). */
+export interface IRObjectRef {
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+export interface IR {
+  gateways: IRGateway[];
+  /** Every backend referenced by any route, keyed by IRBackend.id, sorted by id. */
+  backends: IRBackend[];
+}
+
+export interface IRGateway {
+  /** `namespace/name` */
+  id: string;
+  namespace: string;
+  name: string;
+  gatewayClassName: string;
+  /** IP addresses to bind on; empty means all interfaces. */
+  addresses: string[];
+  /** Valid listeners (Accepted, not Conflicted), in spec order. */
+  listeners: IRListener[];
+}
+
+export type IRListenerProtocol = "HTTP" | "HTTPS" | "TLS" | "TCP" | "UDP";
+
+export interface IRListener {
+  /** `namespace/gateway/listenerName` (ListenerSet listeners: `namespace/gateway/listenerSetNs/listenerSet/listenerName`) */
+  id: string;
+  name: string;
+  port: number;
+  protocol: IRListenerProtocol;
+  /** Listener hostname (may be a wildcard `*.example.com`); absent = any. */
+  hostname?: string;
+  /** TLS settings: HTTPS (terminate) and TLS (terminate or passthrough) listeners. */
+  tls?: IRListenerTLS;
+  /** HTTP and HTTPS listeners: virtual hosts, most specific hostname first. */
+  virtualHosts?: IRVirtualHost[];
+  /** TLS listeners: routes by SNI. */
+  tlsRoutes?: IRTLSRoute[];
+  /** TCP listeners: at most one route is effective (the oldest); kept as a list for status accounting. */
+  tcpRoutes?: IRL4Route[];
+  /** UDP listeners. */
+  udpRoutes?: IRL4Route[];
+}
+
+export interface IRListenerTLS {
+  mode: "Terminate" | "Passthrough";
+  /** Certificates for termination; the first one is the default (no SNI match). */
+  certificates: IRCertificate[];
+  /** Client certificate validation (frontend TLS). */
+  clientValidation?: { caCertificates: string[]; mode: "AllowValidOnly" | "AllowInsecureFallback" };
+}
+
+export interface IRCertificate {
+  /** `namespace/secretName` */
+  id: string;
+  /** PEM certificate chain */
+  certPem: string;
+  /** PEM private key */
+  keyPem: string;
+  /** DNS names (SAN, or CN when there is no SAN) the certificate covers, for SNI selection. */
+  dnsNames: string[];
+}
+
+export interface IRVirtualHost {
+  /** Exact hostname, wildcard `*.example.com`, or `*` for any. */
+  hostname: string;
+  /** Route rules in evaluation order: the first rule whose match matches wins. */
+  rules: IRHTTPRule[];
+}
+
+export interface IRHTTPRule {
+  /** Stable unique id: `httproute/<ns>/<name>/rule/<i>/match/<j>` (or grpcroute/...). */
+  id: string;
+  route: IRObjectRef;
+  ruleIndex: number;
+  matchIndex: number;
+  ruleName?: string;
+  match: IRHTTPMatch;
+  /** Request-phase and response-phase filters in spec order (validated). */
+  filters: IRHTTPFilter[];
+  /**
+   * Weighted backends. Empty with no redirect filter: respond 500. An entry with `invalid` set
+   * stands for backendRefs that could not be resolved: its share of traffic gets a 500.
+   */
+  backends: IRWeightedBackend[];
+  timeouts?: { requestMs?: number; backendRequestMs?: number };
+  retry?: { attempts?: number; codes: number[]; backoffMs?: number };
+  sessionPersistence?: IRSessionPersistence;
+  /** Backend protocol for GRPCRoute rules. */
+  grpc?: boolean;
+}
+
+export interface IRHTTPMatch {
+  path: { type: "Exact" | "PathPrefix" | "RegularExpression"; value: string };
+  headers: Array<{ type: "Exact" | "RegularExpression"; name: string; value: string }>;
+  queryParams: Array<{ type: "Exact" | "RegularExpression"; name: string; value: string }>;
+  method?: string;
+}
+
+export interface IRHeaderModifier {
+  set: Array<{ name: string; value: string }>;
+  add: Array<{ name: string; value: string }>;
+  remove: string[];
+}
+
+export type IRHTTPFilter =
+  | { type: "RequestHeaderModifier"; headers: IRHeaderModifier }
+  | { type: "ResponseHeaderModifier"; headers: IRHeaderModifier }
+  | { type: "RequestRedirect"; redirect: IRRedirect }
+  | { type: "URLRewrite"; rewrite: IRURLRewrite }
+  | { type: "RequestMirror"; mirror: IRMirror }
+  | { type: "CORS"; cors: IRCORS };
+
+export interface IRRedirect {
+  /** Scheme of the Location header (resolved: the request's scheme when the filter sets none). */
+  scheme: "http" | "https";
+  /** Absent: keep the request's host (without its port). */
+  hostname?: string;
+  /** Absent: no port in the Location header (default port for the scheme). */
+  port?: number;
+  path?: IRPathModifier;
+  statusCode: 301 | 302 | 303 | 307 | 308;
+}
+
+export type IRPathModifier =
+  | { type: "ReplaceFullPath"; value: string }
+  /** Replace the matched PathPrefix `prefix` with `value`. */
+  | { type: "ReplacePrefixMatch"; prefix: string; value: string };
+
+export interface IRURLRewrite {
+  hostname?: string;
+  path?: IRPathModifier;
+}
+
+export interface IRMirror {
+  backend: string;
+  /** Share of requests mirrored, 0..100 (may be fractional). */
+  percent: number;
+}
+
+export interface IRCORS {
+  allowOrigins: string[];
+  allowCredentials: boolean;
+  allowMethods: string[];
+  allowHeaders: string[];
+  exposeHeaders: string[];
+  maxAgeSeconds: number;
+}
+
+export interface IRWeightedBackend {
+  /** IRBackend.id; absent when the backendRef is invalid (requests for this share get a 500). */
+  backend?: string;
+  weight: number;
+  /** backendRef-level filters, applied after the rule's filters. */
+  filters: IRHTTPFilter[];
+  invalid?: true;
+}
+
+export interface IRSessionPersistence {
+  type: "Cookie" | "Header";
+  name: string;
+  absoluteTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  /** Cookie lifetime: Session cookies have no Max-Age. */
+  lifetime: "Permanent" | "Session";
+}
+
+export interface IRTLSRoute {
+  route: IRObjectRef;
+  /** SNI hostnames (exact or `*.` wildcard), most specific first; `*` matches any. */
+  hostnames: string[];
+  backends: IRWeightedBackend[];
+}
+
+export interface IRL4Route {
+  route: IRObjectRef;
+  backends: IRWeightedBackend[];
+}
+
+export type IRBackendProtocol = "http" | "h2c" | "websocket" | "https" | "tcp" | "udp";
+
+export interface IRBackend {
+  /** `service/<ns>/<name>/<port>` or `static/<ns>/<name>/<port>` */
+  id: string;
+  source: IRObjectRef;
+  port: number;
+  protocol: IRBackendProtocol;
+  /** Ready endpoints, sorted. */
+  endpoints: IREndpoint[];
+  /** Upstream TLS from a BackendTLSPolicy. */
+  tls?: { sni: string; caCertificates: string[]; wellKnownCACertificates?: "System"; subjectAltNames: string[] };
+}
+
+export interface IREndpoint {
+  address: string;
+  port: number;
+}

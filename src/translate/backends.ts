@@ -1,0 +1,183 @@
+// backendRef resolution: Services (with their EndpointSlices, or Gatehouse's static-endpoint
+// annotation for standalone users) → IR backends.
+import { isIP } from "node:net";
+import type { IRBackend, IRBackendProtocol, IREndpoint } from "../ir/types.ts";
+import type { Service, ServicePort } from "../resources/core.ts";
+import type { Snapshot } from "../resources/snapshot.ts";
+import type { RouteRefReason } from "./conditions.ts";
+import { referenceAllowed } from "./referencegrant.ts";
+
+/**
+ * Standalone convenience: a Service annotated with `gatehouse.dev/endpoints` lists its endpoints
+ * directly (comma or space separated `IP` or `IP:port`; without a port the Service port's numeric
+ * targetPort, else its port, is used), so no EndpointSlice needs to be written by hand.
+ */
+export const STATIC_ENDPOINTS_ANNOTATION = "gatehouse.dev/endpoints";
+
+export interface BackendRef {
+  group?: string;
+  kind?: string;
+  name: string;
+  namespace?: string;
+  port?: number;
+}
+
+export interface RefSource {
+  group: string;
+  kind: string;
+  namespace: string;
+}
+
+export type BackendResult =
+  | { ok: true; backend: IRBackend }
+  | { ok: false; reason: RouteRefReason; message: string };
+
+/** Which backend protocols a route kind can use. */
+export type ProtocolFamily = "http" | "grpc" | "l4tcp" | "l4udp";
+
+/** Resolves one backendRef; `field` names it in messages (e.g. `spec.rules[0].backendRefs[1]`). */
+export function resolveBackendRef(
+  snapshot: Snapshot,
+  from: RefSource,
+  ref: BackendRef,
+  family: ProtocolFamily,
+  field: string,
+): BackendResult {
+  const group = ref.group ?? "";
+  const kind = ref.kind ?? "Service";
+  const namespace = ref.namespace ?? from.namespace;
+  if (group !== "" || kind !== "Service") {
+    return {
+      ok: false,
+      reason: "InvalidKind",
+      message: `${field}: ${group === "" ? "" : group + "/"}${kind} is not a supported backend kind; use a core Service`,
+    };
+  }
+  if (!referenceAllowed(snapshot.referenceGrants, from, { group: "", kind: "Service", namespace, name: ref.name })) {
+    return {
+      ok: false,
+      reason: "RefNotPermitted",
+      message: `${field}: Service ${namespace}/${ref.name} is in another namespace and no ReferenceGrant allows ${from.kind} from ${from.namespace}`,
+    };
+  }
+  const service = snapshot.services.get(`${namespace}/${ref.name}`);
+  if (service === undefined) {
+    return { ok: false, reason: "BackendNotFound", message: `${field}: Service ${namespace}/${ref.name} not found` };
+  }
+  if (ref.port === undefined) {
+    return { ok: false, reason: "BackendNotFound", message: `${field}: port is required for a Service backend` };
+  }
+  const servicePort = service.spec?.ports?.find((p) => p.port === ref.port);
+  if (servicePort === undefined) {
+    return {
+      ok: false,
+      reason: "BackendNotFound",
+      message: `${field}: Service ${namespace}/${ref.name} has no port ${ref.port}`,
+    };
+  }
+  const protocol = backendProtocol(servicePort, family);
+  if (protocol === undefined) {
+    return {
+      ok: false,
+      reason: "UnsupportedProtocol",
+      message: `${field}: Service ${namespace}/${ref.name} port ${ref.port} has ${
+        servicePort.appProtocol !== undefined ? `appProtocol ${servicePort.appProtocol}` : `protocol ${servicePort.protocol ?? "TCP"}`
+      }, which ${familyName(family)} cannot use`,
+    };
+  }
+  return {
+    ok: true,
+    backend: {
+      id: `service/${namespace}/${ref.name}/${ref.port}`,
+      source: { kind: "Service", namespace, name: ref.name },
+      port: ref.port,
+      protocol,
+      endpoints: endpointsOf(snapshot, service, servicePort),
+    },
+  };
+}
+
+function familyName(family: ProtocolFamily): string {
+  return { http: "an HTTP route", grpc: "a gRPC route", l4tcp: "a TCP/TLS route", l4udp: "a UDP route" }[family];
+}
+
+/** The backend protocol for a Service port, from its `protocol` and `appProtocol`. */
+function backendProtocol(port: ServicePort, family: ProtocolFamily): IRBackendProtocol | undefined {
+  const l4 = port.protocol ?? "TCP";
+  if (family === "l4udp") return l4 === "UDP" ? "udp" : undefined;
+  if (l4 !== "TCP") return undefined;
+  if (family === "l4tcp") return "tcp";
+  const app = port.appProtocol?.toLowerCase();
+  if (family === "grpc") {
+    // gRPC needs HTTP/2: cleartext unless a BackendTLSPolicy applies (not yet supported).
+    if (app === undefined || app === "kubernetes.io/h2c" || app === "grpc" || app === "http2") return "h2c";
+    return undefined;
+  }
+  switch (app) {
+    case undefined:
+    case "http":
+      return "http";
+    case "kubernetes.io/h2c":
+    case "http2":
+      return "h2c";
+    case "kubernetes.io/ws":
+      return "websocket";
+    default:
+      return undefined;
+  }
+}
+
+/** Ready endpoints of a Service port, sorted and deduplicated. */
+function endpointsOf(snapshot: Snapshot, service: Service, port: ServicePort): IREndpoint[] {
+  const namespace = service.metadata.namespace ?? "default";
+  const found = new Map<string, IREndpoint>();
+  const add = (address: string, p: number): void => {
+    found.set(`${address}|${p}`, { address, port: p });
+  };
+  const staticList = service.metadata.annotations?.[STATIC_ENDPOINTS_ANNOTATION];
+  if (staticList !== undefined) {
+    const defaultPort = typeof port.targetPort === "number" ? port.targetPort : port.port;
+    for (const item of staticList.split(/[\s,]+/).filter((s) => s !== "")) {
+      const parsed = parseHostPort(item);
+      if (parsed !== undefined) add(parsed.address, parsed.port ?? defaultPort);
+    }
+  } else {
+    for (const slice of snapshot.endpointSlices.values()) {
+      if ((slice.metadata.namespace ?? "default") !== namespace) continue;
+      if (slice.metadata.labels?.["kubernetes.io/service-name"] !== service.metadata.name) continue;
+      if (slice.addressType === "FQDN") continue;
+      // "The port name must match the Service port name" (EndpointPort.name; unnamed ports are "").
+      const slicePort = (slice.ports ?? []).find((p) => (p.name ?? "") === (port.name ?? ""));
+      if (slicePort?.port === undefined) continue;
+      for (const ep of slice.endpoints ?? []) {
+        // "ready: nil should be interpreted as true" (discovery.k8s.io/v1 EndpointConditions).
+        if (ep.conditions?.ready === false) continue;
+        for (const address of ep.addresses) if (isIP(address) !== 0) add(address, slicePort.port);
+      }
+    }
+  }
+  return [...found.values()].sort((a, b) =>
+    a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port,
+  );
+}
+
+/** Parses `IP`, `IP:port` or `[IPv6]:port`; undefined when it is not an IP. */
+export function parseHostPort(item: string): { address: string; port?: number } | undefined {
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(item);
+  if (bracket !== null) {
+    const address = bracket[1] ?? "";
+    if (isIP(address) !== 6) return undefined;
+    return bracket[2] === undefined ? { address } : withPort(address, bracket[2]);
+  }
+  if (isIP(item) !== 0) return { address: item };
+  const colon = item.lastIndexOf(":");
+  if (colon < 0) return undefined;
+  const address = item.slice(0, colon);
+  if (isIP(address) !== 4) return undefined;
+  return withPort(address, item.slice(colon + 1));
+}
+
+function withPort(address: string, port: string): { address: string; port: number } | undefined {
+  const n = Number(port);
+  return /^\d+$/.test(port) && n >= 1 && n <= 65535 ? { address, port: n } : undefined;
+}

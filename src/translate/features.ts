@@ -1,0 +1,30 @@
+// The Gateway API features Gatehouse reports in GatewayClass status.supportedFeatures.
+// Only features whose translation is implemented end to end belong here: a feature listed here is
+// run by the conformance suite (see README, "Conformance").
+export const SUPPORTED_FEATURES: readonly string[] = [
+  "Gateway",
+  "GatewayPort8080",
+  "GatewayStaticAddresses",
+  "GatewayHTTPListenerIsolation",
+  "HTTPRoute",
+  "HTTPRouteBackendProtocolH2C",
+  "HTTPRouteBackendProtocolWebSocket",
+  "HTTPRouteBackendRequestHeaderModification",
+  "HTTPRouteBackendTimeout",
+  "HTTPRouteDestinationPortMatching",
+  "HTTPRouteHostRewrite",
+  "HTTPRouteMethodMatching",
+  "HTTPRouteNamedRouteRule",
+  "HTTPRouteParentRefPort",
+  "HTTPRoutePathRedirect",
+  "HTTPRoutePathRewrite",
+  "HTTPRoutePortRedirect",
+  "HTTPRouteQueryParamMatching",
+  "HTTPRouteRequestTimeout",
+  "HTTPRouteResponseHeaderModification",
+  "HTTPRouteSchemeRedirect",
+  "HTTPRoute303RedirectStatusCode",
+  "HTTPRoute307RedirectStatusCode",
+  "HTTPRoute308RedirectStatusCode",
+  "ReferenceGrant",
+].toSorted();

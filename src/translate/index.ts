@@ -1,0 +1,230 @@
+// The translator: a pure function from a resource snapshot to statuses and the data-plane IR.
+// Steps, in order: GatewayClasses → Gateways and listeners → routes of every kind → IR + statuses.
+import type { IR, IRBackend, IRGateway, IRL4Route, IRListener, IRTLSRoute, IRVirtualHost } from "../ir/types.ts";
+import type { HTTPRoute } from "../resources/generated/types.ts";
+import type { Snapshot } from "../resources/snapshot.ts";
+import type { StatusEntry } from "../status/types.ts";
+import { stampConditions, type ConditionSpec } from "./conditions.ts";
+import { SUPPORTED_FEATURES } from "./features.ts";
+import { resolveGatewayClasses } from "./gatewayclass.ts";
+import { GATEWAY_GROUP, resolveGateways, type GatewayNode, type ListenerNode } from "./gateway.ts";
+import { compareHostnameSpecificity } from "./hostname.ts";
+import type { TranslateOptions } from "./options.ts";
+import { compareHTTPMatches, compareRouteIdentity } from "./precedence.ts";
+import { emitHTTPRoute, translateHTTPRoute, type RuleEntry } from "./routes/http.ts";
+import { translateL4Route, type L4Route } from "./routes/l4.ts";
+import { attachRoute, countAttachedRoutes, type ParentAttachment, type RouteKind } from "./routes/parents.ts";
+
+export { DEFAULT_CONTROLLER_NAME, type TranslateOptions } from "./options.ts";
+
+export interface TranslateResult {
+  /** One entry per object that gets status, sorted by kind, namespace, name. */
+  statuses: StatusEntry[];
+  ir: IR;
+}
+
+const API_VERSION = `${GATEWAY_GROUP}/v1`;
+
+interface RouteStatusInput {
+  kind: RouteKind;
+  route: { metadata: { name: string; namespace?: string; generation?: number } };
+  attachments: ParentAttachment[];
+  routeConditions: ConditionSpec[];
+  rejected?: ConditionSpec | undefined;
+}
+
+export function translate(snapshot: Snapshot, options: TranslateOptions): TranslateResult {
+  const classes = resolveGatewayClasses(snapshot, options.controllerName);
+  const gatewayNodes = resolveGateways(snapshot, classes);
+  const gateways = new Map(gatewayNodes.map((g) => [g.key, g]));
+  const backends = new Map<string, IRBackend>();
+  const routeStatuses: RouteStatusInput[] = [];
+
+  // HTTPRoutes → rule entries per listener and hostname.
+  const httpRules = new Map<string, Map<string, RuleEntry[]>>();
+  const sink = (listenerId: string, hostname: string, entry: RuleEntry): void => {
+    let hosts = httpRules.get(listenerId);
+    if (hosts === undefined) httpRules.set(listenerId, (hosts = new Map()));
+    const list = hosts.get(hostname);
+    if (list === undefined) hosts.set(hostname, [entry]);
+    else list.push(entry);
+  };
+  for (const route of snapshot.httpRoutes.values()) {
+    const attachments = attachRoute(snapshot, "HTTPRoute", route, gateways);
+    if (attachments.length === 0) continue;
+    const result = translateHTTPRoute(snapshot, route, backends);
+    if (result.rejected === undefined) {
+      countAttachedRoutes(attachments);
+      emitHTTPRoute(route as HTTPRoute, result, attachments, sink);
+    }
+    routeStatuses.push({
+      kind: "HTTPRoute",
+      route,
+      attachments,
+      routeConditions: result.conditions,
+      rejected: result.rejected,
+    });
+  }
+
+  // TLS, TCP and UDP routes.
+  const l4Routes = new Map<string, Array<{ route: L4Route; ir: IRL4Route | IRTLSRoute }>>();
+  const l4Kinds: Array<["TLSRoute" | "TCPRoute" | "UDPRoute", Iterable<L4Route>]> = [
+    ["TLSRoute", snapshot.tlsRoutes.values()],
+    ["TCPRoute", snapshot.tcpRoutes.values()],
+    ["UDPRoute", snapshot.udpRoutes.values()],
+  ];
+  for (const [kind, routes] of l4Kinds) {
+    for (const route of routes) {
+      const attachments = attachRoute(snapshot, kind, route, gateways);
+      if (attachments.length === 0) continue;
+      const result = translateL4Route(snapshot, kind, route, backends);
+      countAttachedRoutes(attachments);
+      const ref = { kind, namespace: route.metadata.namespace ?? "default", name: route.metadata.name };
+      const seen = new Set<string>();
+      for (const a of attachments) {
+        if (!a.accepted) continue;
+        for (const { listener, hostnames } of a.listeners) {
+          if (!listener.programmed || seen.has(listener.id)) continue;
+          seen.add(listener.id);
+          const ir =
+            kind === "TLSRoute"
+              ? { route: ref, hostnames: [...hostnames].sort(compareHostnameSpecificity), backends: result.backends }
+              : { route: ref, backends: result.backends };
+          const list = l4Routes.get(listener.id);
+          if (list === undefined) l4Routes.set(listener.id, [{ route, ir }]);
+          else list.push({ route, ir });
+        }
+      }
+      routeStatuses.push({ kind, route, attachments, routeConditions: result.conditions });
+    }
+  }
+
+  const ir: IR = {
+    gateways: gatewayNodes.filter((g) => g.accepted).map((g) => gatewayIR(g, httpRules, l4Routes)),
+    backends: [...backends.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+  };
+
+  const statuses: StatusEntry[] = [];
+  for (const node of classes.values()) {
+    statuses.push({
+      apiVersion: API_VERSION,
+      kind: "GatewayClass",
+      metadata: { name: node.gatewayClass.metadata.name },
+      status: {
+        conditions: stampConditions(node.conditions, node.gatewayClass.metadata.generation, options.now),
+        supportedFeatures: SUPPORTED_FEATURES.map((name) => ({ name })),
+      },
+    });
+  }
+  for (const g of gatewayNodes) statuses.push(gatewayStatus(g, options.now));
+  for (const r of routeStatuses) statuses.push(routeStatus(r, options));
+  statuses.sort(compareStatusEntries);
+  return { statuses, ir };
+}
+
+function gatewayIR(
+  g: GatewayNode,
+  httpRules: ReadonlyMap<string, ReadonlyMap<string, RuleEntry[]>>,
+  l4Routes: ReadonlyMap<string, Array<{ route: L4Route; ir: IRL4Route | IRTLSRoute }>>,
+): IRGateway {
+  return {
+    id: g.key,
+    namespace: g.gateway.metadata.namespace ?? "default",
+    name: g.gateway.metadata.name,
+    gatewayClassName: g.gateway.spec.gatewayClassName,
+    addresses: g.addresses,
+    listeners: g.listeners.filter((l) => l.programmed).map((l) => listenerIR(l, httpRules, l4Routes)),
+  };
+}
+
+function listenerIR(
+  l: ListenerNode,
+  httpRules: ReadonlyMap<string, ReadonlyMap<string, RuleEntry[]>>,
+  l4Routes: ReadonlyMap<string, Array<{ route: L4Route; ir: IRL4Route | IRTLSRoute }>>,
+): IRListener {
+  const protocol = l.listener.protocol as IRListener["protocol"];
+  const out: IRListener = {
+    id: l.id,
+    name: l.listener.name,
+    port: l.listener.port,
+    protocol,
+    ...(l.listener.hostname !== undefined && l.listener.hostname !== "" ? { hostname: l.listener.hostname } : {}),
+    ...(l.tls !== undefined ? { tls: l.tls } : {}),
+  };
+  if (protocol === "HTTP" || protocol === "HTTPS") {
+    const hosts = httpRules.get(l.id) ?? new Map<string, RuleEntry[]>();
+    out.virtualHosts = [...hosts.keys()].sort(compareHostnameSpecificity).map(
+      (hostname): IRVirtualHost => ({
+        hostname,
+        rules: [...(hosts.get(hostname) ?? [])]
+          .sort((a, b) => compareHTTPMatches(a.candidate, b.candidate))
+          .map((e) => e.rule),
+      }),
+    );
+    return out;
+  }
+  // L4 routes in precedence order: oldest first, then namespace/name.
+  const routes = [...(l4Routes.get(l.id) ?? [])].sort((a, b) =>
+    compareRouteIdentity(identity(a.route), identity(b.route)),
+  );
+  if (protocol === "TLS") out.tlsRoutes = routes.map((r) => r.ir as IRTLSRoute);
+  else if (protocol === "TCP") out.tcpRoutes = routes.map((r) => r.ir as IRL4Route);
+  else out.udpRoutes = routes.map((r) => r.ir as IRL4Route);
+  return out;
+}
+
+function identity(route: L4Route): { routeCreationTimestamp: string; routeNamespace: string; routeName: string } {
+  return {
+    routeCreationTimestamp: route.metadata.creationTimestamp ?? "",
+    routeNamespace: route.metadata.namespace ?? "default",
+    routeName: route.metadata.name,
+  };
+}
+
+function gatewayStatus(g: GatewayNode, now: string): StatusEntry {
+  const generation = g.gateway.metadata.generation;
+  return {
+    apiVersion: API_VERSION,
+    kind: "Gateway",
+    metadata: { name: g.gateway.metadata.name, namespace: g.gateway.metadata.namespace ?? "default" },
+    status: {
+      ...(g.addresses.length > 0 ? { addresses: g.addresses.map((value) => ({ type: "IPAddress", value })) } : {}),
+      conditions: stampConditions(g.conditions, generation, now),
+      listeners: g.listeners.map((l) => ({
+        name: l.listener.name,
+        supportedKinds: l.supportedKinds.map((k) => ({ group: k.group, kind: k.kind })),
+        attachedRoutes: l.attachedRoutes,
+        conditions: stampConditions(l.conditions, generation, now),
+      })),
+    },
+  };
+}
+
+function routeStatus(r: RouteStatusInput, options: TranslateOptions): StatusEntry {
+  const generation = r.route.metadata.generation;
+  return {
+    apiVersion: API_VERSION,
+    kind: r.kind,
+    metadata: { name: r.route.metadata.name, namespace: r.route.metadata.namespace ?? "default" },
+    status: {
+      parents: r.attachments.map((a) => {
+        const accepted = a.accepted && r.rejected !== undefined ? [r.rejected] : a.conditions;
+        return {
+          parentRef: a.parentRef,
+          controllerName: options.controllerName,
+          conditions: stampConditions([...accepted, ...r.routeConditions], generation, options.now),
+        };
+      }),
+    },
+  };
+}
+
+const KIND_ORDER = ["GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute"];
+
+function compareStatusEntries(a: StatusEntry, b: StatusEntry): number {
+  const k = KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind);
+  if (k !== 0) return k;
+  const ka = `${a.metadata.namespace ?? ""}/${a.metadata.name}`;
+  const kb = `${b.metadata.namespace ?? ""}/${b.metadata.name}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
