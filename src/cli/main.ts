@@ -1,0 +1,114 @@
+// The gatehouse command line: `gatehouse <command> [flags]`. Each subcommand is a Command in the
+// registry below; this module only dispatches, prints help and maps failures to exit codes:
+//   0 success, 1 failure (a GatehouseError or a bug), 2 usage error (usage printed on stderr).
+import { GatehouseError, UsageError } from "../errors.ts";
+import { translateCommand } from "./translate.ts";
+
+/** What a command may touch of the outside world; injectable for tests. */
+export interface CliIO {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** The clock. The CLI is the edge: the only place that reads the current time. */
+  now(): Date;
+}
+
+export interface Command {
+  /** The subcommand word, e.g. `translate`. */
+  readonly name: string;
+  /** One line for the command overview. */
+  readonly summary: string;
+  /** Full help text (`gatehouse <name> --help`), ending with a newline. */
+  readonly usage: string;
+  /**
+   * Runs the command with the arguments after its name and returns the exit code. Throws UsageError
+   * (or lets node:util parseArgs throw) for a bad command line, GatehouseError for a failure.
+   */
+  run(args: readonly string[], io: CliIO): Promise<number>;
+}
+
+/** Every subcommand, in the order the overview lists them. */
+export const COMMANDS: readonly Command[] = [translateCommand];
+
+export const processIO: CliIO = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+  now: () => new Date(),
+};
+
+export function overview(commands: readonly Command[] = COMMANDS): string {
+  const width = Math.max(...commands.map((command) => command.name.length));
+  const lines = commands.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`);
+  return [
+    "Usage: gatehouse <command> [flags]",
+    "",
+    "Gatehouse: a Kubernetes Gateway API implementation on HAProxy.",
+    "",
+    "Commands:",
+    ...lines,
+    "",
+    "Run `gatehouse <command> --help` for the flags of a command.",
+    "",
+  ].join("\n");
+}
+
+const HELP = new Set(["-h", "--help"]);
+
+/** Runs the CLI with `argv` (without the node and script paths) and returns the exit code. */
+export async function main(
+  argv: readonly string[],
+  io: CliIO = processIO,
+  commands: readonly Command[] = COMMANDS,
+): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined) {
+    io.stderr(overview(commands));
+    return 2;
+  }
+  if (HELP.has(first) || first === "help") {
+    const topic = first === "help" ? rest[0] : undefined;
+    if (topic === undefined) {
+      io.stdout(overview(commands));
+      return 0;
+    }
+    const command = commands.find((candidate) => candidate.name === topic);
+    if (command === undefined) return usageError(io, `unknown command "${topic}"`, overview(commands));
+    io.stdout(command.usage);
+    return 0;
+  }
+  const command = commands.find((candidate) => candidate.name === first);
+  if (command === undefined) {
+    const what = first.startsWith("-") ? `unknown flag "${first}"` : `unknown command "${first}"`;
+    return usageError(io, what, overview(commands));
+  }
+  const flags = rest.includes("--") ? rest.slice(0, rest.indexOf("--")) : rest;
+  if (flags.some((arg) => HELP.has(arg))) {
+    io.stdout(command.usage);
+    return 0;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (error) {
+    const prefix = `gatehouse ${command.name}`;
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      return usageError(io, error.message, command.usage, prefix);
+    }
+    if (error instanceof GatehouseError) {
+      io.stderr(`${prefix}: ${error.message}\n`);
+      return 1;
+    }
+    const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    io.stderr(`${prefix}: internal error: ${detail}\n`);
+    return 1;
+  }
+}
+
+function usageError(io: CliIO, message: string, usage: string, prefix = "gatehouse"): number {
+  io.stderr(`${prefix}: ${message}\n\n${usage}`);
+  return 2;
+}
+
+/** node:util parseArgs rejects bad command lines with TypeErrors coded ERR_PARSE_ARGS_*. */
+function isParseArgsError(error: unknown): error is Error {
+  if (!(error instanceof Error) || !("code" in error)) return false;
+  return typeof error.code === "string" && error.code.startsWith("ERR_PARSE_ARGS_");
+}

@@ -1,0 +1,92 @@
+// IR validation: the invariants the data plane relies on. The translator's output must always pass;
+// the data plane checks again before applying (an IR read from elsewhere gets the same guarantee).
+import type { IR, IRHTTPFilter, IRListener, IRWeightedBackend } from "./types.ts";
+
+const HOSTNAME = /^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$/;
+
+/** Returns every violated invariant as `path: problem`; empty when the IR is valid. */
+export function validateIR(ir: IR): string[] {
+  const problems: string[] = [];
+  const backendIds = new Set<string>();
+  for (const [i, b] of ir.backends.entries()) {
+    const at = `backends[${i}]`;
+    if (backendIds.has(b.id)) problems.push(`${at}: duplicate backend id ${b.id}`);
+    backendIds.add(b.id);
+    if (!validPort(b.port)) problems.push(`${at}.port: ${b.port} is not a port`);
+    for (const [j, e] of b.endpoints.entries()) {
+      if (!validPort(e.port)) problems.push(`${at}.endpoints[${j}].port: ${e.port} is not a port`);
+    }
+  }
+  const checkBackends = (at: string, list: readonly IRWeightedBackend[]): void => {
+    for (const [k, wb] of list.entries()) {
+      const p = `${at}.backends[${k}]`;
+      if (!Number.isInteger(wb.weight) || wb.weight < 0) problems.push(`${p}.weight: ${wb.weight} is not a weight`);
+      if (wb.invalid === true) {
+        if (wb.backend !== undefined) problems.push(`${p}: an invalid entry names backend ${wb.backend}`);
+      } else if (wb.backend === undefined || !backendIds.has(wb.backend)) {
+        problems.push(`${p}.backend: ${String(wb.backend)} is not in backends`);
+      }
+      checkFilters(p, wb.filters);
+    }
+  };
+  const checkFilters = (at: string, filters: readonly IRHTTPFilter[]): void => {
+    for (const [k, f] of filters.entries()) {
+      if (f.type === "RequestMirror" && !backendIds.has(f.mirror.backend)) {
+        problems.push(`${at}.filters[${k}].mirror.backend: ${f.mirror.backend} is not in backends`);
+      }
+      if (f.type === "RequestMirror" && !(f.mirror.percent >= 0 && f.mirror.percent <= 100)) {
+        problems.push(`${at}.filters[${k}].mirror.percent: ${f.mirror.percent} is outside 0..100`);
+      }
+    }
+  };
+  const gatewayIds = new Set<string>();
+  for (const [gi, g] of ir.gateways.entries()) {
+    const gat = `gateways[${gi}]`;
+    if (gatewayIds.has(g.id)) problems.push(`${gat}: duplicate gateway id ${g.id}`);
+    gatewayIds.add(g.id);
+    const listenerIds = new Set<string>();
+    for (const [li, l] of g.listeners.entries()) {
+      const lat = `${gat}.listeners[${li}]`;
+      if (listenerIds.has(l.id)) problems.push(`${lat}: duplicate listener id ${l.id}`);
+      listenerIds.add(l.id);
+      if (!validPort(l.port)) problems.push(`${lat}.port: ${l.port} is not a port`);
+      problems.push(...protocolShape(lat, l));
+      const ruleIds = new Set<string>();
+      for (const [vi, vh] of (l.virtualHosts ?? []).entries()) {
+        const vat = `${lat}.virtualHosts[${vi}]`;
+        if (!HOSTNAME.test(vh.hostname)) problems.push(`${vat}.hostname: ${JSON.stringify(vh.hostname)} is not a hostname`);
+        for (const [ri, r] of vh.rules.entries()) {
+          const rat = `${vat}.rules[${ri}]`;
+          if (ruleIds.has(`${vh.hostname}|${r.id}`)) problems.push(`${rat}: duplicate rule id ${r.id}`);
+          ruleIds.add(`${vh.hostname}|${r.id}`);
+          checkFilters(rat, r.filters);
+          checkBackends(rat, r.backends);
+        }
+      }
+      for (const [ri, r] of [...(l.tlsRoutes ?? []), ...(l.tcpRoutes ?? []), ...(l.udpRoutes ?? [])].entries()) {
+        checkBackends(`${lat}.routes[${ri}]`, r.backends);
+      }
+    }
+  }
+  return problems;
+}
+
+function protocolShape(at: string, l: IRListener): string[] {
+  const out: string[] = [];
+  const http = l.protocol === "HTTP" || l.protocol === "HTTPS";
+  if (http !== (l.virtualHosts !== undefined)) out.push(`${at}: virtualHosts must be present exactly for HTTP/HTTPS`);
+  if ((l.protocol === "HTTPS" || l.protocol === "TLS") !== (l.tls !== undefined)) {
+    out.push(`${at}: tls must be present exactly for HTTPS/TLS`);
+  }
+  if (l.protocol === "HTTPS" && l.tls !== undefined && l.tls.certificates.length === 0) {
+    out.push(`${at}.tls.certificates: an HTTPS listener needs a certificate`);
+  }
+  if (l.protocol !== "TLS" && l.tlsRoutes !== undefined) out.push(`${at}: tlsRoutes on a ${l.protocol} listener`);
+  if (l.protocol !== "TCP" && l.tcpRoutes !== undefined) out.push(`${at}: tcpRoutes on a ${l.protocol} listener`);
+  if (l.protocol !== "UDP" && l.udpRoutes !== undefined) out.push(`${at}: udpRoutes on a ${l.protocol} listener`);
+  return out;
+}
+
+function validPort(p: number): boolean {
+  return Number.isInteger(p) && p >= 1 && p <= 65535;
+}
