@@ -3,7 +3,7 @@ import eslint from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "conformance/out/**", "src/resources/generated/**"] },
+  { ignores: ["node_modules/**", "conformance/out/**", "src/resources/generated/**", ".scratch/**"] },
   eslint.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -85,7 +85,9 @@ export function isClusterScoped(kind: string): boolean {
 
 /** The key of an object in its ObjectMap. */
 export function objectKey(obj: { kind: string; metadata: { name: string; namespace?: string } }): string {
-  return isClusterScoped(obj.kind) ? obj.metadata.name : `${obj.metadata.namespace ?? "default"}/${obj.metadata.name}`;
+  return isClusterScoped(obj.kind)
+    ? obj.metadata.name
+    : `${obj.metadata.namespace ?? "default"}/${obj.metadata.name}`;
 }
 
 export function nsName(namespace: string, name: string): string {
@@ -137,7 +139,10 @@ export function buildSnapshot(objects: ReadonlyArray<{ object: KubeObject; sourc
     const field = snapshotField(object.apiVersion, object.kind);
     if (field === undefined) continue;
     // The API server sets generation 1 on create; files carry none.
-    let obj = object.metadata.generation === undefined ? { ...object, metadata: { ...object.metadata, generation: 1 } } : object;
+    let obj =
+      object.metadata.generation === undefined
+        ? { ...object, metadata: { ...object.metadata, generation: 1 } }
+        : object;
     if (!isClusterScoped(object.kind)) {
       const namespace = object.metadata.namespace ?? "default";
       referencedNamespaces.add(namespace);
@@ -152,13 +157,14 @@ export function buildSnapshot(objects: ReadonlyArray<{ object: KubeObject; sourc
     }
     sources.set(sourceKey, source);
     let map = maps.get(field);
-    if (map === undefined) maps.set(field, (map = new Map()));
+    if (map === undefined) maps.set(field, (map = new Map<string, KubeObject>()));
     map.set(key, obj);
   }
   let namespaces = maps.get("namespaces");
-  if (namespaces === undefined) maps.set("namespaces", (namespaces = new Map()));
+  if (namespaces === undefined) maps.set("namespaces", (namespaces = new Map<string, KubeObject>()));
   for (const ns of referencedNamespaces) {
-    if (!namespaces.has(ns)) namespaces.set(ns, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+    if (!namespaces.has(ns))
+      namespaces.set(ns, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
   }
   for (const [name, ns] of namespaces) {
     const labels = { ...ns.metadata.labels, "kubernetes.io/metadata.name": name };
