@@ -1,0 +1,181 @@
+// What the admin server shows, and a small store the serve loop feeds as the pipeline runs.
+//
+// Readiness: not ready until a configuration has been programmed into the data plane once. After
+// that, the proxy stays ready while a newer generation is pending or has failed to apply, because
+// the previous configuration keeps serving (a failed reload never replaces it); pulling a working
+// proxy out of its load balancer for every pending change would turn each change into an outage.
+// The reason field (and /status) then says that what serves is stale, and why.
+import { formatDocument } from "../errors.ts";
+import type { InputError } from "../errors.ts";
+import type { IR } from "../ir/types.ts";
+import type { StatusEntry } from "../status/types.ts";
+
+export interface Readiness {
+  ready: boolean;
+  /** Why not ready, or what is off while ready (a newer generation pending or failed). */
+  reason?: string;
+}
+
+/** What the admin server reads. Implementations must be cheap and must not throw. */
+export interface AdminState {
+  ready(): Readiness;
+  /** The `/status` document (see StatusDocument). */
+  status(): unknown;
+  /** The IR in effect, or undefined when no configuration is in effect yet (`/config` is then 503). */
+  config(): unknown;
+}
+
+/** One input problem, flattened for JSON. */
+export interface InputErrorReport {
+  /** The full one-line form, e.g. `a.yaml#2 HTTPRoute default/web: spec.rules[0]: ...`. */
+  message: string;
+  /** The bare problem. */
+  detail: string;
+  file?: string;
+  /** `file#index` (`file#index.items[i]` for a List item). */
+  document?: string;
+  index?: number;
+  item?: number;
+  line?: number;
+  column?: number;
+  kind?: string;
+  namespace?: string;
+  name?: string;
+  field?: string;
+}
+
+export function inputErrorReport(error: InputError): InputErrorReport {
+  const report: InputErrorReport = { message: error.message, detail: error.detail };
+  const location = error.location;
+  const document = formatDocument(location);
+  if (location.file !== undefined) report.file = location.file;
+  if (document !== "" && location.index !== undefined) report.document = document;
+  if (location.index !== undefined) report.index = location.index;
+  if (location.item !== undefined) report.item = location.item;
+  if (location.line !== undefined) report.line = location.line;
+  if (location.column !== undefined) report.column = location.column;
+  if (location.kind !== undefined) report.kind = location.kind;
+  if (location.namespace !== undefined) report.namespace = location.namespace;
+  if (location.name !== undefined) report.name = location.name;
+  if (location.field !== undefined) report.field = location.field;
+  return report;
+}
+
+/** How the data plane took a configuration. */
+export type ApplyMethod = "start" | "reload" | "runtime" | "unchanged";
+
+export interface ApplyRecord {
+  generation: number;
+  result: "success" | "failure";
+  method?: ApplyMethod;
+  /** RFC 3339. */
+  at: string;
+  /** Set when result is failure. */
+  error?: string;
+}
+
+export interface DataplaneState {
+  /** Generation of the configuration the data plane is running; null before the first success. */
+  appliedGeneration: number | null;
+  lastApply: ApplyRecord | null;
+  /** The last failure, kept after later successes so a past problem stays visible. */
+  lastError: ApplyRecord | null;
+}
+
+/** The `/status` document. */
+export interface StatusDocument {
+  /** Generation of the latest input; null before the first. */
+  generation: number | null;
+  /** Every object that gets status, with the status computed for the latest input. */
+  objects: StatusEntry[];
+  /** Input problems of the latest input. */
+  errors: InputErrorReport[];
+  warnings: string[];
+  dataplane: DataplaneState;
+}
+
+export type ApplyOutcome =
+  { ok: true; method?: ApplyMethod } | { ok: false; error: unknown; method?: ApplyMethod };
+
+/**
+ * An AdminState fed by the serve loop: `setInput` for each provider update, `setStatuses` for each
+ * translation, `recordApply` for each attempt to program the data plane.
+ */
+export class AdminStateStore implements AdminState {
+  readonly #now: () => Date;
+  #generation: number | null = null;
+  #errors: InputErrorReport[] = [];
+  #warnings: string[] = [];
+  #objects: StatusEntry[] = [];
+  #appliedIR: IR | undefined;
+  #dataplane: DataplaneState = { appliedGeneration: null, lastApply: null, lastError: null };
+
+  constructor(now: () => Date = () => new Date()) {
+    this.#now = now;
+  }
+
+  /** A new input generation arrived (its problems replace the previous ones). */
+  setInput(update: { generation: number; errors: readonly InputError[]; warnings: readonly string[] }): void {
+    this.#generation = update.generation;
+    this.#errors = update.errors.map(inputErrorReport);
+    this.#warnings = [...update.warnings];
+  }
+
+  /** The statuses computed for the latest input. */
+  setStatuses(statuses: readonly StatusEntry[]): void {
+    this.#objects = [...statuses];
+  }
+
+  /** An attempt to program `ir` (built from input `generation`) into the data plane. */
+  recordApply(generation: number, ir: IR, outcome: ApplyOutcome): void {
+    const record: ApplyRecord = {
+      generation,
+      result: outcome.ok ? "success" : "failure",
+      at: this.#now().toISOString(),
+    };
+    if (outcome.method !== undefined) record.method = outcome.method;
+    if (!outcome.ok) record.error = describe(outcome.error);
+    this.#dataplane = {
+      appliedGeneration: outcome.ok ? generation : this.#dataplane.appliedGeneration,
+      lastApply: record,
+      lastError: outcome.ok ? this.#dataplane.lastError : record,
+    };
+    if (outcome.ok) this.#appliedIR = ir;
+  }
+
+  ready(): Readiness {
+    const latest = this.#generation;
+    const { appliedGeneration, lastApply } = this.#dataplane;
+    const failed =
+      lastApply?.result === "failure" && lastApply.generation === latest ? `: ${lastApply.error ?? ""}` : "";
+    if (appliedGeneration === null) {
+      if (latest === null) return { ready: false, reason: "no configuration loaded yet" };
+      if (failed !== "")
+        return { ready: false, reason: `configuration generation ${latest} failed to apply${failed}` };
+      return { ready: false, reason: `configuration generation ${latest} not programmed yet` };
+    }
+    if (latest !== null && appliedGeneration < latest) {
+      const what = failed !== "" ? `failed to apply${failed}` : "is pending";
+      return { ready: true, reason: `serving generation ${appliedGeneration}; generation ${latest} ${what}` };
+    }
+    return { ready: true };
+  }
+
+  status(): StatusDocument {
+    return {
+      generation: this.#generation,
+      objects: this.#objects,
+      errors: this.#errors,
+      warnings: this.#warnings,
+      dataplane: this.#dataplane,
+    };
+  }
+
+  config(): IR | undefined {
+    return this.#appliedIR;
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,125 @@
+// Gatehouse's own Prometheus metrics, on a private prom-client Registry (never the global one, so
+// tests and several instances in one process do not collide). HAProxy's data-plane metrics come
+// from HAProxy's own exporter; the admin server serves them separately (see src/admin/server.ts).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { InputError } from "../errors.ts";
+
+/** Values of `gatehouse_reloads_total{result}`. */
+export type ReloadResult = "success" | "invalid" | "failure";
+
+/** Values of `gatehouse_runtime_updates_total{type}`: what a runtime API update changed. */
+export type RuntimeUpdateType = "server" | "weight" | "map" | "certificate";
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** `gatehouse_translations_total`: translator runs. */
+  readonly translations: Counter;
+  /** `gatehouse_translation_duration_seconds`: time of one translator run. */
+  readonly translationDuration: Histogram;
+  /**
+   * `gatehouse_config_errors_total{kind}`: input problems reported, per load of the input (the same
+   * broken file counts again at each load). `kind` is the Kubernetes kind of the object concerned,
+   * or `none` when the problem is not tied to one object (YAML syntax, an unreadable file).
+   */
+  readonly configErrors: Counter<"kind">;
+  /** `gatehouse_config_errors{kind}`: input problems in the input currently in effect. */
+  readonly configErrorsCurrent: Gauge<"kind">;
+  /** `gatehouse_reloads_total{result}`: HAProxy reloads; `result` is a ReloadResult. */
+  readonly reloads: Counter<"result">;
+  /** `gatehouse_runtime_updates_total{type}`: changes applied through the runtime API, no reload. */
+  readonly runtimeUpdates: Counter<"type">;
+  /** `gatehouse_last_applied_timestamp_seconds`: Unix time the data plane last took a new config. */
+  readonly lastAppliedTimestamp: Gauge;
+  /** `gatehouse_route_propagation_seconds`: from seeing an input change to the data plane applying it. */
+  readonly routePropagation: Histogram;
+}
+
+export interface MetricsOptions {
+  /** Also collect Node's default process metrics (RSS, CPU, heap, event loop lag). Default true. */
+  defaultMetrics?: boolean;
+}
+
+const TRANSLATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const PROPAGATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    translations: new Counter({
+      name: "gatehouse_translations_total",
+      help: "Translator runs.",
+      registers,
+    }),
+    translationDuration: new Histogram({
+      name: "gatehouse_translation_duration_seconds",
+      help: "Time of one translator run, in seconds.",
+      buckets: TRANSLATION_BUCKETS,
+      registers,
+    }),
+    configErrors: new Counter({
+      name: "gatehouse_config_errors_total",
+      help: "Input problems reported at each load, by Kubernetes kind of the object concerned (none: not tied to one object).",
+      labelNames: ["kind"],
+      registers,
+    }),
+    configErrorsCurrent: new Gauge({
+      name: "gatehouse_config_errors",
+      help: "Input problems in the input currently in effect, by Kubernetes kind (none: not tied to one object).",
+      labelNames: ["kind"],
+      registers,
+    }),
+    reloads: new Counter({
+      name: "gatehouse_reloads_total",
+      help: "HAProxy reloads by result (success; invalid: the new config failed validation; failure: the reload failed).",
+      labelNames: ["result"],
+      registers,
+    }),
+    runtimeUpdates: new Counter({
+      name: "gatehouse_runtime_updates_total",
+      help: "Changes applied through the HAProxy runtime API without a reload, by type (server, weight, map, certificate).",
+      labelNames: ["type"],
+      registers,
+    }),
+    lastAppliedTimestamp: new Gauge({
+      name: "gatehouse_last_applied_timestamp_seconds",
+      help: "Unix time at which the data plane last took a new configuration.",
+      registers,
+    }),
+    routePropagation: new Histogram({
+      name: "gatehouse_route_propagation_seconds",
+      help: "Time from seeing an input change to the data plane applying it, in seconds.",
+      buckets: PROPAGATION_BUCKETS,
+      registers,
+    }),
+  };
+}
+
+/** The `kind` label of an input problem. */
+export function configErrorKind(error: InputError): string {
+  return error.kind ?? "none";
+}
+
+const seenKinds = new WeakMap<Metrics, Set<string>>();
+
+/**
+ * Records the input problems of one load: adds them to `gatehouse_config_errors_total` and makes
+ * `gatehouse_config_errors` reflect exactly this set (kinds that had problems before go to 0).
+ */
+export function recordConfigErrors(metrics: Metrics, errors: readonly InputError[]): void {
+  const counts = new Map<string, number>();
+  for (const error of errors) {
+    const kind = configErrorKind(error);
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  let seen = seenKinds.get(metrics);
+  if (seen === undefined) seenKinds.set(metrics, (seen = new Set()));
+  for (const kind of seen) if (!counts.has(kind)) metrics.configErrorsCurrent.set({ kind }, 0);
+  for (const [kind, count] of counts) {
+    seen.add(kind);
+    metrics.configErrors.inc({ kind }, count);
+    metrics.configErrorsCurrent.set({ kind }, count);
+  }
+}
