@@ -124,7 +124,9 @@ function main(): void {
   mkdirSync(OUT_DIR, { recursive: true });
   writeFileSync(join(OUT_DIR, "types.ts"), types.join("\n"));
   writeFileSync(join(OUT_DIR, "schemas.json"), JSON.stringify(schemas) + "\n");
-  console.log(`wrote ${join(OUT_DIR, "types.ts")} and schemas.json (${Object.keys(schemas).length} API versions)`);
+  console.log(
+    `wrote ${join(OUT_DIR, "types.ts")} and schemas.json (${Object.keys(schemas).length} API versions)`,
+  );
 }
 
 main();

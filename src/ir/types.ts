@@ -196,7 +196,12 @@ export interface IRBackend {
   /** Ready endpoints, sorted. */
   endpoints: IREndpoint[];
   /** Upstream TLS from a BackendTLSPolicy. */
-  tls?: { sni: string; caCertificates: string[]; wellKnownCACertificates?: "System"; subjectAltNames: string[] };
+  tls?: {
+    sni: string;
+    caCertificates: string[];
+    wellKnownCACertificates?: "System";
+    subjectAltNames: string[];
+  };
 }
 
 export interface IREndpoint {

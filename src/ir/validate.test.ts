@@ -21,7 +21,15 @@ function irWith(rules: IR["gateways"][number]["listeners"][number]["virtualHosts
         name: "gw",
         gatewayClassName: "gatehouse",
         addresses: [],
-        listeners: [{ id: "default/gw/http", name: "http", port: 80, protocol: "HTTP", ...(rules ? { virtualHosts: rules } : {}) }],
+        listeners: [
+          {
+            id: "default/gw/http",
+            name: "http",
+            port: 80,
+            protocol: "HTTP",
+            ...(rules ? { virtualHosts: rules } : {}),
+          },
+        ],
       },
     ],
   };

@@ -20,7 +20,8 @@ export function validateIR(ir: IR): string[] {
   const checkBackends = (at: string, list: readonly IRWeightedBackend[]): void => {
     for (const [k, wb] of list.entries()) {
       const p = `${at}.backends[${k}]`;
-      if (!Number.isInteger(wb.weight) || wb.weight < 0) problems.push(`${p}.weight: ${wb.weight} is not a weight`);
+      if (!Number.isInteger(wb.weight) || wb.weight < 0)
+        problems.push(`${p}.weight: ${wb.weight} is not a weight`);
       if (wb.invalid === true) {
         if (wb.backend !== undefined) problems.push(`${p}: an invalid entry names backend ${wb.backend}`);
       } else if (wb.backend === undefined || !backendIds.has(wb.backend)) {
@@ -54,7 +55,8 @@ export function validateIR(ir: IR): string[] {
       const ruleIds = new Set<string>();
       for (const [vi, vh] of (l.virtualHosts ?? []).entries()) {
         const vat = `${lat}.virtualHosts[${vi}]`;
-        if (!HOSTNAME.test(vh.hostname)) problems.push(`${vat}.hostname: ${JSON.stringify(vh.hostname)} is not a hostname`);
+        if (!HOSTNAME.test(vh.hostname))
+          problems.push(`${vat}.hostname: ${JSON.stringify(vh.hostname)} is not a hostname`);
         for (const [ri, r] of vh.rules.entries()) {
           const rat = `${vat}.rules[${ri}]`;
           if (ruleIds.has(`${vh.hostname}|${r.id}`)) problems.push(`${rat}: duplicate rule id ${r.id}`);
@@ -63,7 +65,11 @@ export function validateIR(ir: IR): string[] {
           checkBackends(rat, r.backends);
         }
       }
-      for (const [ri, r] of [...(l.tlsRoutes ?? []), ...(l.tcpRoutes ?? []), ...(l.udpRoutes ?? [])].entries()) {
+      for (const [ri, r] of [
+        ...(l.tlsRoutes ?? []),
+        ...(l.tcpRoutes ?? []),
+        ...(l.udpRoutes ?? []),
+      ].entries()) {
         checkBackends(`${lat}.routes[${ri}]`, r.backends);
       }
     }
@@ -74,16 +80,20 @@ export function validateIR(ir: IR): string[] {
 function protocolShape(at: string, l: IRListener): string[] {
   const out: string[] = [];
   const http = l.protocol === "HTTP" || l.protocol === "HTTPS";
-  if (http !== (l.virtualHosts !== undefined)) out.push(`${at}: virtualHosts must be present exactly for HTTP/HTTPS`);
+  if (http !== (l.virtualHosts !== undefined))
+    out.push(`${at}: virtualHosts must be present exactly for HTTP/HTTPS`);
   if ((l.protocol === "HTTPS" || l.protocol === "TLS") !== (l.tls !== undefined)) {
     out.push(`${at}: tls must be present exactly for HTTPS/TLS`);
   }
   if (l.protocol === "HTTPS" && l.tls !== undefined && l.tls.certificates.length === 0) {
     out.push(`${at}.tls.certificates: an HTTPS listener needs a certificate`);
   }
-  if (l.protocol !== "TLS" && l.tlsRoutes !== undefined) out.push(`${at}: tlsRoutes on a ${l.protocol} listener`);
-  if (l.protocol !== "TCP" && l.tcpRoutes !== undefined) out.push(`${at}: tcpRoutes on a ${l.protocol} listener`);
-  if (l.protocol !== "UDP" && l.udpRoutes !== undefined) out.push(`${at}: udpRoutes on a ${l.protocol} listener`);
+  if (l.protocol !== "TLS" && l.tlsRoutes !== undefined)
+    out.push(`${at}: tlsRoutes on a ${l.protocol} listener`);
+  if (l.protocol !== "TCP" && l.tcpRoutes !== undefined)
+    out.push(`${at}: tcpRoutes on a ${l.protocol} listener`);
+  if (l.protocol !== "UDP" && l.udpRoutes !== undefined)
+    out.push(`${at}: udpRoutes on a ${l.protocol} listener`);
   return out;
 }
 

@@ -29,8 +29,7 @@ export interface RefSource {
 }
 
 export type BackendResult =
-  | { ok: true; backend: IRBackend }
-  | { ok: false; reason: RouteRefReason; message: string };
+  { ok: true; backend: IRBackend } | { ok: false; reason: RouteRefReason; message: string };
 
 /** Which backend protocols a route kind can use. */
 export type ProtocolFamily = "http" | "grpc" | "l4tcp" | "l4udp";
@@ -53,7 +52,14 @@ export function resolveBackendRef(
       message: `${field}: ${group === "" ? "" : group + "/"}${kind} is not a supported backend kind; use a core Service`,
     };
   }
-  if (!referenceAllowed(snapshot.referenceGrants, from, { group: "", kind: "Service", namespace, name: ref.name })) {
+  if (
+    !referenceAllowed(snapshot.referenceGrants, from, {
+      group: "",
+      kind: "Service",
+      namespace,
+      name: ref.name,
+    })
+  ) {
     return {
       ok: false,
       reason: "RefNotPermitted",
@@ -62,12 +68,23 @@ export function resolveBackendRef(
   }
   const service = snapshot.services.get(`${namespace}/${ref.name}`);
   if (service === undefined) {
-    return { ok: false, reason: "BackendNotFound", message: `${field}: Service ${namespace}/${ref.name} not found` };
+    return {
+      ok: false,
+      reason: "BackendNotFound",
+      message: `${field}: Service ${namespace}/${ref.name} not found`,
+    };
   }
   if (ref.port === undefined) {
-    return { ok: false, reason: "BackendNotFound", message: `${field}: port is required for a Service backend` };
+    return {
+      ok: false,
+      reason: "BackendNotFound",
+      message: `${field}: port is required for a Service backend`,
+    };
   }
-  const servicePort = service.spec?.ports?.find((p) => p.port === ref.port);
+  // A Service may expose one port number over both TCP and UDP: pick the entry the route can use.
+  const transport = family === "l4udp" ? "UDP" : "TCP";
+  const candidates = (service.spec?.ports ?? []).filter((p) => p.port === ref.port);
+  const servicePort = candidates.find((p) => (p.protocol ?? "TCP") === transport) ?? candidates[0];
   if (servicePort === undefined) {
     return {
       ok: false,
@@ -81,14 +98,28 @@ export function resolveBackendRef(
       ok: false,
       reason: "UnsupportedProtocol",
       message: `${field}: Service ${namespace}/${ref.name} port ${ref.port} has ${
-        servicePort.appProtocol !== undefined ? `appProtocol ${servicePort.appProtocol}` : `protocol ${servicePort.protocol ?? "TCP"}`
+        servicePort.appProtocol !== undefined
+          ? `appProtocol ${servicePort.appProtocol}`
+          : `protocol ${servicePort.protocol ?? "TCP"}`
       }, which ${familyName(family)} cannot use`,
+    };
+  }
+  // A BackendRef is invalid if "a BackendTLSPolicy is present that refers to the Service, and the
+  // implementation is unable to meet the requirement": Gatehouse does not originate TLS to backends
+  // yet, so it refuses rather than send the traffic in clear text.
+  const policy =
+    family === "http" || family === "grpc" ? backendTLSPolicyFor(snapshot, service, servicePort) : undefined;
+  if (policy !== undefined) {
+    return {
+      ok: false,
+      reason: "UnsupportedProtocol",
+      message: `${field}: BackendTLSPolicy ${namespace}/${policy} requires TLS to Service ${namespace}/${ref.name} port ${ref.port}, which Gatehouse does not support`,
     };
   }
   return {
     ok: true,
     backend: {
-      id: `service/${namespace}/${ref.name}/${ref.port}`,
+      id: backendId(namespace, ref.name, ref.port, family, protocol),
       source: { kind: "Service", namespace, name: ref.name },
       port: ref.port,
       protocol,
@@ -97,8 +128,43 @@ export function resolveBackendRef(
   };
 }
 
+/** The name of a BackendTLSPolicy targeting the Service (as a whole, or this port by name), if any. */
+function backendTLSPolicyFor(snapshot: Snapshot, service: Service, port: ServicePort): string | undefined {
+  const namespace = service.metadata.namespace ?? "default";
+  for (const policy of snapshot.backendTLSPolicies.values()) {
+    if ((policy.metadata.namespace ?? "default") !== namespace) continue;
+    const targets = policy.spec.targetRefs.some(
+      (t) =>
+        t.group === "" &&
+        t.kind === "Service" &&
+        t.name === service.metadata.name &&
+        (t.sectionName === undefined || t.sectionName === port.name),
+    );
+    if (targets) return policy.metadata.name;
+  }
+  return undefined;
+}
+
+/**
+ * `service/<ns>/<name>/<port>` for HTTPRoute backends; other route kinds append the protocol
+ * (`/tcp`, `/udp`, `/h2c`), so that one Service port used by an HTTPRoute and, say, a TCPRoute gives
+ * two distinct IR backends instead of one overwriting the other.
+ */
+function backendId(
+  namespace: string,
+  name: string,
+  port: number,
+  family: ProtocolFamily,
+  protocol: IRBackendProtocol,
+): string {
+  const base = `service/${namespace}/${name}/${port}`;
+  return family === "http" ? base : `${base}/${protocol}`;
+}
+
 function familyName(family: ProtocolFamily): string {
-  return { http: "an HTTP route", grpc: "a gRPC route", l4tcp: "a TCP/TLS route", l4udp: "a UDP route" }[family];
+  return { http: "an HTTP route", grpc: "a gRPC route", l4tcp: "a TCP/TLS route", l4udp: "a UDP route" }[
+    family
+  ];
 }
 
 /** The backend protocol for a Service port, from its `protocol` and `appProtocol`. */

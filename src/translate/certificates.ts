@@ -9,7 +9,8 @@ export type CertificateResult = { ok: true; certificate: IRCertificate } | { ok:
 /** Secret data with `stringData` merged over base64-decoded `data`, as the API server stores it. */
 export function secretData(secret: Secret): Map<string, string> {
   const out = new Map<string, string>();
-  for (const [k, v] of Object.entries(secret.data ?? {})) out.set(k, Buffer.from(v, "base64").toString("utf8"));
+  for (const [k, v] of Object.entries(secret.data ?? {}))
+    out.set(k, Buffer.from(v, "base64").toString("utf8"));
   for (const [k, v] of Object.entries(secret.stringData ?? {})) out.set(k, v);
   return out;
 }
@@ -28,20 +29,26 @@ export function certificateFromSecret(secret: Secret): CertificateResult {
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(certPem);
-  } catch (err) {
-    return { ok: false, message: `Secret ${id}: tls.crt is not a PEM certificate (${errorText(err)})` };
+  } catch {
+    // The parser's own error text depends on the OpenSSL build; keep the message stable.
+    return { ok: false, message: `Secret ${id}: tls.crt is not a PEM-encoded X.509 certificate` };
   }
   try {
     const key = createPrivateKey(keyPem);
     if (!cert.checkPrivateKey(key)) {
       return { ok: false, message: `Secret ${id}: tls.key does not match the certificate in tls.crt` };
     }
-  } catch (err) {
-    return { ok: false, message: `Secret ${id}: tls.key is not a PEM private key (${errorText(err)})` };
+  } catch {
+    return { ok: false, message: `Secret ${id}: tls.key is not a PEM-encoded private key` };
   }
   return {
     ok: true,
-    certificate: { id, certPem: ensureNewline(certPem), keyPem: ensureNewline(keyPem), dnsNames: dnsNames(cert) },
+    certificate: {
+      id,
+      certPem: ensureNewline(certPem),
+      keyPem: ensureNewline(keyPem),
+      dnsNames: dnsNames(cert),
+    },
   };
 }
 
@@ -60,8 +67,4 @@ function dnsNames(cert: X509Certificate): string[] {
 
 function ensureNewline(pem: string): string {
   return pem.endsWith("\n") ? pem : pem + "\n";
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

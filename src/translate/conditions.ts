@@ -55,12 +55,19 @@ export const gatewayProgrammed = (): ConditionSpec =>
   c("Programmed", "True", "Programmed", "Gateway is programmed");
 export const gatewayNotProgrammed = (message: string): ConditionSpec =>
   c("Programmed", "False", "Invalid", message);
-export const gatewayPending = (message: string): ConditionSpec => c("Programmed", "False", "Pending", message);
+export const gatewayPending = (message: string): ConditionSpec =>
+  c("Programmed", "False", "Pending", message);
 export const gatewayAddressNotUsable = (message: string): ConditionSpec =>
   c("Programmed", "False", "AddressNotUsable", message);
+export const gatewayAddressNotAssigned = (message: string): ConditionSpec =>
+  c("Programmed", "False", "AddressNotAssigned", message);
+
+export const gatewayInsecureFrontendValidationMode = (message: string): ConditionSpec =>
+  c("InsecureFrontendValidationMode", "True", "ConfigurationChanged", message);
 
 // Listener
-export const listenerAccepted = (): ConditionSpec => c("Accepted", "True", "Accepted", "Listener is accepted");
+export const listenerAccepted = (): ConditionSpec =>
+  c("Accepted", "True", "Accepted", "Listener is accepted");
 export const listenerUnsupportedProtocol = (message: string): ConditionSpec =>
   c("Accepted", "False", "UnsupportedProtocol", message);
 export const listenerUnsupportedValue = (message: string): ConditionSpec =>
@@ -80,6 +87,12 @@ export const listenerRefNotPermitted = (message: string): ConditionSpec =>
   c("ResolvedRefs", "False", "RefNotPermitted", message);
 export const listenerInvalidRouteKinds = (message: string): ConditionSpec =>
   c("ResolvedRefs", "False", "InvalidRouteKinds", message);
+export const listenerInvalidCACertificateRef = (message: string): ConditionSpec =>
+  c("ResolvedRefs", "False", "InvalidCACertificateRef", message);
+export const listenerInvalidCACertificateKind = (message: string): ConditionSpec =>
+  c("ResolvedRefs", "False", "InvalidCACertificateKind", message);
+export const listenerNoValidCACertificate = (message: string): ConditionSpec =>
+  c("Accepted", "False", "NoValidCACertificate", message);
 export const listenerProgrammed = (): ConditionSpec =>
   c("Programmed", "True", "Programmed", "Listener is programmed");
 export const listenerNotProgrammed = (message: string): ConditionSpec =>

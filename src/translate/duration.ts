@@ -6,6 +6,7 @@ const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 
 export function parseDuration(value: string): number | undefined {
   if (!/^([0-9]{1,5}(h|m|s|ms)){1,4}$/.test(value)) return undefined;
   let total = 0;
-  for (const m of value.matchAll(/([0-9]{1,5})(ms|h|m|s)/g)) total += Number(m[1]) * (UNIT_MS[m[2] ?? ""] ?? 0);
+  for (const m of value.matchAll(/([0-9]{1,5})(ms|h|m|s)/g))
+    total += Number(m[1]) * (UNIT_MS[m[2] ?? ""] ?? 0);
   return total;
 }

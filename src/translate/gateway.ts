@@ -6,6 +6,7 @@ import type { Snapshot } from "../resources/snapshot.ts";
 import * as cond from "./conditions.ts";
 import type { ConditionSpec, ConflictReason } from "./conditions.ts";
 import { certificateFromSecret } from "./certificates.ts";
+import { resolveFrontendValidation, usesInsecureFallback } from "./frontendtls.ts";
 import type { GatewayClassNode } from "./gatewayclass.ts";
 import type { LabelSelector } from "./labels.ts";
 import { referenceAllowed } from "./referencegrant.ts";
@@ -41,6 +42,8 @@ export interface GatewayNode {
   /** `namespace/name` */
   key: string;
   accepted: boolean;
+  /** Accepted, every requested address usable, and at least one listener programmed: goes into the IR. */
+  programmed: boolean;
   conditions: ConditionSpec[];
   listeners: ListenerNode[];
   /** IPAddress values from spec.addresses. */
@@ -57,7 +60,10 @@ const KINDS_BY_PROTOCOL: Record<string, readonly string[]> = {
 };
 
 /** Resolves every Gateway whose class is ours. Gateways of other classes are not returned. */
-export function resolveGateways(snapshot: Snapshot, classes: ReadonlyMap<string, GatewayClassNode>): GatewayNode[] {
+export function resolveGateways(
+  snapshot: Snapshot,
+  classes: ReadonlyMap<string, GatewayClassNode>,
+): GatewayNode[] {
   const nodes: GatewayNode[] = [];
   for (const [key, gateway] of snapshot.gateways) {
     const cls = classes.get(gateway.spec.gatewayClassName);
@@ -67,7 +73,12 @@ export function resolveGateways(snapshot: Snapshot, classes: ReadonlyMap<string,
   return nodes;
 }
 
-function resolveGateway(snapshot: Snapshot, key: string, gateway: Gateway, cls: GatewayClassNode): GatewayNode {
+function resolveGateway(
+  snapshot: Snapshot,
+  key: string,
+  gateway: Gateway,
+  cls: GatewayClassNode,
+): GatewayNode {
   const listeners = gateway.spec.listeners.map((l) => resolveListener(snapshot, gateway, l));
   markConflicts(listeners);
   for (const l of listeners) finishListener(l);
@@ -75,12 +86,17 @@ function resolveGateway(snapshot: Snapshot, key: string, gateway: Gateway, cls: 
   const conditions: ConditionSpec[] = [];
   const addresses: string[] = [];
   const addressProblems: string[] = [];
+  const unassigned: string[] = [];
   (gateway.spec.addresses ?? []).forEach((a, i) => {
     const type = a.type ?? "IPAddress";
     if (type !== "IPAddress") {
       addressProblems.push(`spec.addresses[${i}]: address type ${type} is not supported (only IPAddress)`);
-    } else if (a.value === undefined || a.value === "" || isIP(a.value) === 0) {
-      addressProblems.push(`spec.addresses[${i}]: ${JSON.stringify(a.value ?? "")} is not an IP address`);
+    } else if (a.value === undefined || a.value === "") {
+      // "If an implementation does not support an empty value, they MUST set the "Programmed"
+      // condition in status to False with a reason of "AddressNotAssigned"."
+      unassigned.push(`spec.addresses[${i}]`);
+    } else if (isIP(a.value) === 0) {
+      addressProblems.push(`spec.addresses[${i}]: ${JSON.stringify(a.value)} is not an IP address`);
     } else if (!addresses.includes(a.value)) {
       addresses.push(a.value);
     }
@@ -90,7 +106,9 @@ function resolveGateway(snapshot: Snapshot, key: string, gateway: Gateway, cls: 
   const valid = listeners.filter((l) => l.attachable);
   if (!cls.accepted) {
     accepted = false;
-    conditions.push(cond.gatewayInvalidParameters(`GatewayClass ${cls.gatewayClass.metadata.name} is not accepted`));
+    conditions.push(
+      cond.gatewayInvalidParameters(`GatewayClass ${cls.gatewayClass.metadata.name} is not accepted`),
+    );
   } else if (gateway.spec.infrastructure?.parametersRef !== undefined) {
     const ref = gateway.spec.infrastructure.parametersRef;
     accepted = false;
@@ -109,27 +127,43 @@ function resolveGateway(snapshot: Snapshot, key: string, gateway: Gateway, cls: 
     conditions.push(
       cond.gatewayListenersNotValid(
         accepted,
-        `Invalid listeners: ${bad.join(", ")}` + (good.length > 0 ? `; accepted listeners: ${good.join(", ")}` : ""),
+        `Invalid listeners: ${bad.join(", ")}` +
+          (good.length > 0 ? `; accepted listeners: ${good.join(", ")}` : ""),
       ),
     );
   } else {
     conditions.push(cond.gatewayAccepted());
   }
-  if (!accepted) {
+  if (usesInsecureFallback(gateway)) {
+    conditions.push(
+      cond.gatewayInsecureFrontendValidationMode(
+        "spec.tls.frontend: AllowInsecureFallback accepts clients without a valid certificate",
+      ),
+    );
+  }
+  const notProgrammed = !accepted
+    ? cond.gatewayNotProgrammed("The Gateway is not accepted")
+    : unassigned.length > 0
+      ? cond.gatewayAddressNotAssigned(
+          `${unassigned.join(", ")}: Gatehouse cannot assign addresses; give every IPAddress a value`,
+        )
+      : undefined;
+  if (notProgrammed !== undefined) {
     for (const l of listeners) {
       if (l.programmed) {
         l.programmed = false;
         l.conditions = l.conditions.filter((c) => c.type !== "Programmed");
-        l.conditions.push(cond.listenerNotProgrammed("The Gateway is not accepted"));
+        l.conditions.push(cond.listenerNotProgrammed(notProgrammed.message));
       }
     }
-    conditions.push(cond.gatewayNotProgrammed("The Gateway is not accepted"));
+    conditions.push(notProgrammed);
   } else if (!listeners.some((l) => l.programmed)) {
     conditions.push(cond.gatewayNotProgrammed("No listener is programmed"));
   } else {
     conditions.push(cond.gatewayProgrammed());
   }
-  return { gateway, key, accepted, conditions, listeners, addresses };
+  const programmed = listeners.some((l) => l.programmed);
+  return { gateway, key, accepted, programmed, conditions, listeners, addresses };
 }
 
 function resolveListener(snapshot: Snapshot, gateway: Gateway, listener: Listener): ListenerNode {
@@ -166,7 +200,8 @@ function resolveListener(snapshot: Snapshot, gateway: Gateway, listener: Listene
     for (const rk of requested) {
       const group = rk.group ?? GATEWAY_GROUP;
       if (group === GATEWAY_GROUP && kinds.includes(rk.kind)) {
-        if (!node.supportedKinds.some((k) => k.kind === rk.kind)) node.supportedKinds.push({ group, kind: rk.kind });
+        if (!node.supportedKinds.some((k) => k.kind === rk.kind))
+          node.supportedKinds.push({ group, kind: rk.kind });
       } else {
         invalid.push(group === "" ? rk.kind : `${group}/${rk.kind}`);
       }
@@ -194,7 +229,9 @@ function resolveTLS(snapshot: Snapshot, node: ListenerNode): void {
     const namespace = gateway.metadata.namespace ?? "default";
     const refs = listener.tls?.certificateRefs ?? [];
     if (refs.length === 0) {
-      node.conditions.push(cond.listenerInvalidCertificateRef("tls.certificateRefs: at least one certificate is required"));
+      node.conditions.push(
+        cond.listenerInvalidCertificateRef("tls.certificateRefs: at least one certificate is required"),
+      );
     }
     refs.forEach((ref, i) => {
       const field = `tls.certificateRefs[${i}]`;
@@ -203,7 +240,9 @@ function resolveTLS(snapshot: Snapshot, node: ListenerNode): void {
       const refNs = ref.namespace ?? namespace;
       if (group !== "" || kind !== "Secret") {
         node.conditions.push(
-          cond.listenerInvalidCertificateRef(`${field}: ${group === "" ? "" : group + "/"}${kind} is not supported; use a core Secret`),
+          cond.listenerInvalidCertificateRef(
+            `${field}: ${group === "" ? "" : group + "/"}${kind} is not supported; use a core Secret`,
+          ),
         );
         return;
       }
@@ -222,7 +261,9 @@ function resolveTLS(snapshot: Snapshot, node: ListenerNode): void {
       }
       const secret = snapshot.secrets.get(`${refNs}/${ref.name}`);
       if (secret === undefined) {
-        node.conditions.push(cond.listenerInvalidCertificateRef(`${field}: Secret ${refNs}/${ref.name} not found`));
+        node.conditions.push(
+          cond.listenerInvalidCertificateRef(`${field}: Secret ${refNs}/${ref.name} not found`),
+        );
         return;
       }
       const result = certificateFromSecret(secret);
@@ -234,6 +275,12 @@ function resolveTLS(snapshot: Snapshot, node: ListenerNode): void {
     });
   }
   node.tls = { mode, certificates };
+  if (listener.protocol === "HTTPS") {
+    const frontend = resolveFrontendValidation(snapshot, gateway, listener.port);
+    node.conditions.push(...frontend.conditions);
+    if (frontend.rejected) node.attachable = false;
+    if (frontend.clientValidation !== undefined) node.tls.clientValidation = frontend.clientValidation;
+  }
 }
 
 /** Transport of a protocol: listeners conflict only with listeners of the same transport and port. */

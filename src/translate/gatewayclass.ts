@@ -15,7 +15,10 @@ export interface GatewayClassNode {
 }
 
 /** The classes whose controllerName is ours, keyed by name. Other classes are ignored entirely. */
-export function resolveGatewayClasses(snapshot: Snapshot, controllerName: string): Map<string, GatewayClassNode> {
+export function resolveGatewayClasses(
+  snapshot: Snapshot,
+  controllerName: string,
+): Map<string, GatewayClassNode> {
   const nodes = new Map<string, GatewayClassNode>();
   for (const gc of snapshot.gatewayClasses.values()) {
     if (gc.spec.controllerName !== controllerName) continue;

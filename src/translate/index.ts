@@ -1,7 +1,14 @@
 // The translator: a pure function from a resource snapshot to statuses and the data-plane IR.
 // Steps, in order: GatewayClasses → Gateways and listeners → routes of every kind → IR + statuses.
-import type { IR, IRBackend, IRGateway, IRL4Route, IRListener, IRTLSRoute, IRVirtualHost } from "../ir/types.ts";
-import type { HTTPRoute } from "../resources/generated/types.ts";
+import type {
+  IR,
+  IRBackend,
+  IRGateway,
+  IRL4Route,
+  IRListener,
+  IRTLSRoute,
+  IRVirtualHost,
+} from "../ir/types.ts";
 import type { Snapshot } from "../resources/snapshot.ts";
 import type { StatusEntry } from "../status/types.ts";
 import { stampConditions, type ConditionSpec } from "./conditions.ts";
@@ -44,7 +51,7 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   const httpRules = new Map<string, Map<string, RuleEntry[]>>();
   const sink = (listenerId: string, hostname: string, entry: RuleEntry): void => {
     let hosts = httpRules.get(listenerId);
-    if (hosts === undefined) httpRules.set(listenerId, (hosts = new Map()));
+    if (hosts === undefined) httpRules.set(listenerId, (hosts = new Map<string, RuleEntry[]>()));
     const list = hosts.get(hostname);
     if (list === undefined) hosts.set(hostname, [entry]);
     else list.push(entry);
@@ -52,10 +59,16 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   for (const route of snapshot.httpRoutes.values()) {
     const attachments = attachRoute(snapshot, "HTTPRoute", route, gateways);
     if (attachments.length === 0) continue;
-    const result = translateHTTPRoute(snapshot, route, backends);
+    // Backends are registered only once the route is actually served by some listener.
+    const routeBackends = new Map<string, IRBackend>();
+    const result = translateHTTPRoute(snapshot, route, routeBackends);
+    // A route rejected because none of its rules can be implemented is still emitted: every rule of
+    // it answers 500, so that its requests are never served by another route without the filters it
+    // asked for (a filter that cannot be applied "MUST NOT be skipped").
+    const served = emitHTTPRoute(route, result, attachments, sink) > 0;
     if (result.rejected === undefined) {
       countAttachedRoutes(attachments);
-      emitHTTPRoute(route as HTTPRoute, result, attachments, sink);
+      if (served) addAll(backends, routeBackends);
     }
     routeStatuses.push({
       kind: "HTTPRoute",
@@ -77,7 +90,8 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
     for (const route of routes) {
       const attachments = attachRoute(snapshot, kind, route, gateways);
       if (attachments.length === 0) continue;
-      const result = translateL4Route(snapshot, kind, route, backends);
+      const routeBackends = new Map<string, IRBackend>();
+      const result = translateL4Route(snapshot, kind, route, routeBackends);
       countAttachedRoutes(attachments);
       const ref = { kind, namespace: route.metadata.namespace ?? "default", name: route.metadata.name };
       const seen = new Set<string>();
@@ -88,19 +102,24 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
           seen.add(listener.id);
           const ir =
             kind === "TLSRoute"
-              ? { route: ref, hostnames: [...hostnames].sort(compareHostnameSpecificity), backends: result.backends }
+              ? {
+                  route: ref,
+                  hostnames: [...hostnames].sort(compareHostnameSpecificity),
+                  backends: result.backends,
+                }
               : { route: ref, backends: result.backends };
           const list = l4Routes.get(listener.id);
           if (list === undefined) l4Routes.set(listener.id, [{ route, ir }]);
           else list.push({ route, ir });
         }
       }
+      if (seen.size > 0) addAll(backends, routeBackends);
       routeStatuses.push({ kind, route, attachments, routeConditions: result.conditions });
     }
   }
 
   const ir: IR = {
-    gateways: gatewayNodes.filter((g) => g.accepted).map((g) => gatewayIR(g, httpRules, l4Routes)),
+    gateways: gatewayNodes.filter((g) => g.programmed).map((g) => gatewayIR(g, httpRules, l4Routes)),
     backends: [...backends.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
   };
 
@@ -120,6 +139,10 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   for (const r of routeStatuses) statuses.push(routeStatus(r, options));
   statuses.sort(compareStatusEntries);
   return { statuses, ir };
+}
+
+function addAll(target: Map<string, IRBackend>, source: ReadonlyMap<string, IRBackend>): void {
+  for (const [id, backend] of source) target.set(id, backend);
 }
 
 function gatewayIR(
@@ -148,19 +171,19 @@ function listenerIR(
     name: l.listener.name,
     port: l.listener.port,
     protocol,
-    ...(l.listener.hostname !== undefined && l.listener.hostname !== "" ? { hostname: l.listener.hostname } : {}),
+    ...(l.listener.hostname !== undefined && l.listener.hostname !== ""
+      ? { hostname: l.listener.hostname }
+      : {}),
     ...(l.tls !== undefined ? { tls: l.tls } : {}),
   };
   if (protocol === "HTTP" || protocol === "HTTPS") {
     const hosts = httpRules.get(l.id) ?? new Map<string, RuleEntry[]>();
-    out.virtualHosts = [...hosts.keys()].sort(compareHostnameSpecificity).map(
-      (hostname): IRVirtualHost => ({
-        hostname,
-        rules: [...(hosts.get(hostname) ?? [])]
-          .sort((a, b) => compareHTTPMatches(a.candidate, b.candidate))
-          .map((e) => e.rule),
-      }),
-    );
+    out.virtualHosts = [...hosts.keys()].sort(compareHostnameSpecificity).map((hostname): IRVirtualHost => ({
+      hostname,
+      rules: [...(hosts.get(hostname) ?? [])]
+        .sort((a, b) => compareHTTPMatches(a.candidate, b.candidate))
+        .map((e) => e.rule),
+    }));
     return out;
   }
   // L4 routes in precedence order: oldest first, then namespace/name.
@@ -168,12 +191,16 @@ function listenerIR(
     compareRouteIdentity(identity(a.route), identity(b.route)),
   );
   if (protocol === "TLS") out.tlsRoutes = routes.map((r) => r.ir as IRTLSRoute);
-  else if (protocol === "TCP") out.tcpRoutes = routes.map((r) => r.ir as IRL4Route);
-  else out.udpRoutes = routes.map((r) => r.ir as IRL4Route);
+  else if (protocol === "TCP") out.tcpRoutes = routes.map((r) => r.ir);
+  else out.udpRoutes = routes.map((r) => r.ir);
   return out;
 }
 
-function identity(route: L4Route): { routeCreationTimestamp: string; routeNamespace: string; routeName: string } {
+function identity(route: L4Route): {
+  routeCreationTimestamp: string;
+  routeNamespace: string;
+  routeName: string;
+} {
   return {
     routeCreationTimestamp: route.metadata.creationTimestamp ?? "",
     routeNamespace: route.metadata.namespace ?? "default",
@@ -188,7 +215,10 @@ function gatewayStatus(g: GatewayNode, now: string): StatusEntry {
     kind: "Gateway",
     metadata: { name: g.gateway.metadata.name, namespace: g.gateway.metadata.namespace ?? "default" },
     status: {
-      ...(g.addresses.length > 0 ? { addresses: g.addresses.map((value) => ({ type: "IPAddress", value })) } : {}),
+      // Addresses are reported only once they are actually bound (the Gateway is in the IR).
+      ...(g.programmed && g.addresses.length > 0
+        ? { addresses: g.addresses.map((value) => ({ type: "IPAddress", value })) }
+        : {}),
       conditions: stampConditions(g.conditions, generation, now),
       listeners: g.listeners.map((l) => ({
         name: l.listener.name,

@@ -9,7 +9,10 @@ export interface LabelSelector {
  * True when `labels` satisfy the selector. An empty selector matches everything; an expression
  * with an unknown operator matches nothing (as the API server would have rejected it).
  */
-export function selectorMatches(selector: LabelSelector, labels: Readonly<Record<string, string>> = {}): boolean {
+export function selectorMatches(
+  selector: LabelSelector,
+  labels: Readonly<Record<string, string>> = {},
+): boolean {
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) {
     if (labels[k] !== v) return false;
   }

@@ -31,7 +31,10 @@ export function referenceAllowed(
     );
     if (!fromOk) continue;
     const toOk = grant.spec.to.some(
-      (t) => t.group === to.group && t.kind === to.kind && (t.name === undefined || t.name === "" || t.name === to.name),
+      (t) =>
+        t.group === to.group &&
+        t.kind === to.kind &&
+        (t.name === undefined || t.name === "" || t.name === to.name),
     );
     if (toOk) return true;
   }

@@ -7,8 +7,30 @@ export type HTTPRouteRule = NonNullable<HTTPRouteSpec["rules"]>[number];
 export type HTTPRouteFilter = NonNullable<HTTPRouteRule["filters"]>[number];
 export type HTTPBackendRef = NonNullable<HTTPRouteRule["backendRefs"]>[number];
 
-/** Filter types Gatehouse does not implement: a rule using one answers 500 and the route says why. */
-export const UNSUPPORTED_FILTERS: ReadonlySet<string> = new Set(["ExtensionRef", "ExternalAuth"]);
+/**
+ * Why Gatehouse cannot apply a filter, if it cannot. Either way the filter "MUST NOT be skipped":
+ * the requests it applies to get HTTP 500. An ExtensionRef names a resource of a kind Gatehouse does
+ * not know, an unresolvable reference ("ResolvedRefs" False, reason InvalidKind: "a reference to an
+ * unknown or unsupported Group and/or Kind"); a filter type Gatehouse does not implement (ExternalAuth)
+ * makes the rule invalid (PartiallyInvalid, or Accepted False when every rule is).
+ */
+export function filterProblem(
+  f: HTTPRouteFilter,
+  at: string,
+): { unresolvedRef: boolean; message: string } | undefined {
+  if (f.type === "ExtensionRef") {
+    const ref = f.extensionRef;
+    const what = ref === undefined ? "" : ` ${ref.group}/${ref.kind} ${ref.name}`;
+    return {
+      unresolvedRef: true,
+      message: `${at}: ExtensionRef${what}: Gatehouse supports no filter extensions`,
+    };
+  }
+  if (f.type === "ExternalAuth") {
+    return { unresolvedRef: false, message: `${at}: ExternalAuth is not supported by Gatehouse` };
+  }
+  return undefined;
+}
 
 export interface FilterContext {
   listenerProtocol: "HTTP" | "HTTPS";
@@ -86,7 +108,8 @@ export function convertFilters(
       case "RequestRedirect": {
         if (!f.requestRedirect) break;
         const redirect = resolveRedirect(f.requestRedirect, ctx);
-        if (redirect === undefined) return { error: `filters[${i}]: ReplacePrefixMatch needs a PathPrefix match` };
+        if (redirect === undefined)
+          return { error: `filters[${i}]: ReplacePrefixMatch needs a PathPrefix match` };
         out.push({ type: "RequestRedirect", redirect });
         break;
       }
@@ -95,7 +118,8 @@ export function convertFilters(
         let path: IRPathModifier | undefined;
         if (f.urlRewrite.path !== undefined) {
           path = pathModifier(f.urlRewrite.path, ctx.prefix);
-          if (path === undefined) return { error: `filters[${i}]: ReplacePrefixMatch needs a PathPrefix match` };
+          if (path === undefined)
+            return { error: `filters[${i}]: ReplacePrefixMatch needs a PathPrefix match` };
         }
         out.push({
           type: "URLRewrite",

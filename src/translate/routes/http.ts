@@ -1,5 +1,12 @@
 // HTTPRoute: rules → IR rules per (listener, hostname), plus the route's conditions.
-import type { IRBackend, IRHTTPMatch, IRHTTPRule, IRMirror, IRWeightedBackend, IRSessionPersistence } from "../../ir/types.ts";
+import type {
+  IRBackend,
+  IRHTTPMatch,
+  IRHTTPRule,
+  IRMirror,
+  IRWeightedBackend,
+  IRSessionPersistence,
+} from "../../ir/types.ts";
 import type { HTTPRoute } from "../../resources/generated/types.ts";
 import type { Snapshot } from "../../resources/snapshot.ts";
 import { resolveBackendRef, type RefSource } from "../backends.ts";
@@ -8,7 +15,7 @@ import type { ConditionSpec } from "../conditions.ts";
 import { parseDuration } from "../duration.ts";
 import { GATEWAY_GROUP } from "../gateway.ts";
 import type { MatchCandidate } from "../precedence.ts";
-import { convertFilters, mirrorPercent, UNSUPPORTED_FILTERS, type HTTPRouteFilter, type HTTPRouteRule } from "./filters.ts";
+import { convertFilters, filterProblem, mirrorPercent, type HTTPRouteRule } from "./filters.ts";
 import type { ListenerAttachment, ParentAttachment } from "./parents.ts";
 
 /** One IR rule with what the precedence comparator needs to order it. */
@@ -28,6 +35,8 @@ interface RuleDraft {
   mirrors: Map<number, IRMirror | undefined>;
   /** Why the rule cannot be served as written (it then answers 500). */
   invalid?: string;
+  /** A rule-level filter cannot be applied (unresolved ExtensionRef): the rule answers 500. */
+  failClosed?: boolean;
   timeouts?: IRHTTPRule["timeouts"];
   retry?: IRHTTPRule["retry"];
   sessionPersistence?: IRSessionPersistence;
@@ -51,17 +60,32 @@ export function translateHTTPRoute(
   const namespace = route.metadata.namespace ?? "default";
   const from: RefSource = { group: GATEWAY_GROUP, kind: "HTTPRoute", namespace };
   const refFailures: RouteRefFailure[] = [];
+  const resolved = new Map<string, IRBackend>();
   const drafts: RuleDraft[] = (route.spec.rules ?? [{}]).map((rule, index) => {
     const field = `spec.rules[${index}]`;
     const draft: RuleDraft = { index, rule, matches: matchesOf(rule), backends: [], mirrors: new Map() };
     const problems: string[] = [];
-    checkFilters(rule.filters ?? [], `${field}.`, problems);
+    for (const [i, f] of (rule.filters ?? []).entries()) {
+      const problem = filterProblem(f, `${field}.filters[${i}]`);
+      if (problem === undefined) continue;
+      if (!problem.unresolvedRef) problems.push(problem.message);
+      else {
+        refFailures.push({ reason: "InvalidKind", message: problem.message });
+        draft.failClosed = true;
+      }
+    }
 
     for (const [i, f] of (rule.filters ?? []).entries()) {
       if (f.type !== "RequestMirror" || f.requestMirror === undefined) continue;
-      const r = resolveBackendRef(snapshot, from, f.requestMirror.backendRef, "http", `${field}.filters[${i}].requestMirror.backendRef`);
+      const r = resolveBackendRef(
+        snapshot,
+        from,
+        f.requestMirror.backendRef,
+        "http",
+        `${field}.filters[${i}].requestMirror.backendRef`,
+      );
       if (r.ok) {
-        backends.set(r.backend.id, r.backend);
+        resolved.set(r.backend.id, r.backend);
         draft.mirrors.set(i, { backend: r.backend.id, percent: mirrorPercent(f.requestMirror) });
       } else {
         refFailures.push(r);
@@ -71,24 +95,40 @@ export function translateHTTPRoute(
 
     for (const [i, ref] of (rule.backendRefs ?? []).entries()) {
       const bfield = `${field}.backendRefs[${i}]`;
-      checkFilters(ref.filters ?? [], `${bfield}.`, problems);
       const weight = ref.weight ?? 1;
+      // A backendRef-level filter that cannot be applied fails the requests sent to that backend.
+      let unusable = false;
+      for (const [j, f] of (ref.filters ?? []).entries()) {
+        const problem = filterProblem(f, `${bfield}.filters[${j}]`);
+        if (problem === undefined) continue;
+        unusable = true;
+        if (problem.unresolvedRef) refFailures.push({ reason: "InvalidKind", message: problem.message });
+        else problems.push(problem.message);
+      }
       const r = resolveBackendRef(snapshot, from, ref, "http", bfield);
-      if (!r.ok) {
-        refFailures.push(r);
+      if (!r.ok) refFailures.push(r);
+      if (!r.ok || unusable) {
         draft.backends.push({ weight, filters: [], invalid: true });
         continue;
       }
-      backends.set(r.backend.id, r.backend);
+      resolved.set(r.backend.id, r.backend);
       draft.backends.push({ backend: r.backend.id, weight, filters: [] });
     }
 
     const timeouts = rule.timeouts;
     if (timeouts !== undefined) {
       const request = timeouts.request !== undefined ? parseDuration(timeouts.request) : undefined;
-      const backendRequest = timeouts.backendRequest !== undefined ? parseDuration(timeouts.backendRequest) : undefined;
-      if (request !== undefined && backendRequest !== undefined && request !== 0 && backendRequest > request) {
-        problems.push(`${field}.timeouts.backendRequest (${timeouts.backendRequest}) must not exceed timeouts.request (${timeouts.request})`);
+      const backendRequest =
+        timeouts.backendRequest !== undefined ? parseDuration(timeouts.backendRequest) : undefined;
+      if (
+        request !== undefined &&
+        backendRequest !== undefined &&
+        request !== 0 &&
+        backendRequest > request
+      ) {
+        problems.push(
+          `${field}.timeouts.backendRequest (${timeouts.backendRequest}) must not exceed timeouts.request (${timeouts.request})`,
+        );
       }
       draft.timeouts = {
         ...(request !== undefined ? { requestMs: request } : {}),
@@ -120,26 +160,41 @@ export function translateHTTPRoute(
     return draft;
   });
 
+  // Register only the backends of rules that will forward traffic (rules answering 500 use none).
+  for (const d of drafts) {
+    if (d.invalid !== undefined || d.failClosed === true) continue;
+    const ids = [...d.backends.map((b) => b.backend), ...[...d.mirrors.values()].map((m) => m?.backend)];
+    for (const id of ids) {
+      const backend = id === undefined ? undefined : resolved.get(id);
+      if (backend !== undefined) backends.set(backend.id, backend);
+    }
+  }
+
   const conditions: ConditionSpec[] = [];
   const first = refFailures[0];
-  conditions.push(first === undefined ? cond.routeResolvedRefs() : cond.routeUnresolvedRefs(first.reason, refFailures.map((f) => f.message).join("; ")));
+  conditions.push(
+    first === undefined
+      ? cond.routeResolvedRefs()
+      : cond.routeUnresolvedRefs(first.reason, refFailures.map((f) => f.message).join("; ")),
+  );
   const invalid = drafts.filter((d) => d.invalid !== undefined);
   const result: HTTPRouteResult = { conditions, drafts };
   if (invalid.length > 0) {
     const message = invalid.map((d) => d.invalid).join("; ");
     if (invalid.length === drafts.length) result.rejected = cond.routeUnsupportedValue(message);
-    else conditions.push(cond.routePartiallyInvalid(`Rules answering 500: ${message}`));
-  }
-  return result;
-}
-
-function checkFilters(filters: readonly HTTPRouteFilter[], prefix: string, problems: string[]): void {
-  for (const [i, f] of filters.entries()) {
-    if (UNSUPPORTED_FILTERS.has(f.type)) {
-      const ext = f.extensionRef ? ` (${f.extensionRef.group}/${f.extensionRef.kind} ${f.extensionRef.name})` : "";
-      problems.push(`${prefix}filters[${i}]: ${f.type}${ext} is not supported by Gatehouse`);
+    else {
+      // The spec wants the message of a rule-dropping implementation to start with "Dropped Rule".
+      // The dropped rule keeps its matches and answers 500, as a filter that cannot be applied "MUST
+      // NOT be skipped" (HTTPRouteFilter.type).
+      const rules = invalid.map((d) => `spec.rules[${d.index}]`).join(", ");
+      conditions.push(
+        cond.routePartiallyInvalid(
+          `Dropped Rule ${rules} (requests ${invalid.length === 1 ? "it matches get" : "they match get"} HTTP 500): ${message}`,
+        ),
+      );
     }
   }
+  return result;
 }
 
 /** The rule's matches with defaults: no matches means "PathPrefix /". */
@@ -147,14 +202,45 @@ function matchesOf(rule: HTTPRouteRule): IRHTTPMatch[] {
   const matches = rule.matches === undefined || rule.matches.length === 0 ? [{}] : rule.matches;
   return matches.map((m) => ({
     path: { type: m.path?.type ?? "PathPrefix", value: m.path?.value ?? "/" },
-    headers: (m.headers ?? []).map((h) => ({ type: h.type ?? "Exact", name: h.name, value: h.value })),
-    queryParams: (m.queryParams ?? []).map((q) => ({ type: q.type ?? "Exact", name: q.name, value: q.value })),
+    headers: firstPerName(m.headers ?? []).map((h) => ({
+      type: h.type ?? "Exact",
+      name: h.name,
+      value: h.value,
+    })),
+    queryParams: (m.queryParams ?? []).map((q) => ({
+      type: q.type ?? "Exact",
+      name: q.name,
+      value: q.value,
+    })),
     ...(m.method !== undefined ? { method: m.method } : {}),
   }));
 }
 
-/** Emits the IR rules of an accepted HTTPRoute on each listener it attached to. */
-export function emitHTTPRoute(route: HTTPRoute, result: HTTPRouteResult, attachments: readonly ParentAttachment[], sink: RuleSink): void {
+/**
+ * Header matches without later entries of an equivalent (case-insensitive) name: "If multiple entries
+ * specify equivalent header names, only the first entry with an equivalent name MUST be considered for
+ * a match. Subsequent entries with an equivalent header name MUST be ignored."
+ */
+function firstPerName<T extends { name: string }>(headers: readonly T[]): T[] {
+  const seen = new Set<string>();
+  return headers.filter((h) => {
+    const key = h.name.toLowerCase();
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/**
+ * Emits the IR rules of an accepted HTTPRoute on each programmed listener it attached to; returns the
+ * number of such listeners (0: the route is served nowhere).
+ */
+export function emitHTTPRoute(
+  route: HTTPRoute,
+  result: HTTPRouteResult,
+  attachments: readonly ParentAttachment[],
+  sink: RuleSink,
+): number {
   const namespace = route.metadata.namespace ?? "default";
   const seen = new Set<string>();
   const targets: ListenerAttachment[] = [];
@@ -192,6 +278,7 @@ export function emitHTTPRoute(route: HTTPRoute, result: HTTPRouteResult, attachm
       });
     }
   }
+  return targets.length;
 }
 
 function buildRule(
@@ -212,20 +299,25 @@ function buildRule(
     filters: [],
     backends: [],
   };
-  if (draft.invalid !== undefined) return base; // no backends and no redirect: the data plane answers 500
+  // No backends and no redirect: the data plane answers 500.
+  if (draft.invalid !== undefined || draft.failClosed === true) return base;
   const filters = convertFilters(draft.rule.filters ?? [], ctx);
   if ("error" in filters) return base;
   const backends: IRWeightedBackend[] = [];
   for (const [i, b] of draft.backends.entries()) {
     const ref = draft.rule.backendRefs?.[i];
     const bf = convertFilters(ref?.filters ?? [], ctx);
-    backends.push("error" in bf ? { weight: b.weight, filters: [], invalid: true } : { ...b, filters: bf.filters });
+    backends.push(
+      "error" in bf ? { weight: b.weight, filters: [], invalid: true } : { ...b, filters: bf.filters },
+    );
   }
   return {
     ...base,
     filters: filters.filters,
     backends,
-    ...(draft.timeouts !== undefined && Object.keys(draft.timeouts).length > 0 ? { timeouts: draft.timeouts } : {}),
+    ...(draft.timeouts !== undefined && Object.keys(draft.timeouts).length > 0
+      ? { timeouts: draft.timeouts }
+      : {}),
     ...(draft.retry !== undefined ? { retry: draft.retry } : {}),
     ...(draft.sessionPersistence !== undefined ? { sessionPersistence: draft.sessionPersistence } : {}),
   };

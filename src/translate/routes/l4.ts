@@ -28,7 +28,13 @@ export function translateL4Route(
   route.spec.rules.forEach((rule, ri) => {
     rule.backendRefs.forEach((ref, bi) => {
       const weight = ref.weight ?? 1;
-      const r = resolveBackendRef(snapshot, { group: GATEWAY_GROUP, kind, namespace }, ref, family, `spec.rules[${ri}].backendRefs[${bi}]`);
+      const r = resolveBackendRef(
+        snapshot,
+        { group: GATEWAY_GROUP, kind, namespace },
+        ref,
+        family,
+        `spec.rules[${ri}].backendRefs[${bi}]`,
+      );
       if (!r.ok) {
         failures.push(r);
         out.push({ weight, filters: [], invalid: true });

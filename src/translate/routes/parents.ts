@@ -146,7 +146,10 @@ function namespaceAllowed(snapshot: Snapshot, l: ListenerNode, routeNs: string):
       return routeNs === gwNs;
     case "Selector": {
       const ns = snapshot.namespaces.get(routeNs);
-      return l.allowedNamespaces.selector !== undefined && selectorMatches(l.allowedNamespaces.selector, ns?.metadata.labels);
+      return (
+        l.allowedNamespaces.selector !== undefined &&
+        selectorMatches(l.allowedNamespaces.selector, ns?.metadata.labels)
+      );
     }
   }
 }
