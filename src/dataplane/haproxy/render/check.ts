@@ -1,0 +1,367 @@
+// Everything the renderer cannot express (or cannot express safely), found before rendering. The
+// same walk serves `render` (which throws a RenderError with all issues) and callers that want the
+// list up front (`checkRenderable`) to mark the offending objects unsupported.
+import { isIP } from "node:net";
+import type {
+  IR,
+  IRBackend,
+  IRHTTPFilter,
+  IRHTTPRule,
+  IRPathModifier,
+  IRWeightedBackend,
+} from "../../../ir/types.ts";
+import type { RenderIssue } from "./errors.ts";
+import type { RenderOptions } from "./model.ts";
+import {
+  controlIssue,
+  corsOriginIssue,
+  headerValueIssue,
+  hostnameIssue,
+  pathIssue,
+  regexIssue,
+  tokenIssue,
+} from "./syntax.ts";
+
+/** `retry-on` status codes HAProxy 2.6 accepts. */
+export const RETRY_CODES: ReadonlySet<number> = new Set([404, 408, 425, 500, 501, 502, 503, 504]);
+const REDIRECT_CODES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+const METHOD = /^[A-Z]+$/;
+const SAFE_PATH = /^\/[A-Za-z0-9._/-]*$/;
+const DURATION = /^[0-9]+(?:us|ms|s|m|h|d)?$/;
+/** Unix socket paths are limited to 108 bytes; HAProxy appends `.<pid>.tmp` while binding. */
+export const MAX_SOCKET_PATH = 90;
+
+type Report = (path: string, message: string) => void;
+
+export function checkOptions(options: RenderOptions): RenderIssue[] {
+  const issues: RenderIssue[] = [];
+  const report = (field: string, message: string): void => {
+    issues.push({ path: `options.${field}`, subject: "options", message });
+  };
+  const stateDir = options.stateDir.replace(/\/+$/, "");
+  if (!SAFE_PATH.test(options.stateDir) || stateDir === "") {
+    report("stateDir", `${JSON.stringify(options.stateDir)} must be an absolute path of [A-Za-z0-9._/-]`);
+  }
+  // Internal frontends listen on `<stateDir>/sock/<frontend>.sock`.
+  if (stateDir.length + 40 > MAX_SOCKET_PATH) {
+    report(
+      "stateDir",
+      `is too long for unix socket paths under it (at most ${MAX_SOCKET_PATH - 40} characters)`,
+    );
+  }
+  if (!SAFE_PATH.test(options.runtimeSocket)) {
+    report(
+      "runtimeSocket",
+      `${JSON.stringify(options.runtimeSocket)} must be an absolute path of [A-Za-z0-9._/-]`,
+    );
+  }
+  if (options.masterSocket !== undefined && !SAFE_PATH.test(options.masterSocket)) {
+    report(
+      "masterSocket",
+      `${JSON.stringify(options.masterSocket)} must be an absolute path of [A-Za-z0-9._/-]`,
+    );
+  }
+  if (!Number.isInteger(options.serverSlots) || options.serverSlots < 1 || options.serverSlots > 4096) {
+    report("serverSlots", `${options.serverSlots} must be an integer in 1..4096`);
+  }
+  if (!DURATION.test(options.hardStopAfter)) {
+    report("hardStopAfter", `${JSON.stringify(options.hardStopAfter)} is not a duration like "30s"`);
+  }
+  return issues;
+}
+
+export function checkIR(ir: IR): RenderIssue[] {
+  const issues: RenderIssue[] = [];
+  const backends = new Map(ir.backends.map((b) => [b.id, b]));
+  for (const [bi, b] of ir.backends.entries()) checkBackend(b, `backends[${bi}]`, issues);
+
+  for (const [gi, g] of ir.gateways.entries()) {
+    const gpath = `gateways[${gi}]`;
+    for (const [ai, address] of g.addresses.entries()) {
+      if (address !== "" && isIP(address) === 0) {
+        issues.push({
+          path: `${gpath}.addresses[${ai}]`,
+          subject: g.id,
+          message: `${JSON.stringify(address)} is not an IP address`,
+        });
+      }
+    }
+    for (const [li, l] of g.listeners.entries()) {
+      const lpath = `${gpath}.listeners[${li}]`;
+      const report: Report = (path, message) =>
+        issues.push({ path: `${lpath}${path}`, subject: l.id, message });
+      if (l.protocol === "UDP") continue;
+      if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535)
+        report(".port", `${l.port} is not a port`);
+      if (l.hostname !== undefined) optional(report, ".hostname", hostnameIssue(l.hostname, true));
+      for (const [ci, c] of (l.tls?.certificates ?? []).entries()) {
+        const cpath = `.tls.certificates[${ci}]`;
+        optional(report, `${cpath}.certPem`, pemIssue(c.certPem, "CERTIFICATE"));
+        optional(report, `${cpath}.keyPem`, pemIssue(c.keyPem, "PRIVATE KEY"));
+        for (const [ni, n] of c.dnsNames.entries())
+          optional(report, `${cpath}.dnsNames[${ni}]`, hostnameIssue(n, true));
+      }
+      if (
+        (l.protocol === "HTTPS" || l.tls?.mode === "Terminate") &&
+        (l.tls?.certificates.length ?? 0) === 0
+      ) {
+        report(".tls.certificates", "a terminating listener needs at least one certificate");
+      }
+      for (const [ci, ca] of (l.tls?.clientValidation?.caCertificates ?? []).entries()) {
+        optional(report, `.tls.clientValidation.caCertificates[${ci}]`, pemIssue(ca, "CERTIFICATE"));
+      }
+      for (const [vi, vh] of (l.virtualHosts ?? []).entries()) {
+        const vpath = `.virtualHosts[${vi}]`;
+        if (vh.hostname !== "*") optional(report, `${vpath}.hostname`, hostnameIssue(vh.hostname, true));
+        for (const [ri, rule] of vh.rules.entries()) {
+          const rpath = `${lpath}${vpath}.rules[${ri}]`;
+          checkRule(
+            rule,
+            (path, message) => issues.push({ path: `${rpath}${path}`, subject: rule.id, message }),
+            backends,
+          );
+        }
+      }
+      for (const [ri, r] of (l.tlsRoutes ?? []).entries()) {
+        const subject = `${r.route.kind} ${r.route.namespace}/${r.route.name}`;
+        const rreport: Report = (path, message) =>
+          issues.push({ path: `${lpath}.tlsRoutes[${ri}]${path}`, subject, message });
+        for (const [hi, h] of r.hostnames.entries()) {
+          if (h !== "*") optional(rreport, `.hostnames[${hi}]`, hostnameIssue(h, true));
+        }
+        checkL4Backends(r.backends, rreport, backends);
+      }
+      for (const [ri, r] of (l.tcpRoutes ?? []).entries()) {
+        const subject = `${r.route.kind} ${r.route.namespace}/${r.route.name}`;
+        checkL4Backends(
+          r.backends,
+          (path, message) => issues.push({ path: `${lpath}.tcpRoutes[${ri}]${path}`, subject, message }),
+          backends,
+        );
+      }
+    }
+  }
+  return issues;
+}
+
+function optional(report: Report, path: string, message: string | undefined): void {
+  if (message !== undefined) report(path, message);
+}
+
+function pemIssue(pem: string, label: string): string | undefined {
+  if (pem.includes("\0")) return "contains a NUL byte";
+  if (!pem.includes(`-----BEGIN `) || !pem.includes(label)) return `is not a PEM ${label} block`;
+  return undefined;
+}
+
+function checkBackend(b: IRBackend, path: string, issues: RenderIssue[]): void {
+  const report = (field: string, message: string): void => {
+    issues.push({ path: `${path}${field}`, subject: b.id, message });
+  };
+  for (const [ei, e] of b.endpoints.entries()) {
+    if (isIP(e.address) === 0) optional(report, `.endpoints[${ei}].address`, hostnameIssue(e.address, false));
+    if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535)
+      report(`.endpoints[${ei}].port`, `${e.port} is not a port`);
+  }
+  if (b.protocol === "https" && b.tls === undefined) {
+    report(".tls", "an https backend needs upstream TLS settings (BackendTLSPolicy) to verify the server");
+  }
+  if (b.tls !== undefined) {
+    optional(report, ".tls.sni", hostnameIssue(b.tls.sni, false));
+    for (const [ci, ca] of b.tls.caCertificates.entries())
+      optional(report, `.tls.caCertificates[${ci}]`, pemIssue(ca, "CERTIFICATE"));
+    if (b.tls.caCertificates.length === 0 && b.tls.wellKnownCACertificates !== "System") {
+      report(".tls.caCertificates", "no CA certificates to verify the server with");
+    }
+    if (b.tls.caCertificates.length > 0 && b.tls.wellKnownCACertificates === "System") {
+      report(
+        ".tls.wellKnownCACertificates",
+        "HAProxy cannot combine system CAs with explicit CA certificates",
+      );
+    }
+    if (b.tls.subjectAltNames.length > 0 && !b.tls.subjectAltNames.includes(b.tls.sni)) {
+      report(
+        ".tls.subjectAltNames",
+        "HAProxy 2.6 verifies the server certificate against the SNI hostname only; subjectAltNames that do not include it cannot be expressed",
+      );
+    }
+  }
+}
+
+function checkL4Backends(
+  list: readonly IRWeightedBackend[],
+  report: Report,
+  backends: ReadonlyMap<string, IRBackend>,
+): void {
+  for (const [k, wb] of list.entries()) {
+    checkWeighted(wb, `.backends[${k}]`, report, backends);
+    if (wb.filters.length > 0)
+      report(`.backends[${k}].filters`, "filters are not supported on TCP/TLS routes");
+  }
+}
+
+function checkWeighted(
+  wb: IRWeightedBackend,
+  path: string,
+  report: Report,
+  backends: ReadonlyMap<string, IRBackend>,
+): void {
+  if (!Number.isInteger(wb.weight) || wb.weight < 0 || wb.weight > 1_000_000) {
+    report(`${path}.weight`, `${wb.weight} must be an integer in 0..1000000`);
+  }
+  if (wb.invalid !== true && (wb.backend === undefined || !backends.has(wb.backend))) {
+    report(`${path}.backend`, `${String(wb.backend)} is not in backends`);
+  }
+  if (wb.backend !== undefined && backends.get(wb.backend)?.protocol === "udp") {
+    report(`${path}.backend`, "a UDP backend cannot be used here");
+  }
+}
+
+function checkRule(rule: IRHTTPRule, report: Report, backends: ReadonlyMap<string, IRBackend>): void {
+  const m = rule.match;
+  if (m.path.type === "RegularExpression") optional(report, ".match.path.value", regexIssue(m.path.value));
+  else
+    optional(
+      report,
+      ".match.path.value",
+      m.path.value.startsWith("/") ? controlIssue(m.path.value) : 'must start with "/"',
+    );
+  for (const [i, h] of m.headers.entries()) {
+    optional(report, `.match.headers[${i}].name`, tokenIssue(h.name, "header name"));
+    optional(
+      report,
+      `.match.headers[${i}].value`,
+      h.type === "RegularExpression" ? regexIssue(h.value) : headerValueIssue(h.value),
+    );
+  }
+  for (const [i, q] of m.queryParams.entries()) {
+    optional(report, `.match.queryParams[${i}].name`, tokenIssue(q.name, "query parameter name"));
+    optional(
+      report,
+      `.match.queryParams[${i}].value`,
+      q.type === "RegularExpression" ? regexIssue(q.value) : headerValueIssue(q.value),
+    );
+  }
+  if (m.method !== undefined && !METHOD.test(m.method))
+    report(".match.method", `${JSON.stringify(m.method)} is not a method`);
+  checkFilters(rule.filters, ".filters", report, true);
+  for (const [k, wb] of rule.backends.entries()) {
+    checkWeighted(wb, `.backends[${k}]`, report, backends);
+    checkFilters(wb.filters, `.backends[${k}].filters`, report, false);
+  }
+  const t = rule.timeouts;
+  for (const field of ["requestMs", "backendRequestMs"] as const) {
+    const v = t?.[field];
+    if (v !== undefined && (!Number.isInteger(v) || v < 0))
+      report(`.timeouts.${field}`, `${v} must be a non-negative integer`);
+  }
+  if (rule.retry !== undefined) {
+    const r = rule.retry;
+    if (r.attempts !== undefined && (!Number.isInteger(r.attempts) || r.attempts < 0 || r.attempts > 100)) {
+      report(".retry.attempts", `${r.attempts} must be an integer in 0..100`);
+    }
+    for (const [i, code] of r.codes.entries()) {
+      if (!RETRY_CODES.has(code)) {
+        report(
+          `.retry.codes[${i}]`,
+          `HAProxy 2.6 retry-on cannot retry on status ${code} (only ${[...RETRY_CODES].join(", ")})`,
+        );
+      }
+    }
+    if (r.backoffMs !== undefined)
+      report(".retry.backoffMs", "HAProxy 2.6 has no configurable retry backoff");
+  }
+  const sp = rule.sessionPersistence;
+  if (sp !== undefined) {
+    if (sp.type === "Header")
+      report(".sessionPersistence.type", "header-based session persistence is not supported by HAProxy 2.6");
+    else optional(report, ".sessionPersistence.name", tokenIssue(sp.name, "cookie name"));
+    for (const field of ["absoluteTimeoutMs", "idleTimeoutMs"] as const) {
+      const v = sp[field];
+      if (v !== undefined && (!Number.isInteger(v) || v < 0))
+        report(`.sessionPersistence.${field}`, `${v} must be a non-negative integer`);
+    }
+  }
+}
+
+function checkFilters(
+  filters: readonly IRHTTPFilter[],
+  at: string,
+  report: Report,
+  ruleLevel: boolean,
+): void {
+  for (const [i, f] of filters.entries()) {
+    const path = `${at}[${i}]`;
+    switch (f.type) {
+      case "RequestHeaderModifier":
+      case "ResponseHeaderModifier": {
+        const h = f.headers;
+        for (const [j, s] of h.set.entries()) {
+          optional(report, `${path}.headers.set[${j}].name`, tokenIssue(s.name, "header name"));
+          optional(report, `${path}.headers.set[${j}].value`, headerValueIssue(s.value));
+        }
+        for (const [j, s] of h.add.entries()) {
+          optional(report, `${path}.headers.add[${j}].name`, tokenIssue(s.name, "header name"));
+          optional(report, `${path}.headers.add[${j}].value`, headerValueIssue(s.value));
+        }
+        for (const [j, name] of h.remove.entries())
+          optional(report, `${path}.headers.remove[${j}]`, tokenIssue(name, "header name"));
+        break;
+      }
+      case "URLRewrite":
+        if (f.rewrite.hostname !== undefined)
+          optional(report, `${path}.rewrite.hostname`, hostnameIssue(f.rewrite.hostname, false));
+        if (f.rewrite.path !== undefined) checkPathModifier(f.rewrite.path, `${path}.rewrite.path`, report);
+        break;
+      case "RequestRedirect": {
+        const r = f.redirect;
+        if (!ruleLevel) report(path, "RequestRedirect is not supported on backendRefs");
+        if (r.hostname !== undefined)
+          optional(report, `${path}.redirect.hostname`, hostnameIssue(r.hostname, false));
+        if (r.port !== undefined && (!Number.isInteger(r.port) || r.port < 1 || r.port > 65535)) {
+          report(`${path}.redirect.port`, `${r.port} is not a port`);
+        }
+        if (!REDIRECT_CODES.has(r.statusCode))
+          report(`${path}.redirect.statusCode`, `${r.statusCode} is not a redirect status`);
+        if (r.scheme !== "http" && r.scheme !== "https")
+          report(`${path}.redirect.scheme`, `${JSON.stringify(r.scheme)} is not http or https`);
+        if (r.path !== undefined) checkPathModifier(r.path, `${path}.redirect.path`, report);
+        break;
+      }
+      case "RequestMirror":
+        report(
+          path,
+          "RequestMirror is not supported: HAProxy 2.6 cannot mirror requests without delaying or cutting the main request (it needs an external SPOE agent)",
+        );
+        break;
+      case "CORS": {
+        if (!ruleLevel) report(path, "CORS is not supported on backendRefs");
+        const c = f.cors;
+        for (const [j, o] of c.allowOrigins.entries())
+          optional(report, `${path}.cors.allowOrigins[${j}]`, corsOriginIssue(o));
+        for (const [j, m] of c.allowMethods.entries()) {
+          if (m !== "*") optional(report, `${path}.cors.allowMethods[${j}]`, tokenIssue(m, "method"));
+        }
+        for (const [j, h] of c.allowHeaders.entries()) {
+          if (h !== "*") optional(report, `${path}.cors.allowHeaders[${j}]`, tokenIssue(h, "header name"));
+        }
+        for (const [j, h] of c.exposeHeaders.entries()) {
+          if (h !== "*") optional(report, `${path}.cors.exposeHeaders[${j}]`, tokenIssue(h, "header name"));
+        }
+        if (!Number.isInteger(c.maxAgeSeconds) || c.maxAgeSeconds < 0)
+          report(`${path}.cors.maxAgeSeconds`, `${c.maxAgeSeconds} must be a non-negative integer`);
+        break;
+      }
+    }
+  }
+}
+
+function checkPathModifier(p: IRPathModifier, at: string, report: Report): void {
+  if (p.type === "ReplaceFullPath") {
+    optional(report, `${at}.value`, pathIssue(p.value));
+    return;
+  }
+  // ReplacePrefixMatch: "" replaces the prefix with nothing (the result is then "/").
+  if (p.value !== "") optional(report, `${at}.value`, pathIssue(p.value));
+  optional(report, `${at}.prefix`, pathIssue(p.prefix));
+}

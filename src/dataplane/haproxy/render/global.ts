@@ -1,0 +1,75 @@
+// global and defaults sections, and the error pages they reference.
+import type { RenderContext, Section } from "./model.ts";
+
+const ERROR_PAGES: ReadonlyArray<[number, string, string]> = [
+  [404, "Not Found", "no route matches this request"],
+  [500, "Internal Server Error", "the route has no usable backend"],
+  [502, "Bad Gateway", "the backend sent an invalid response"],
+  [503, "Service Unavailable", "no backend endpoint is available"],
+  [504, "Gateway Timeout", "the backend did not respond in time"],
+];
+
+export function writeErrorPages(ctx: RenderContext): void {
+  for (const [code, reason, text] of ERROR_PAGES) {
+    const body = `${code} ${reason}: ${text}\n`;
+    const head = [
+      `HTTP/1.1 ${code} ${reason}`,
+      "content-type: text/plain; charset=utf-8",
+      `content-length: ${Buffer.byteLength(body)}`,
+      "cache-control: no-cache",
+    ];
+    ctx.addFile(`errors/${code}.http`, `${head.join("\r\n")}\r\n\r\n${body}`);
+  }
+}
+
+export function globalSection(ctx: RenderContext): Section {
+  const o = ctx.options;
+  return {
+    header: "global",
+    lines: [
+      "master-worker",
+      `stats socket ${o.runtimeSocket} mode 600 level admin expose-fd listeners`,
+      "stats timeout 2m",
+      `hard-stop-after ${o.hardStopAfter}`,
+      "ssl-default-bind-options ssl-min-ver TLSv1.2",
+      "ssl-default-server-options ssl-min-ver TLSv1.2",
+      "tune.ssl.default-dh-param 2048",
+    ],
+  };
+}
+
+export function httpDefaults(ctx: RenderContext): Section {
+  return {
+    header: "defaults http",
+    lines: [
+      "mode http",
+      "option http-keep-alive",
+      "option forwardfor",
+      "timeout connect 5s",
+      "timeout client 60s",
+      "timeout server 300s",
+      "timeout http-request 10s",
+      "timeout http-keep-alive 60s",
+      "timeout queue 30s",
+      // WebSocket and other upgraded connections.
+      "timeout tunnel 1h",
+      "timeout client-fin 5s",
+      "default-server init-addr last,libc,none",
+      ...ERROR_PAGES.map(([code]) => `errorfile ${code} ${ctx.abs(`errors/${code}.http`)}`),
+    ],
+  };
+}
+
+export function tcpDefaults(): Section {
+  return {
+    header: "defaults tcp",
+    lines: [
+      "mode tcp",
+      "timeout connect 5s",
+      "timeout client 1h",
+      "timeout server 1h",
+      "timeout client-fin 5s",
+      "default-server init-addr last,libc,none",
+    ],
+  };
+}

@@ -1,0 +1,142 @@
+// Public option/result types and the mutable render context shared by the section renderers.
+import { createHash } from "node:crypto";
+
+export interface RenderOptions {
+  /** Absolute directory where `files` will live; used for every path inside haproxy.cfg. */
+  stateDir: string;
+  /** Runtime API socket (`stats socket ... level admin expose-fd listeners`). */
+  runtimeSocket: string;
+  /** Master CLI socket. HAProxy 2.6 only takes it on the command line (`-S`): not rendered. */
+  masterSocket?: string;
+  /** Pre-allocated server slots per backend; grows in powers of two when endpoints exceed it. */
+  serverSlots: number;
+  /** `hard-stop-after`, e.g. "30s". */
+  hardStopAfter: string;
+}
+
+/** One IRBackend as rendered: the HAProxy backends (proxies) that carry its endpoints. */
+export interface RenderedBackend {
+  /** IRBackend.id */
+  id: string;
+  /** HAProxy backend names, the base one first, then per-rule variants (retries, cookies, h2, tcp). */
+  proxies: string[];
+  /** Server slots in each proxy, named `s1`..`s<slots>`; endpoints fill them in order. */
+  slots: number;
+}
+
+export interface RenderedConfig {
+  /** haproxy.cfg */
+  config: string;
+  /** Relative path under stateDir → content: map files, crt-lists, PEM bundles, CA bundles, error pages. */
+  files: Record<string, string>;
+  /** Where each IRBackend's servers are, for runtime endpoint updates (`set server <proxy>/s<n> ...`). */
+  backends: RenderedBackend[];
+}
+
+/** Short stable identifier derived from `text` (48 bits of SHA-256, hex). */
+export function digest(text: string, length = 12): string {
+  return createHash("sha256").update(text).digest("hex").slice(0, length);
+}
+
+/** A map file: entries in insertion order; the first entry for a key wins (later ones are dropped). */
+export class MapFile {
+  readonly path: string;
+  readonly entries: Array<[string, string]> = [];
+  private readonly keys = new Set<string>();
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  /** Adds `key value`; returns false (and adds nothing) when the key is already present. */
+  add(key: string, value: string | number): boolean {
+    if (this.keys.has(key)) return false;
+    this.keys.add(key);
+    this.entries.push([key, String(value)]);
+    return true;
+  }
+
+  has(key: string): boolean {
+    return this.keys.has(key);
+  }
+
+  render(): string {
+    return this.entries.map(([k, v]) => `${k} ${v}\n`).join("");
+  }
+}
+
+/** A configuration section: a header line and indented directives (comments included). */
+export interface Section {
+  header: string;
+  lines: string[];
+}
+
+export function renderSections(sections: readonly Section[]): string {
+  return sections.map((s) => [s.header, ...s.lines.map((l) => `  ${l}`)].join("\n") + "\n").join("\n");
+}
+
+/** Mutable state of one render: output files, map files, and name registries. */
+export class RenderContext {
+  readonly options: RenderOptions;
+  readonly stateDir: string;
+  readonly files = new Map<string, string>();
+  private readonly maps = new Map<string, MapFile>();
+  private readonly names = new Map<string, string>();
+
+  constructor(options: RenderOptions) {
+    this.options = options;
+    this.stateDir = options.stateDir.replace(/\/+$/, "");
+  }
+
+  /** Absolute path of a file under stateDir. */
+  abs(rel: string): string {
+    return `${this.stateDir}/${rel}`;
+  }
+
+  /** The map file `maps/<name>.map` (created on first use). */
+  map(name: string): MapFile {
+    let m = this.maps.get(name);
+    if (m === undefined) this.maps.set(name, (m = new MapFile(`maps/${name}.map`)));
+    return m;
+  }
+
+  /** Absolute path of `maps/<name>.map`, creating it so the file exists even when empty. */
+  mapPath(name: string): string {
+    return this.abs(this.map(name).path);
+  }
+
+  addFile(rel: string, content: string): void {
+    const existing = this.files.get(rel);
+    if (existing !== undefined && existing !== content) throw new Error(`internal: two contents for ${rel}`);
+    this.files.set(rel, content);
+  }
+
+  /**
+   * Claims a unique name in a namespace (proxy names, file names, short ids): `wanted` when free or
+   * already owned by `owner`, otherwise `wanted` + a digest of the owner.
+   */
+  claim(namespace: string, wanted: string, owner: string, separator = "-"): string {
+    for (let attempt = 0; ; attempt++) {
+      const name = attempt === 0 ? wanted : `${wanted}${separator}${digest(`${owner}\0${attempt}`, 8)}`;
+      const key = `${namespace}\0${name}`;
+      const current = this.names.get(key);
+      if (current === undefined) {
+        this.names.set(key, owner);
+        return name;
+      }
+      if (current === owner) return name;
+    }
+  }
+
+  /** Stable short id `<prefix><12 hex>` for an IR element, unique within the render. */
+  shortId(prefix: string, identity: string): string {
+    return this.claim("id", `${prefix}${digest(identity)}`, identity);
+  }
+
+  /** All output files, map files included, sorted by path. */
+  allFiles(): Record<string, string> {
+    const out = new Map(this.files);
+    for (const m of this.maps.values()) out.set(m.path, m.render());
+    return Object.fromEntries([...out.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+}

@@ -1,0 +1,97 @@
+// Per-rule data and lines that do not depend on the frontend: backend choices (weights maps),
+// timeouts map, filter lines, and the session persistence pin line.
+import type { IRHTTPRule, IRL4Route, IRListener, IRTLSRoute } from "../../../ir/types.ts";
+import type { BackendSet, Profile } from "./backends.ts";
+import { filterLines, type FilterLines } from "./filters.ts";
+import type { RenderContext } from "./model.ts";
+import type { RuleInstance } from "./routing.ts";
+import { addChoices, MAP_TIMEOUTS, pinLine, ruleTimeoutMs } from "./weights.ts";
+
+export interface PreparedRule {
+  instance: RuleInstance;
+  /** Number of weighted entries (choice lines needed); 0 when the rule never routes. */
+  choices: number;
+  pin?: string;
+  filters: FilterLines;
+  backendFilters: FilterLines[];
+}
+
+function seconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+function ruleProfile(backends: BackendSet, id: string, rule: IRHTTPRule): Profile {
+  const profile = backends.httpProfile(id, rule.grpc === true);
+  if (rule.retry !== undefined) {
+    profile.retry = {
+      attempts: rule.retry.attempts ?? 1,
+      codes: [...new Set(rule.retry.codes)].sort((a, b) => a - b),
+    };
+  }
+  const sp = rule.sessionPersistence;
+  if (sp?.type === "Cookie") {
+    const cookie: NonNullable<Profile["cookie"]> = { name: sp.name };
+    if (sp.idleTimeoutMs !== undefined) cookie.maxIdleS = seconds(sp.idleTimeoutMs);
+    if (sp.absoluteTimeoutMs !== undefined) {
+      cookie.maxLifeS = seconds(sp.absoluteTimeoutMs);
+      // Session cookies carry no Max-Age; Permanent ones expire with the absolute timeout.
+      if (sp.lifetime === "Permanent") cookie.maxAgeS = seconds(sp.absoluteTimeoutMs);
+    }
+    profile.cookie = cookie;
+  }
+  return profile;
+}
+
+export function prepareRule(ctx: RenderContext, backends: BackendSet, r: RuleInstance): PreparedRule {
+  const rule = r.rule;
+  const redirects = rule.filters.some((f) => f.type === "RequestRedirect");
+  const cookie = rule.sessionPersistence?.type === "Cookie" ? rule.sessionPersistence.name : undefined;
+  const choices = redirects
+    ? 0
+    : addChoices(
+        ctx,
+        r.rid,
+        rule.backends,
+        (wb) => backends.proxy(wb.backend ?? "", ruleProfile(backends, wb.backend ?? "", rule)),
+        cookie === undefined ? undefined : (wb) => backends.tag(wb.backend ?? ""),
+      );
+  const timeout = ruleTimeoutMs(rule.timeouts);
+  if (timeout !== undefined) ctx.map(MAP_TIMEOUTS).add(r.rid, timeout);
+  const prepared: PreparedRule = {
+    instance: r,
+    choices,
+    filters: filterLines(rule.filters, {
+      cond: `{ var(txn.gh_rule) -m str ${r.rid} }`,
+      id: r.rid,
+      acl: r.rid,
+    }),
+    backendFilters: rule.backends.map((wb, k) =>
+      filterLines(wb.filters, {
+        cond: `{ var(txn.gh_choice) -m str ${r.rid}/${k} }`,
+        id: `${r.rid}/${k}`,
+        acl: `${r.rid}_b${k}`,
+      }),
+    ),
+  };
+  if (cookie !== undefined && choices > 0) prepared.pin = pinLine(r.rid, cookie);
+  return prepared;
+}
+
+export function l4RouteId(ctx: RenderContext, listener: IRListener, route: IRL4Route | IRTLSRoute): string {
+  return ctx.shortId(
+    "t",
+    `${listener.protocol}\0${listener.id}\0${route.route.kind}\0${route.route.namespace}/${route.route.name}`,
+  );
+}
+
+/** Registers the choices of a TCP/TLS route; returns its entry count. */
+export function prepareL4Route(
+  ctx: RenderContext,
+  backends: BackendSet,
+  tid: string,
+  route: IRL4Route | IRTLSRoute,
+): number {
+  return addChoices(ctx, tid, route.backends, (wb) =>
+    backends.proxy(wb.backend ?? "", { mode: "tcp", h2: false }),
+  );
+}

@@ -1,0 +1,95 @@
+// Weighted backend choice as data. For a rule (or TCP/TLS route) id R with weighted entries k:
+//   weights.map  R → total weight;  R/k → cumulative upper bound of entry k (weight-0 entries absent)
+//   choices.map  R/k → HAProxy backend name, or `gh_invalid` for an invalid backendRef (→ 500/reject)
+//   pins.map     R/p<tag> → R/k for cookie session persistence (tag identifies the IRBackend)
+// The frontend draws `rand mod total` once and takes the first k whose bound exceeds the draw, so a
+// weight change is a runtime map update (one map, one transaction). No entries (no backends, or all
+// weights 0) leaves txn.gh_be unset: HTTP answers 500, TCP rejects the connection.
+import type { IRWeightedBackend } from "../../../ir/types.ts";
+import { arg, word } from "./escape.ts";
+import type { RenderContext } from "./model.ts";
+
+export const MAP_WEIGHTS = "weights";
+export const MAP_CHOICES = "choices";
+export const MAP_PINS = "pins";
+export const MAP_TIMEOUTS = "timeouts";
+export const INVALID_BACKEND = "gh_invalid";
+
+/**
+ * Registers the choices of `key` (a rule or route id). `proxyFor` names the HAProxy backend of an
+ * entry; `tagFor` (session persistence) names the IRBackend tag of an entry. Returns the number of
+ * choice lines this key needs (its entry count).
+ */
+export function addChoices(
+  ctx: RenderContext,
+  key: string,
+  entries: readonly IRWeightedBackend[],
+  proxyFor: (wb: IRWeightedBackend, k: number) => string,
+  tagFor?: (wb: IRWeightedBackend) => string,
+): number {
+  const total = entries.reduce((sum, wb) => sum + (wb.weight > 0 ? wb.weight : 0), 0);
+  if (total === 0) return 0;
+  const weights = ctx.map(MAP_WEIGHTS);
+  weights.add(key, total);
+  let bound = 0;
+  for (const [k, wb] of entries.entries()) {
+    if (wb.weight <= 0) continue;
+    bound += wb.weight;
+    const valid = wb.invalid !== true && wb.backend !== undefined;
+    weights.add(`${key}/${k}`, bound);
+    ctx.map(MAP_CHOICES).add(`${key}/${k}`, valid ? proxyFor(wb, k) : INVALID_BACKEND);
+    if (valid && tagFor !== undefined) ctx.map(MAP_PINS).add(`${key}/p${tagFor(wb)}`, `${key}/${k}`);
+  }
+  return entries.length;
+}
+
+/** Cookie persistence: read the IRBackend tag from the cookie of rule `rid` into txn.gh_pin. */
+export function pinLine(rid: string, cookieName: string): string {
+  return `http-request set-var(txn.gh_pin) ${word(`req.cook(${arg(cookieName)}),field(1,.)`)} if { var(txn.gh_rule) -m str ${rid} }`;
+}
+
+/**
+ * The choice lines of a frontend: `action` is `http-request` or `tcp-request content`; `slots` the
+ * largest entry count of its rules; `pins` the per-rule cookie lines (HTTP only).
+ */
+export function choiceLines(
+  ctx: RenderContext,
+  action: string,
+  slots: number,
+  pins: readonly string[],
+): string[] {
+  const weights = ctx.mapPath(MAP_WEIGHTS);
+  const lines = [
+    `${action} set-var(txn.gh_wt) ${word(`var(txn.gh_rule),map_str_int(${weights})`)} if { var(txn.gh_rule) -m found }`,
+    `${action} set-var(txn.gh_wr) ${word("rand,mod(txn.gh_wt)")} if { var(txn.gh_wt) -m int gt 0 }`,
+  ];
+  if (pins.length > 0) {
+    lines.push(...pins);
+    lines.push(
+      `${action} set-var(txn.gh_choice) ${word(`var(txn.gh_rule),concat(/p,txn.gh_pin),map_str(${ctx.mapPath(MAP_PINS)})`)} if { var(txn.gh_pin) -m found }`,
+    );
+  }
+  for (let k = 0; k < slots; k++) {
+    const bound = `var(txn.gh_rule),concat(/${k}),map_str_int(${weights},0),sub(txn.gh_wr)`;
+    lines.push(
+      `${action} set-var(txn.gh_choice) ${word(`var(txn.gh_rule),concat(/${k})`)} if !{ var(txn.gh_choice) -m found } { var(txn.gh_wr) -m found } { ${word(bound)} -m int gt 0 }`,
+    );
+  }
+  lines.push(
+    `${action} set-var(txn.gh_be) ${word(`var(txn.gh_choice),map_str(${ctx.mapPath(MAP_CHOICES)})`)} if { var(txn.gh_choice) -m found }`,
+  );
+  return lines;
+}
+
+/** The effective server timeout of a rule in ms: the smaller of request and backendRequest. */
+export function ruleTimeoutMs(
+  timeouts: { requestMs?: number; backendRequestMs?: number } | undefined,
+): number | undefined {
+  const values = [timeouts?.requestMs, timeouts?.backendRequestMs].filter(
+    (v): v is number => v !== undefined,
+  );
+  if (values.length === 0) return undefined;
+  // 0 disables a timeout: when both are 0, use HAProxy's largest timeout (about 24.8 days).
+  const enabled = values.filter((v) => v > 0);
+  return enabled.length === 0 ? 2_147_483_647 : Math.min(...enabled);
+}
