@@ -96,7 +96,12 @@ describe("AdminStateStore", () => {
       appliedGeneration: 1,
       lastApply: failure,
       lastError: failure,
+      events: [],
     });
+    store.recordProcessEvent("HAProxy exited unexpectedly (code 1, signal null); restarting");
+    assert.deepEqual(store.status().dataplane.events, [
+      { at: "2025-01-01T00:00:00.000Z", message: "HAProxy exited unexpectedly (code 1, signal null); restarting" },
+    ]);
 
     store.setInput({ generation: 3, errors: [], warnings: [] });
     store.recordApply(3, IR_B, { ok: true, method: "runtime" });

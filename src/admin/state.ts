@@ -80,6 +80,8 @@ export interface DataplaneState {
   lastApply: ApplyRecord | null;
   /** The last failure, kept after later successes so a past problem stays visible. */
   lastError: ApplyRecord | null;
+  /** Recent events of the data-plane process (start, crash, restart), newest last. */
+  events: Array<{ at: string; message: string }>;
 }
 
 /** The `/status` document. */
@@ -108,7 +110,7 @@ export class AdminStateStore implements AdminState {
   #warnings: string[] = [];
   #objects: StatusEntry[] = [];
   #appliedIR: IR | undefined;
-  #dataplane: DataplaneState = { appliedGeneration: null, lastApply: null, lastError: null };
+  #dataplane: DataplaneState = { appliedGeneration: null, lastApply: null, lastError: null, events: [] };
 
   constructor(now: () => Date = () => new Date()) {
     this.#now = now;
@@ -136,11 +138,18 @@ export class AdminStateStore implements AdminState {
     if (outcome.method !== undefined) record.method = outcome.method;
     if (!outcome.ok) record.error = describe(outcome.error);
     this.#dataplane = {
+      ...this.#dataplane,
       appliedGeneration: outcome.ok ? generation : this.#dataplane.appliedGeneration,
       lastApply: record,
       lastError: outcome.ok ? this.#dataplane.lastError : record,
     };
     if (outcome.ok) this.#appliedIR = ir;
+  }
+
+  /** Something happened to the data-plane process (kept: the last 20 events). */
+  recordProcessEvent(message: string): void {
+    const events = [...this.#dataplane.events, { at: this.#now().toISOString(), message }].slice(-20);
+    this.#dataplane = { ...this.#dataplane, events };
   }
 
   ready(): Readiness {

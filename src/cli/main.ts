@@ -2,6 +2,7 @@
 // registry below; this module only dispatches, prints help and maps failures to exit codes:
 //   0 success, 1 failure (a GatehouseError or a bug), 2 usage error (usage printed on stderr).
 import { GatehouseError, UsageError } from "../errors.ts";
+import { serveCommand } from "./serve.ts";
 import { translateCommand } from "./translate.ts";
 
 /** What a command may touch of the outside world; injectable for tests. */
@@ -27,7 +28,7 @@ export interface Command {
 }
 
 /** Every subcommand, in the order the overview lists them. */
-export const COMMANDS: readonly Command[] = [translateCommand];
+export const COMMANDS: readonly Command[] = [serveCommand, translateCommand];
 
 export const processIO: CliIO = {
   stdout: (text) => void process.stdout.write(text),

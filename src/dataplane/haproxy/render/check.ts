@@ -64,6 +64,12 @@ export function checkOptions(options: RenderOptions): RenderIssue[] {
   if (!Number.isInteger(options.serverSlots) || options.serverSlots < 1 || options.serverSlots > 4096) {
     report("serverSlots", `${options.serverSlots} must be an integer in 1..4096`);
   }
+  if (
+    options.metricsAddress !== undefined &&
+    !/^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]):\d{1,5}$/.test(options.metricsAddress)
+  ) {
+    report("metricsAddress", `${JSON.stringify(options.metricsAddress)} must be a loopback host:port`);
+  }
   if (!DURATION.test(options.hardStopAfter)) {
     report("hardStopAfter", `${JSON.stringify(options.hardStopAfter)} is not a duration like "30s"`);
   }

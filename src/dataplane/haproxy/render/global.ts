@@ -60,6 +60,22 @@ export function httpDefaults(ctx: RenderContext): Section {
   };
 }
 
+/** HAProxy's Prometheus exporter on a loopback address (proxied by the admin server). */
+export function metricsFrontend(ctx: RenderContext): Section[] {
+  const address = ctx.options.metricsAddress;
+  if (address === undefined) return [];
+  return [
+    {
+      header: "frontend gh_metrics",
+      lines: [
+        `bind ${address}`,
+        "http-request use-service prometheus-exporter if { path /metrics }",
+        "http-request deny",
+      ],
+    },
+  ];
+}
+
 export function tcpDefaults(): Section {
   return {
     header: "defaults tcp",

@@ -7,7 +7,7 @@ import { BackendSet } from "./backends.ts";
 import { checkIR, checkOptions } from "./check.ts";
 import { RenderError, type RenderIssue } from "./errors.ts";
 import { httpFrontend, tcpFrontend, type L4Prepared } from "./frontends.ts";
-import { globalSection, httpDefaults, tcpDefaults, writeErrorPages } from "./global.ts";
+import { globalSection, httpDefaults, metricsFrontend, tcpDefaults, writeErrorPages } from "./global.ts";
 import { addTLSRoutes, addVirtualHosts } from "./hosts.ts";
 import {
   RenderContext,
@@ -99,6 +99,7 @@ export function render(ir: IR, options: RenderOptions): RenderedConfig {
   const sections: Section[] = [
     globalSection(ctx),
     httpDefaults(ctx),
+    ...metricsFrontend(ctx),
     ...httpSections,
     ...backends.sections("http"),
     tcpDefaults(),

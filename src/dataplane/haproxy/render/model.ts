@@ -12,6 +12,8 @@ export interface RenderOptions {
   serverSlots: number;
   /** `hard-stop-after`, e.g. "30s". */
   hardStopAfter: string;
+  /** `host:port` (loopback) where HAProxy's own Prometheus exporter answers `/metrics`; none if absent. */
+  metricsAddress?: string;
 }
 
 /** One IRBackend as rendered: the HAProxy backends (proxies) that carry its endpoints. */

@@ -1,0 +1,184 @@
+// The HAProxy applier: takes each new IR to the running HAProxy with the least disruption.
+// Runtime-only changes (maps, server slots, certificates) go through the runtime API; anything
+// structural is written to a fresh generation directory, validated with `haproxy -c`, and loaded
+// with a hitless master-worker reload. A configuration HAProxy rejects never replaces the running one.
+import { join } from "node:path";
+import { GatehouseError } from "../../../errors.ts";
+import type { IR } from "../../../ir/types.ts";
+import type { ReloadResult, ValidationResult } from "../process/manager.ts";
+import { replaceMap, setServerState, updateServerSlot, upsertSslCert } from "../runtime/commands.ts";
+import type { RuntimeApi } from "../runtime/socket.ts";
+import { render, type RenderedConfig, type RenderOptions } from "../render/index.ts";
+import { writeTree, type FileWriter } from "./files.ts";
+import { planApply, type ApplyPlan } from "./plan.ts";
+
+/** What the applier needs of the HAProxy process (HAProxyProcess implements it). */
+export interface DataplaneProcess {
+  readonly state: string;
+  validate(configPath: string): Promise<ValidationResult>;
+  start(configPath: string): Promise<number>;
+  reload(): Promise<ReloadResult>;
+}
+
+export interface ApplierOptions {
+  /** Base state directory: holds haproxy.cfg and one `g<N>/` directory per loaded generation. */
+  stateDir: string;
+  process: DataplaneProcess;
+  /** Runtime API of the current worker. */
+  runtime: RuntimeApi;
+  files: FileWriter;
+  render: Omit<RenderOptions, "stateDir">;
+  /** Generations kept on disk besides the current one (old workers may still use them). */
+  keepGenerations?: number;
+}
+
+export type ApplyMethod = "noop" | "runtime" | "reload" | "start";
+
+export interface ApplyOutcome {
+  method: ApplyMethod;
+  /** Why a reload was needed, or what the runtime update changed. */
+  detail: string;
+  /** Counts of runtime updates by type. */
+  runtimeUpdates: { map: number; server: number; certificate: number };
+}
+
+/** The new configuration was not applied; the previous one keeps serving. */
+export class ApplyError extends GatehouseError {
+  readonly validationOutput: string | undefined;
+  constructor(message: string, options: ErrorOptions & { validationOutput?: string } = {}) {
+    super(message, options);
+    this.validationOutput = options.validationOutput;
+  }
+}
+
+interface Running {
+  generation: number;
+  dir: string;
+  rendered: RenderedConfig;
+}
+
+export class HAProxyApplier {
+  readonly #o: ApplierOptions;
+  #running: Running | undefined;
+  #nextGeneration = 1;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: ApplierOptions) {
+    this.#o = options;
+  }
+
+  /** Path of the configuration file HAProxy runs (stable across reloads). */
+  get configPath(): string {
+    return join(this.#o.stateDir, "haproxy.cfg");
+  }
+
+  /** Applies `ir`; calls are serialised. Throws ApplyError (old config still serving) or RenderError. */
+  apply(ir: IR): Promise<ApplyOutcome> {
+    const run = this.#queue.then(() => this.#apply(ir));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #apply(ir: IR): Promise<ApplyOutcome> {
+    const running = this.#running;
+    if (running !== undefined && this.#o.process.state === "running") {
+      const rendered = render(ir, { ...this.#o.render, stateDir: running.dir });
+      const plan = planApply(running.rendered, rendered);
+      if (plan.kind === "noop") return { method: "noop", detail: "no change", runtimeUpdates: zero() };
+      if (plan.kind === "runtime") {
+        try {
+          const counts = await this.#runtime(plan);
+          // Files follow the runtime state, so a restart of HAProxy loads the same data.
+          await writeTree(this.#o.files, running.dir, changedFiles(running.rendered, rendered));
+          await this.#o.files.write(this.configPath, rendered.config);
+          this.#running = { ...running, rendered };
+          return { method: "runtime", detail: describeRuntime(counts), runtimeUpdates: counts };
+        } catch (err) {
+          // The runtime may be half-updated: a reload from files brings everything in line.
+          return await this.#reload(ir, `runtime update failed (${errorText(err)})`);
+        }
+      }
+      return await this.#reload(ir, plan.reason);
+    }
+    return await this.#reload(ir, running === undefined ? "first configuration" : "HAProxy is not running");
+  }
+
+  async #runtime(plan: Extract<ApplyPlan, { kind: "runtime" }>): Promise<ApplyOutcome["runtimeUpdates"]> {
+    const running = this.#running;
+    if (running === undefined) throw new ApplyError("nothing is running");
+    const api = this.#o.runtime;
+    for (const m of plan.maps) await replaceMap(api, join(running.dir, m.file), m.entries);
+    for (const s of plan.servers) {
+      if (s.state === "ready") await updateServerSlot(api, s);
+      else await setServerState(api, s.backend, s.server, s.state);
+    }
+    for (const c of plan.certificates) await upsertSslCert(api, join(running.dir, c.file), c.pem);
+    return { map: plan.maps.length, server: plan.servers.length, certificate: plan.certificates.length };
+  }
+
+  async #reload(ir: IR, reason: string): Promise<ApplyOutcome> {
+    const generation = this.#nextGeneration++;
+    const dir = join(this.#o.stateDir, `g${generation}`);
+    const rendered = render(ir, { ...this.#o.render, stateDir: dir });
+    await this.#o.files.remove(dir);
+    await writeTree(this.#o.files, dir, rendered.files);
+    await this.#o.files.mkdir(join(dir, "sock"));
+    const candidate = join(this.#o.stateDir, `haproxy.cfg.g${generation}`);
+    await this.#o.files.write(candidate, rendered.config);
+    const check = await this.#o.process.validate(candidate);
+    if (!check.ok) {
+      await this.#o.files.remove(dir);
+      await this.#o.files.remove(candidate);
+      throw new ApplyError(`HAProxy rejected the new configuration; the previous one keeps serving`, {
+        validationOutput: check.output,
+      });
+    }
+    await this.#o.files.write(this.configPath, rendered.config);
+    await this.#o.files.remove(candidate);
+    const starting = this.#o.process.state !== "running";
+    try {
+      if (starting) await this.#o.process.start(this.configPath);
+      else await this.#o.process.reload();
+    } catch (err) {
+      throw new ApplyError(`HAProxy ${starting ? "start" : "reload"} failed: ${errorText(err)}`, {
+        cause: err,
+      });
+    }
+    const previous = this.#running;
+    this.#running = { generation, dir, rendered };
+    await this.#prune(previous?.generation);
+    return { method: starting ? "start" : "reload", detail: reason, runtimeUpdates: zero() };
+  }
+
+  /** Removes generation directories older than the ones still possibly in use. */
+  async #prune(previous: number | undefined): Promise<void> {
+    const keep = this.#o.keepGenerations ?? 2;
+    const current = this.#running?.generation ?? 0;
+    for (const name of await this.#o.files.list(this.#o.stateDir)) {
+      const m = /^g(\d+)$/.exec(name);
+      if (m === null) continue;
+      const n = Number(m[1]);
+      if (n === current || n === previous || n > current - keep) continue;
+      await this.#o.files.remove(join(this.#o.stateDir, name));
+    }
+  }
+}
+
+function changedFiles(before: RenderedConfig, after: RenderedConfig): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [file, content] of Object.entries(after.files))
+    if (before.files[file] !== content) out[file] = content;
+  return out;
+}
+
+function zero(): ApplyOutcome["runtimeUpdates"] {
+  return { map: 0, server: 0, certificate: 0 };
+}
+
+function describeRuntime(c: ApplyOutcome["runtimeUpdates"]): string {
+  return `runtime update: ${c.map} map(s), ${c.server} server slot(s), ${c.certificate} certificate(s)`;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,74 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import type { IR } from "../../ir/types.ts";
+import type { StatusEntry } from "../../status/types.ts";
+import { degrade, markDegraded } from "./degrade.ts";
+import { checkRenderable } from "./render/index.ts";
+
+const load = (name: string): IR =>
+  parse(readFileSync(new URL(`../../../testdata/render/${name}.ir.yaml`, import.meta.url), "utf8")) as IR;
+
+test("a rule the renderer refuses answers 500; everything else still renders", () => {
+  const ir = load("http-basic");
+  const vh = ir.gateways[0]?.listeners[0]?.virtualHosts?.[0];
+  const rule = vh?.rules[0];
+  assert.ok(rule !== undefined && ir.backends[0] !== undefined);
+  rule.filters.push({ type: "RequestMirror", mirror: { backend: ir.backends[0].id, percent: 100 } });
+  const issues = checkRenderable(ir);
+  assert.ok(issues.length > 0, "RequestMirror is expected to be refused by the renderer");
+  const out = degrade(ir, issues);
+  assert.deepEqual(out.fatal, []);
+  assert.deepEqual(checkRenderable(out.ir), []);
+  const degraded = out.ir.gateways[0]?.listeners[0]?.virtualHosts?.[0]?.rules[0];
+  assert.deepEqual(degraded?.backends, []);
+  assert.deepEqual(degraded?.filters, []);
+  assert.deepEqual(out.degradations[0]?.route, rule.route);
+  // The input IR is untouched.
+  assert.equal(rule.filters.length > 0, true);
+});
+
+test("markDegraded adds PartiallyInvalid to the route's parents and keeps observedGeneration", () => {
+  const statuses: StatusEntry[] = [
+    {
+      apiVersion: "gateway.networking.k8s.io/v1",
+      kind: "HTTPRoute",
+      metadata: { name: "web", namespace: "default" },
+      status: {
+        parents: [
+          {
+            parentRef: { name: "gw" },
+            controllerName: "x",
+            conditions: [
+              {
+                type: "Accepted",
+                status: "True",
+                reason: "Accepted",
+                message: "",
+                observedGeneration: 3,
+                lastTransitionTime: "t",
+              },
+            ],
+          },
+        ],
+      },
+    },
+  ];
+  const out = markDegraded(
+    statuses,
+    [
+      {
+        issue: { path: "p", subject: "s", message: "RequestMirror is not supported" },
+        route: { kind: "HTTPRoute", namespace: "default", name: "web" },
+      },
+    ],
+    "now",
+  );
+  const parents = out[0]?.status["parents"] as Array<{
+    conditions: Array<{ type: string; reason: string; observedGeneration?: number }>;
+  }>;
+  const partially = parents[0]?.conditions.find((c) => c.type === "PartiallyInvalid");
+  assert.equal(partially?.reason, "UnsupportedValue");
+  assert.equal(partially?.observedGeneration, 3);
+});

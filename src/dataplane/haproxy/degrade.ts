@@ -1,0 +1,193 @@
+// What the renderer cannot express must not take good traffic down with it. `degrade` takes the
+// renderer's issues and makes the IR renderable by narrowing the damage to the offending element:
+// a rule answers 500, an L4 route or a listener is left out, a backend's share answers 500. It also
+// says which objects were affected, so their status tells the user (see markDegraded).
+import type { IR, IRHTTPRule, IRListener, IRWeightedBackend } from "../../ir/types.ts";
+import type { StatusEntry } from "../../status/types.ts";
+import type { Condition } from "../../status/types.ts";
+import type { RenderIssue } from "./render/index.ts";
+
+export interface Degradation {
+  issue: RenderIssue;
+  /** The route whose rule or attachment was narrowed, if any. */
+  route?: { kind: string; namespace: string; name: string };
+  /** `namespace/gateway/listener` of a listener left out, if any. */
+  listenerId?: string;
+}
+
+export interface DegradeResult {
+  ir: IR;
+  degradations: Degradation[];
+  /** Issues that cannot be narrowed to one element (e.g. about options): the IR cannot be rendered. */
+  fatal: RenderIssue[];
+}
+
+const INDEX = (name: string): RegExp => new RegExp(`(?:^|\\.)${name}\\[(\\d+)\\]`);
+
+function indexIn(path: string, name: string): number | undefined {
+  const m = INDEX(name).exec(path);
+  return m === null ? undefined : Number(m[1]);
+}
+
+/** Replaces what each issue points at, as described above. Pure: `ir` is not modified. */
+export function degrade(ir: IR, issues: readonly RenderIssue[]): DegradeResult {
+  const out = structuredClone(ir);
+  const degradations: Degradation[] = [];
+  const fatal: RenderIssue[] = [];
+  const dropListeners = new Set<IRListener>();
+  const deadBackends = new Set<string>();
+  for (const issue of issues) {
+    const path = issue.path;
+    const gi = indexIn(path, "gateways");
+    const li = indexIn(path, "listeners");
+    const listener = gi !== undefined && li !== undefined ? out.gateways[gi]?.listeners[li] : undefined;
+    if (listener !== undefined) {
+      const vi = indexIn(path, "virtualHosts");
+      const ri = indexIn(path, "rules");
+      const rule = vi !== undefined && ri !== undefined ? listener.virtualHosts?.[vi]?.rules[ri] : undefined;
+      if (rule !== undefined) {
+        answer500(rule);
+        degradations.push({ issue, route: rule.route });
+        continue;
+      }
+      const l4 = (["tlsRoutes", "tcpRoutes", "udpRoutes"] as const).find(
+        (k) => indexIn(path, k) !== undefined,
+      );
+      const l4Index = l4 === undefined ? undefined : indexIn(path, l4);
+      const l4Route = l4 === undefined || l4Index === undefined ? undefined : listener[l4]?.[l4Index];
+      if (l4 !== undefined && l4Route !== undefined) {
+        l4Route.backends = [];
+        degradations.push({ issue, route: l4Route.route });
+        continue;
+      }
+      dropListeners.add(listener);
+      degradations.push({ issue, listenerId: listener.id });
+      continue;
+    }
+    const bi = indexIn(path, "backends");
+    const backend = bi !== undefined && path.startsWith("backends[") ? out.backends[bi] : undefined;
+    if (backend !== undefined) {
+      deadBackends.add(backend.id);
+      degradations.push({ issue });
+      continue;
+    }
+    fatal.push(issue);
+  }
+  for (const g of out.gateways) g.listeners = g.listeners.filter((l) => !dropListeners.has(l));
+  if (deadBackends.size > 0) {
+    out.backends = out.backends.filter((b) => !deadBackends.has(b.id));
+    const fix = (list: IRWeightedBackend[]): IRWeightedBackend[] =>
+      list.map((wb) =>
+        wb.backend !== undefined && deadBackends.has(wb.backend)
+          ? { weight: wb.weight, filters: [], invalid: true }
+          : wb,
+      );
+    for (const g of out.gateways) {
+      for (const l of g.listeners) {
+        for (const vh of l.virtualHosts ?? []) {
+          for (const r of vh.rules) {
+            r.backends = fix(r.backends);
+            r.filters = r.filters.filter(
+              (f) => f.type !== "RequestMirror" || !deadBackends.has(f.mirror.backend),
+            );
+          }
+        }
+        for (const r of [...(l.tlsRoutes ?? []), ...(l.tcpRoutes ?? []), ...(l.udpRoutes ?? [])])
+          r.backends = fix(r.backends);
+      }
+    }
+  }
+  return { ir: out, degradations, fatal };
+}
+
+/** A rule that answers 500: no filters, no backends (the renderer's rule for "nothing to forward to"). */
+function answer500(rule: IRHTTPRule): void {
+  rule.filters = [];
+  rule.backends = [];
+  delete rule.retry;
+  delete rule.sessionPersistence;
+  delete rule.timeouts;
+}
+
+/**
+ * Adds the degradations to the statuses: a route gets `PartiallyInvalid` (reason UnsupportedValue)
+ * on every parent of ours naming what the data plane could not do; a listener left out gets
+ * `Programmed: False` (reason Invalid).
+ */
+export function markDegraded(
+  statuses: readonly StatusEntry[],
+  degradations: readonly Degradation[],
+  now: string,
+): StatusEntry[] {
+  if (degradations.length === 0) return [...statuses];
+  const byRoute = new Map<string, string[]>();
+  const byListener = new Map<string, string[]>();
+  for (const d of degradations) {
+    if (d.route !== undefined) {
+      const k = `${d.route.kind}/${d.route.namespace}/${d.route.name}`;
+      byRoute.set(k, [...(byRoute.get(k) ?? []), d.issue.message]);
+    }
+    if (d.listenerId !== undefined)
+      byListener.set(d.listenerId, [...(byListener.get(d.listenerId) ?? []), d.issue.message]);
+  }
+  return statuses.map((entry) => {
+    const key = `${entry.kind}/${entry.metadata.namespace ?? ""}/${entry.metadata.name}`;
+    const routeMessages = byRoute.get(key);
+    if (routeMessages !== undefined) {
+      const parents = (entry.status["parents"] as Array<{ conditions: Condition[] }> | undefined) ?? [];
+      return {
+        ...entry,
+        status: {
+          ...entry.status,
+          parents: parents.map((p) => ({
+            ...p,
+            conditions: upsert(p.conditions, {
+              type: "PartiallyInvalid",
+              status: "True",
+              reason: "UnsupportedValue",
+              message: `Dropped Rule(s): the data plane cannot express: ${routeMessages.join("; ")}; those rules answer 500`,
+              lastTransitionTime: now,
+            }),
+          })),
+        },
+      };
+    }
+    if (entry.kind !== "Gateway") return entry;
+    const listeners =
+      (entry.status["listeners"] as Array<{ name: string; conditions: Condition[] }> | undefined) ?? [];
+    let touched = false;
+    const next = listeners.map((l) => {
+      const messages = byListener.get(`${entry.metadata.namespace ?? ""}/${entry.metadata.name}/${l.name}`);
+      if (messages === undefined) return l;
+      touched = true;
+      return {
+        ...l,
+        conditions: upsert(l.conditions, {
+          type: "Programmed",
+          status: "False",
+          reason: "Invalid",
+          message: `The data plane cannot express this listener: ${messages.join("; ")}`,
+          lastTransitionTime: now,
+        }),
+      };
+    });
+    return touched ? { ...entry, status: { ...entry.status, listeners: next } } : entry;
+  });
+}
+
+function upsert(
+  conditions: readonly Condition[],
+  condition: Omit<Condition, "observedGeneration">,
+): Condition[] {
+  const existing = conditions.find((c) => c.type === condition.type);
+  const generation = conditions[0]?.observedGeneration;
+  const stamped: Condition = {
+    ...condition,
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+  };
+  const rest = conditions.filter((c) => c.type !== condition.type);
+  if (existing !== undefined && existing.type === "PartiallyInvalid") {
+    stamped.message = `${existing.message}; ${stamped.message}`;
+  }
+  return [...rest, stamped].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
+}

@@ -1,0 +1,186 @@
+// The serve loop: provider updates → translate → make renderable → apply → statuses. One update is
+// processed at a time; updates arriving meanwhile coalesce into the latest one. Nothing that comes
+// from the input can stop the loop: failures are logged, counted, and visible in /status.
+import type { Logger } from "pino";
+import type { AdminStateStore } from "../admin/state.ts";
+import { ApplyError, type ApplyOutcome } from "../dataplane/haproxy/apply/applier.ts";
+import { degrade, markDegraded, type Degradation } from "../dataplane/haproxy/degrade.ts";
+import { checkRenderable, formatIssue, type RenderOptions } from "../dataplane/haproxy/render/index.ts";
+import type { IR } from "../ir/types.ts";
+import { recordConfigErrors, type Metrics } from "../observability/metrics.ts";
+import type { ProviderUpdate } from "../provider/types.ts";
+import type { StatusEntry, Condition } from "../status/types.ts";
+import { translate } from "../translate/index.ts";
+import { withBoundAddresses } from "./addresses.ts";
+
+export interface Dataplane {
+  apply(ir: IR): Promise<ApplyOutcome>;
+}
+
+export interface ServeLoopOptions {
+  controllerName: string;
+  renderOptions: RenderOptions;
+  dataplane: Dataplane;
+  store: AdminStateStore;
+  metrics: Metrics;
+  logger: Logger;
+  /** Addresses reported for Gateways bound on all interfaces. */
+  hostAddresses: readonly string[];
+  /** The clock (the loop is the edge that reads it). */
+  now: () => Date;
+  /** Called after each processed update (tests wait on it). */
+  onProcessed?: (generation: number) => void;
+}
+
+export class ServeLoop {
+  readonly #o: ServeLoopOptions;
+  #pending: { update: ProviderUpdate; receivedAt: number } | undefined;
+  #running: Promise<void> | undefined;
+
+  constructor(options: ServeLoopOptions) {
+    this.#o = options;
+  }
+
+  /** Takes a provider update; returns at once (processing is asynchronous and coalesced). */
+  submit(update: ProviderUpdate): void {
+    this.#pending = { update, receivedAt: performance.now() };
+    this.#running ??= this.#drain().finally(() => (this.#running = undefined));
+  }
+
+  /** Resolves when every submitted update has been processed. */
+  async idle(): Promise<void> {
+    while (this.#running !== undefined) await this.#running;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#pending !== undefined) {
+      const { update, receivedAt } = this.#pending;
+      this.#pending = undefined;
+      try {
+        await this.#process(update, receivedAt);
+      } catch (err) {
+        // A bug, not an input problem: keep serving and say so loudly.
+        this.#o.logger.error(
+          { err, generation: update.generation },
+          "internal error while processing an update",
+        );
+      }
+      this.#o.onProcessed?.(update.generation);
+    }
+  }
+
+  async #process(update: ProviderUpdate, receivedAt: number): Promise<void> {
+    const { store, metrics, logger } = this.#o;
+    store.setInput(update);
+    recordConfigErrors(metrics, update.errors);
+    for (const e of update.errors) logger.warn({ generation: update.generation }, String(e));
+    for (const w of update.warnings) logger.info({ generation: update.generation }, w);
+
+    const now = this.#o
+      .now()
+      .toISOString()
+      .replace(/\.\d+Z$/, "Z");
+    const started = performance.now();
+    const result = translate(update.snapshot, { controllerName: this.#o.controllerName, now });
+    metrics.translations.inc();
+    metrics.translationDuration.observe((performance.now() - started) / 1000);
+
+    const { ir, degradations, fatal } = renderable(result.ir, this.#o.renderOptions);
+    for (const d of degradations)
+      logger.warn({ generation: update.generation }, `not programmed: ${formatIssue(d.issue)}`);
+    let statuses = withBoundAddresses(
+      markDegraded(result.statuses, degradations, now),
+      this.#o.hostAddresses,
+    );
+
+    if (fatal.length > 0) {
+      const message = `cannot render the configuration: ${fatal.map(formatIssue).join("; ")}`;
+      logger.error({ generation: update.generation }, message);
+      store.recordApply(update.generation, ir, { ok: false, error: new ApplyError(message) });
+      metrics.reloads.inc({ result: "invalid" });
+      store.setStatuses(markNotProgrammed(statuses, message, now));
+      return;
+    }
+    try {
+      const outcome = await this.#o.dataplane.apply(ir);
+      const method = outcome.method === "noop" ? "unchanged" : outcome.method;
+      store.recordApply(update.generation, ir, { ok: true, method });
+      if (outcome.method === "reload" || outcome.method === "start")
+        metrics.reloads.inc({ result: "success" });
+      for (const [type, n] of Object.entries(outcome.runtimeUpdates)) {
+        if (n > 0) metrics.runtimeUpdates.inc({ type: type }, n);
+      }
+      metrics.lastAppliedTimestamp.set(Date.now() / 1000);
+      const seconds = (performance.now() - receivedAt) / 1000;
+      metrics.routePropagation.observe(seconds);
+      logger.info(
+        { generation: update.generation, method: outcome.method, ms: Math.round(seconds * 1000) },
+        `applied: ${outcome.detail}`,
+      );
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const output = err instanceof ApplyError ? err.validationOutput : undefined;
+      logger.error({ generation: update.generation, haproxy: output }, `not applied: ${message}`);
+      metrics.reloads.inc({
+        result: err instanceof ApplyError && output !== undefined ? "invalid" : "failure",
+      });
+      store.recordApply(update.generation, ir, { ok: false, error: err });
+      statuses = markNotProgrammed(
+        statuses,
+        `${message}${output !== undefined ? `: ${lastLines(output)}` : ""}`,
+        now,
+      );
+    }
+    store.setStatuses(statuses);
+  }
+}
+
+/** Narrows renderer issues to the elements concerned until the IR renders (bounded). */
+function renderable(
+  ir: IR,
+  options: RenderOptions,
+): { ir: IR; degradations: Degradation[]; fatal: ReturnType<typeof degrade>["fatal"] } {
+  let current = ir;
+  const all: Degradation[] = [];
+  for (let round = 0; round < 4; round++) {
+    const issues = checkRenderable(current, options);
+    if (issues.length === 0) return { ir: current, degradations: all, fatal: [] };
+    const step = degrade(current, issues);
+    all.push(...step.degradations);
+    if (step.fatal.length > 0) return { ir: step.ir, degradations: all, fatal: step.fatal };
+    current = step.ir;
+  }
+  return { ir: current, degradations: all, fatal: checkRenderable(current, options) };
+}
+
+/** Every Gateway we report on: Programmed False, the previous configuration keeps serving. */
+function markNotProgrammed(statuses: readonly StatusEntry[], message: string, now: string): StatusEntry[] {
+  return statuses.map((entry) => {
+    if (entry.kind !== "Gateway") return entry;
+    const conditions = (entry.status["conditions"] as Condition[] | undefined) ?? [];
+    const generation = conditions[0]?.observedGeneration;
+    const programmed: Condition = {
+      type: "Programmed",
+      status: "False",
+      reason: "Invalid",
+      message: `The new configuration was not applied (the previous one keeps serving): ${message}`,
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      lastTransitionTime: now,
+    };
+    return {
+      ...entry,
+      status: {
+        ...entry.status,
+        conditions: [...conditions.filter((c) => c.type !== "Programmed"), programmed],
+      },
+    };
+  });
+}
+
+function lastLines(text: string): string {
+  return text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .slice(-5)
+    .join(" | ");
+}
