@@ -15,9 +15,14 @@ test("a rule the renderer refuses answers 500; everything else still renders", (
   const vh = ir.gateways[0]?.listeners[0]?.virtualHosts?.[0];
   const rule = vh?.rules[0];
   assert.ok(rule !== undefined && ir.backends[0] !== undefined);
-  rule.filters.push({ type: "RequestMirror", mirror: { backend: ir.backends[0].id, percent: 100 } });
+  // Header-based session persistence is something HAProxy 2.6 cannot do.
+  rule.sessionPersistence = { type: "Header", name: "x-session", lifetime: "Session" };
+  rule.filters.push({
+    type: "RequestHeaderModifier",
+    headers: { set: [{ name: "x-a", value: "1" }], add: [], remove: [] },
+  });
   const issues = checkRenderable(ir);
-  assert.ok(issues.length > 0, "RequestMirror is expected to be refused by the renderer");
+  assert.ok(issues.length > 0, "header session persistence is expected to be refused by the renderer");
   const out = degrade(ir, issues);
   assert.deepEqual(out.fatal, []);
   assert.deepEqual(checkRenderable(out.ir), []);

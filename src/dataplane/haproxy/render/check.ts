@@ -335,10 +335,8 @@ function checkFilters(
         break;
       }
       case "RequestMirror":
-        report(
-          path,
-          "RequestMirror is not supported: HAProxy 2.6 cannot mirror requests without delaying or cutting the main request (it needs an external SPOE agent)",
-        );
+        if (!(f.mirror.percent >= 0 && f.mirror.percent <= 100))
+          report(`${path}.mirror.percent`, `${f.mirror.percent} is outside 0..100`);
         break;
       case "CORS": {
         if (!ruleLevel) report(path, "CORS is not supported on backendRefs");

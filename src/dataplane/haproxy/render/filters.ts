@@ -10,6 +10,7 @@ import type {
   IRRedirect,
 } from "../../../ir/types.ts";
 import { lf, regexLiteral, word } from "./escape.ts";
+import { mirrorLine } from "./mirror.ts";
 import { normalizePrefix } from "./routing.ts";
 
 export interface FilterScope {
@@ -19,6 +20,8 @@ export interface FilterScope {
   id: string;
   /** Prefix for named ACLs this scope defines (unique per scope). */
   acl: string;
+  /** The HAProxy backend that receives mirrored copies for IRBackend `id` (RequestMirror). */
+  mirrorProxy?: (backendId: string) => string;
 }
 
 export interface FilterLines {
@@ -148,9 +151,12 @@ export function filterLines(filters: readonly IRHTTPFilter[], scope: FilterScope
         out.response.push(...c.response);
         break;
       }
-      case "RequestMirror":
-        // Rejected by checkIR (no clean way to mirror in HAProxy 2.6); never rendered.
-        throw new Error("internal: RequestMirror reached the filter renderer");
+      case "RequestMirror": {
+        if (scope.mirrorProxy === undefined)
+          throw new Error("internal: RequestMirror without a mirror resolver");
+        out.request.push(mirrorLine(scope.mirrorProxy(f.mirror.backend), f.mirror.percent, scope.cond));
+        break;
+      }
     }
   }
   return out;

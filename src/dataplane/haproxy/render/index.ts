@@ -7,6 +7,7 @@ import { BackendSet } from "./backends.ts";
 import { checkIR, checkOptions } from "./check.ts";
 import { RenderError, type RenderIssue } from "./errors.ts";
 import { httpFrontend, tcpFrontend, type L4Prepared } from "./frontends.ts";
+import { mirrorFrontend, mirrorGlobalLines } from "./mirror.ts";
 import { globalSection, httpDefaults, metricsFrontend, tcpDefaults, writeErrorPages } from "./global.ts";
 import { addTLSRoutes, addVirtualHosts } from "./hosts.ts";
 import {
@@ -32,8 +33,7 @@ const CHECK_OPTIONS: RenderOptions = {
 };
 
 /**
- * Everything in `ir` (and `options`, when given) that the renderer cannot express: RequestMirror,
- * header session persistence, unsupported retry codes/backoff, unsafe strings (control characters,
+ * Everything in `ir` (and `options`, when given) that the renderer cannot express: header session persistence, unsupported retry codes/backoff, unsafe strings (control characters,
  * unbalanced regexes), protocol conflicts on a port, ... Empty when `render` will succeed.
  */
 export function checkRenderable(ir: IR, options?: RenderOptions): RenderIssue[] {
@@ -96,10 +96,13 @@ export function render(ir: IR, options: RenderOptions): RenderedConfig {
     lines: ["mode tcp", `server s1 unix@${l.socket} send-proxy-v2`],
   }));
 
+  const global = globalSection(ctx);
+  global.lines.push(...mirrorGlobalLines(ctx, ir));
   const sections: Section[] = [
-    globalSection(ctx),
+    global,
     httpDefaults(ctx),
     ...metricsFrontend(ctx),
+    ...mirrorFrontend(ctx, ir),
     ...httpSections,
     ...backends.sections("http"),
     tcpDefaults(),

@@ -175,7 +175,7 @@ test("checkRenderable lists every issue without throwing", () => {
   const ir = simpleIR(
     [
       rule("mirror", "/", ["service/default/a/80"], {
-        filters: [{ type: "RequestMirror", mirror: { backend: "service/default/a/80", percent: 50 } }],
+        filters: [{ type: "RequestMirror", mirror: { backend: "service/default/a/80", percent: 150 } }],
         sessionPersistence: { type: "Header", name: "x-session", lifetime: "Session" },
       }),
     ],
@@ -185,7 +185,7 @@ test("checkRenderable lists every issue without throwing", () => {
   assert.deepEqual(
     issues.map((i) => [i.subject, i.path]),
     [
-      ["mirror", "gateways[0].listeners[0].virtualHosts[0].rules[0].filters[0]"],
+      ["mirror", "gateways[0].listeners[0].virtualHosts[0].rules[0].filters[0].mirror.percent"],
       ["mirror", "gateways[0].listeners[0].virtualHosts[0].rules[0].sessionPersistence.type"],
     ],
   );
@@ -194,7 +194,7 @@ test("checkRenderable lists every issue without throwing", () => {
     (e: unknown) =>
       e instanceof RenderError &&
       e.subject === "mirror" &&
-      /RequestMirror/.test(e.message) &&
+      /outside 0\.\.100/.test(e.message) &&
       e.issues.length === 2,
   );
 });

@@ -55,6 +55,9 @@ export function prepareRule(ctx: RenderContext, backends: BackendSet, r: RuleIns
         (wb) => backends.proxy(wb.backend ?? "", ruleProfile(backends, wb.backend ?? "", rule)),
         cookie === undefined ? undefined : (wb) => backends.tag(wb.backend ?? ""),
       );
+  // Mirrored copies go to the mirror backend's plain profile (no retries, no persistence).
+  const mirrorProxy = (id: string): string =>
+    backends.proxy(id, backends.httpProfile(id, rule.grpc === true));
   const timeout = ruleTimeoutMs(rule.timeouts);
   if (timeout !== undefined) ctx.map(MAP_TIMEOUTS).add(r.rid, timeout);
   const prepared: PreparedRule = {
@@ -64,12 +67,14 @@ export function prepareRule(ctx: RenderContext, backends: BackendSet, r: RuleIns
       cond: `{ var(txn.gh_rule) -m str ${r.rid} }`,
       id: r.rid,
       acl: r.rid,
+      mirrorProxy,
     }),
     backendFilters: rule.backends.map((wb, k) =>
       filterLines(wb.filters, {
         cond: `{ var(txn.gh_choice) -m str ${r.rid}/${k} }`,
         id: `${r.rid}/${k}`,
         acl: `${r.rid}_b${k}`,
+        mirrorProxy,
       }),
     ),
   };
