@@ -106,6 +106,14 @@ export const routeNoMatchingListenerHostname = (message: string): ConditionSpec 
   c("Accepted", "False", "NoMatchingListenerHostname", message);
 export const routeNoMatchingParent = (message: string): ConditionSpec =>
   c("Accepted", "False", "NoMatchingParent", message);
+/**
+ * An HTTPRoute and a GRPCRoute with intersecting hostnames on one listener: "The rejected Route MUST
+ * raise an 'Accepted' condition with a status of 'False'" (GRPCRouteSpec.hostnames). The spec names no
+ * reason, and none of the route reasons it lists fits ("Controllers may raise this condition with
+ * other reasons"); HostnameConflict is the name the Listener condition uses for the same situation.
+ */
+export const routeHostnameConflict = (message: string): ConditionSpec =>
+  c("Accepted", "False", "HostnameConflict", message);
 export const routeUnsupportedValue = (message: string): ConditionSpec =>
   c("Accepted", "False", "UnsupportedValue", message);
 export const routePartiallyInvalid = (message: string): ConditionSpec =>

@@ -6,6 +6,8 @@ export const SUPPORTED_FEATURES: readonly string[] = [
   "GatewayPort8080",
   "GatewayStaticAddresses",
   "GatewayHTTPListenerIsolation",
+  "GRPCRoute",
+  "GRPCRouteNamedRouteRule",
   "HTTPRoute",
   "HTTPRouteBackendProtocolH2C",
   "HTTPRouteBackendProtocolWebSocket",

@@ -52,8 +52,8 @@ export interface GatewayNode {
 
 /** Route kinds each protocol serves, in the order reported in supportedKinds. */
 const KINDS_BY_PROTOCOL: Record<string, readonly string[]> = {
-  HTTP: ["HTTPRoute"],
-  HTTPS: ["HTTPRoute"],
+  HTTP: ["HTTPRoute", "GRPCRoute"],
+  HTTPS: ["HTTPRoute", "GRPCRoute"],
   TLS: ["TLSRoute"],
   TCP: ["TCPRoute"],
   UDP: ["UDPRoute"],

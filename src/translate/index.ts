@@ -9,6 +9,7 @@ import type {
   IRTLSRoute,
   IRVirtualHost,
 } from "../ir/types.ts";
+import type { GRPCRoute, HTTPRoute } from "../resources/generated/types.ts";
 import type { Snapshot } from "../resources/snapshot.ts";
 import type { StatusEntry } from "../status/types.ts";
 import { stampConditions, type ConditionSpec } from "./conditions.ts";
@@ -17,10 +18,13 @@ import { resolveGatewayClasses } from "./gatewayclass.ts";
 import { GATEWAY_GROUP, resolveGateways, type GatewayNode, type ListenerNode } from "./gateway.ts";
 import { compareHostnameSpecificity } from "./hostname.ts";
 import type { TranslateOptions } from "./options.ts";
-import { compareHTTPMatches, compareRouteIdentity } from "./precedence.ts";
-import { emitHTTPRoute, translateHTTPRoute, type RuleEntry } from "./routes/http.ts";
+import { compareRouteIdentity, compareRouteMatches, routeIdentityOf } from "./precedence.ts";
+import { settleHostnameConflicts } from "./routes/conflicts.ts";
+import { translateGRPCRoute } from "./routes/grpc.ts";
+import { translateHTTPRoute } from "./routes/http.ts";
 import { translateL4Route, type L4Route } from "./routes/l4.ts";
 import { attachRoute, countAttachedRoutes, type ParentAttachment, type RouteKind } from "./routes/parents.ts";
+import { emitRoute, type RuleEntry } from "./routes/rules.ts";
 
 export { DEFAULT_CONTROLLER_NAME, type TranslateOptions } from "./options.ts";
 
@@ -31,6 +35,10 @@ export interface TranslateResult {
 }
 
 const API_VERSION = `${GATEWAY_GROUP}/v1`;
+
+type HTTPLikeRoute =
+  | { kind: "HTTPRoute"; route: HTTPRoute; attachments: ParentAttachment[] }
+  | { kind: "GRPCRoute"; route: GRPCRoute; attachments: ParentAttachment[] };
 
 interface RouteStatusInput {
   kind: RouteKind;
@@ -47,7 +55,7 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   const backends = new Map<string, IRBackend>();
   const routeStatuses: RouteStatusInput[] = [];
 
-  // HTTPRoutes → rule entries per listener and hostname.
+  // HTTPRoutes and GRPCRoutes → rule entries per listener and hostname.
   const httpRules = new Map<string, Map<string, RuleEntry[]>>();
   const sink = (listenerId: string, hostname: string, entry: RuleEntry): void => {
     let hosts = httpRules.get(listenerId);
@@ -56,24 +64,37 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
     if (list === undefined) hosts.set(hostname, [entry]);
     else list.push(entry);
   };
+  // Both kinds attach first: a route of one kind may lose a listener to a route of the other kind
+  // with an intersecting hostname (routes/conflicts.ts), which must be settled before emitting.
+  const attached: HTTPLikeRoute[] = [];
   for (const route of snapshot.httpRoutes.values()) {
     const attachments = attachRoute(snapshot, "HTTPRoute", route, gateways);
-    if (attachments.length === 0) continue;
+    if (attachments.length > 0) attached.push({ kind: "HTTPRoute", route, attachments });
+  }
+  for (const route of snapshot.grpcRoutes.values()) {
+    const attachments = attachRoute(snapshot, "GRPCRoute", route, gateways);
+    if (attachments.length > 0) attached.push({ kind: "GRPCRoute", route, attachments });
+  }
+  settleHostnameConflicts(attached);
+  for (const r of attached) {
     // Backends are registered only once the route is actually served by some listener.
     const routeBackends = new Map<string, IRBackend>();
-    const result = translateHTTPRoute(snapshot, route, routeBackends);
+    const result =
+      r.kind === "HTTPRoute"
+        ? translateHTTPRoute(snapshot, r.route, routeBackends)
+        : translateGRPCRoute(snapshot, r.route, routeBackends);
     // A route rejected because none of its rules can be implemented is still emitted: every rule of
-    // it answers 500, so that its requests are never served by another route without the filters it
-    // asked for (a filter that cannot be applied "MUST NOT be skipped").
-    const served = emitHTTPRoute(route, result, attachments, sink) > 0;
+    // it answers with an error, so that its requests are never served by another route without the
+    // filters it asked for (a filter that cannot be applied "MUST NOT be skipped").
+    const served = emitRoute(r.kind, r.route, result, r.attachments, sink) > 0;
     if (result.rejected === undefined) {
-      countAttachedRoutes(attachments);
+      countAttachedRoutes(r.attachments);
       if (served) addAll(backends, routeBackends);
     }
     routeStatuses.push({
-      kind: "HTTPRoute",
-      route,
-      attachments,
+      kind: r.kind,
+      route: r.route,
+      attachments: r.attachments,
       routeConditions: result.conditions,
       rejected: result.rejected,
     });
@@ -181,31 +202,19 @@ function listenerIR(
     out.virtualHosts = [...hosts.keys()].sort(compareHostnameSpecificity).map((hostname): IRVirtualHost => ({
       hostname,
       rules: [...(hosts.get(hostname) ?? [])]
-        .sort((a, b) => compareHTTPMatches(a.candidate, b.candidate))
+        .sort((a, b) => compareRouteMatches(a.candidate, b.candidate))
         .map((e) => e.rule),
     }));
     return out;
   }
   // L4 routes in precedence order: oldest first, then namespace/name.
   const routes = [...(l4Routes.get(l.id) ?? [])].sort((a, b) =>
-    compareRouteIdentity(identity(a.route), identity(b.route)),
+    compareRouteIdentity(routeIdentityOf(a.route), routeIdentityOf(b.route)),
   );
   if (protocol === "TLS") out.tlsRoutes = routes.map((r) => r.ir as IRTLSRoute);
   else if (protocol === "TCP") out.tcpRoutes = routes.map((r) => r.ir);
   else out.udpRoutes = routes.map((r) => r.ir);
   return out;
-}
-
-function identity(route: L4Route): {
-  routeCreationTimestamp: string;
-  routeNamespace: string;
-  routeName: string;
-} {
-  return {
-    routeCreationTimestamp: route.metadata.creationTimestamp ?? "",
-    routeNamespace: route.metadata.namespace ?? "default",
-    routeName: route.metadata.name,
-  };
 }
 
 function gatewayStatus(g: GatewayNode, now: string): StatusEntry {

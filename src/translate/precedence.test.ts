@@ -5,9 +5,12 @@ import {
   compareGRPCMatches,
   compareHTTPMatches,
   compareRouteIdentity,
+  compareRouteMatches,
+  routeIdentityOf,
   type GRPCMatchCandidate,
   type MatchCandidate,
   type PathMatchType,
+  type RouteMatchCandidate,
 } from "./precedence.ts";
 
 const T0 = "2020-09-08T01:02:03Z";
@@ -324,11 +327,12 @@ function totalOrderProperties<T extends object>(
   name: string,
   arb: fc.Arbitrary<T>,
   cmp: (a: T, b: T) => number,
+  near: fc.Arbitrary<[T, T]> = nearCopies(arb),
 ): void {
   void describe(`${name} is a total order`, () => {
     void it("is reflexive and antisymmetric; 0 only for equal candidates", () => {
       fc.assert(
-        fc.property(fc.oneof(fc.tuple(arb, arb), nearCopies(arb)), ([a, b]) => {
+        fc.property(fc.oneof(fc.tuple(arb, arb), near), ([a, b]) => {
           assert.equal(cmp(a, a), 0);
           assert.equal(Math.sign(cmp(a, b)) + Math.sign(cmp(b, a)), 0);
           if (cmp(a, b) === 0) assert.deepEqual(a, b);
@@ -362,8 +366,58 @@ function totalOrderProperties<T extends object>(
   });
 }
 
+const asHTTP = (c: MatchCandidate): RouteMatchCandidate => ({ kind: "HTTPRoute", ...c });
+const asGRPC = (c: GRPCMatchCandidate): RouteMatchCandidate => ({ kind: "GRPCRoute", ...c });
+const routeMatchArb: fc.Arbitrary<RouteMatchCandidate> = fc.oneof(httpArb.map(asHTTP), grpcArb.map(asGRPC));
+/** Near copies within one kind (a field copied from the other kind would make a mixed candidate). */
+const routeMatchNear: fc.Arbitrary<[RouteMatchCandidate, RouteMatchCandidate]> = fc.oneof(
+  nearCopies(httpArb).map(([a, b]): [RouteMatchCandidate, RouteMatchCandidate] => [asHTTP(a), asHTTP(b)]),
+  nearCopies(grpcArb).map(([a, b]): [RouteMatchCandidate, RouteMatchCandidate] => [asGRPC(a), asGRPC(b)]),
+);
+
 totalOrderProperties("compareHTTPMatches", httpArb, compareHTTPMatches);
 totalOrderProperties("compareGRPCMatches", grpcArb, compareGRPCMatches);
+totalOrderProperties("compareRouteMatches", routeMatchArb, compareRouteMatches, routeMatchNear);
+
+void describe("compareRouteMatches (one virtual host's rule list)", () => {
+  void it("orders each kind with its own comparator", () => {
+    fc.assert(
+      fc.property(httpArb, httpArb, (a, b) => {
+        const x = compareRouteMatches({ kind: "HTTPRoute", ...a }, { kind: "HTTPRoute", ...b });
+        assert.equal(Math.sign(x), Math.sign(compareHTTPMatches(a, b)));
+      }),
+    );
+    fc.assert(
+      fc.property(grpcArb, grpcArb, (a, b) => {
+        const x = compareRouteMatches({ kind: "GRPCRoute", ...a }, { kind: "GRPCRoute", ...b });
+        assert.equal(Math.sign(x), Math.sign(compareGRPCMatches(a, b)));
+      }),
+    );
+  });
+
+  void it("puts every GRPCRoute entry before every HTTPRoute entry (documented choice)", () => {
+    fc.assert(
+      fc.property(httpArb, grpcArb, (h, g) => {
+        assertBefore(compareRouteMatches, { kind: "GRPCRoute", ...g }, { kind: "HTTPRoute", ...h });
+      }),
+    );
+  });
+});
+
+void describe("routeIdentityOf", () => {
+  void it("defaults the namespace and an unknown creation timestamp", () => {
+    assert.deepEqual(routeIdentityOf({ metadata: { name: "r" } }), {
+      routeCreationTimestamp: "",
+      routeNamespace: "default",
+      routeName: "r",
+    });
+    assert.deepEqual(routeIdentityOf({ metadata: { name: "r", namespace: "ns", creationTimestamp: T0 } }), {
+      routeCreationTimestamp: T0,
+      routeNamespace: "ns",
+      routeName: "r",
+    });
+  });
+});
 
 void describe("compareHTTPMatches respects the path-type order in any sorted list", () => {
   void it("Exact, then RegularExpression, then PathPrefix", () => {

@@ -231,3 +231,36 @@ export function compareGRPCMatches(a: GRPCMatchCandidate, b: GRPCMatchCandidate)
     compareStrings(a.methodType ?? "Exact", b.methodType ?? "Exact")
   );
 }
+
+/** The identity of a route object for the tie-breakers (creation timestamp "" when unknown). */
+export function routeIdentityOf(route: {
+  metadata: { name: string; namespace?: string; creationTimestamp?: string };
+}): RouteIdentity {
+  return {
+    routeCreationTimestamp: route.metadata.creationTimestamp ?? "",
+    routeNamespace: route.metadata.namespace ?? "default",
+    routeName: route.metadata.name,
+  };
+}
+
+/** An HTTPRoute or GRPCRoute match entry, as the virtual host's rule list holds them. */
+export type RouteMatchCandidate =
+  ({ kind: "HTTPRoute" } & MatchCandidate) | ({ kind: "GRPCRoute" } & GRPCMatchCandidate);
+
+/**
+ * Comparator for the rule list of one virtual host, which may in principle hold entries of both kinds:
+ * each kind is ordered by its own comparator, and every GRPCRoute entry comes before every HTTPRoute
+ * entry.
+ *
+ * In practice one virtual host never holds both: "Merging MUST not be done between GRPCRoutes and
+ * HTTPRoutes", and an HTTPRoute and a GRPCRoute whose hostnames intersect on a listener are not both
+ * accepted there (GRPCRouteSpec.hostnames; see routes/conflicts.ts), so the virtual hosts of the two
+ * kinds on one listener never match a common request host. The order between kinds is still defined,
+ * so that the comparator stays total. gRPC first is the safe choice should the two ever meet: an
+ * HTTPRoute catch-all (`PathPrefix /`) would otherwise shadow every gRPC rule, whereas gRPC rules only
+ * match `/<service>/<method>` paths, which ordinary HTTP traffic does not use.
+ */
+export function compareRouteMatches(a: RouteMatchCandidate, b: RouteMatchCandidate): number {
+  if (a.kind === "GRPCRoute") return b.kind === "GRPCRoute" ? compareGRPCMatches(a, b) : -1;
+  return b.kind === "HTTPRoute" ? compareHTTPMatches(a, b) : 1;
+}

@@ -9,6 +9,8 @@ import { buildSnapshot } from "../resources/snapshot.ts";
 import { parseDocuments } from "../resources/load.ts";
 import { stringify } from "yaml";
 import { validateIR } from "../ir/validate.ts";
+import type { IR } from "../ir/types.ts";
+import { listenerHostnamesOverlap } from "./hostname.ts";
 import { translate } from "./index.ts";
 
 const GROUP = "gateway.networking.k8s.io/v1";
@@ -48,9 +50,14 @@ const allowedRoutes = fc.record(
     ),
     kinds: fc.oneof(
       { weight: 4, arbitrary: fc.constant([]) },
-      fc.array(fc.record({ kind: fc.constantFrom("HTTPRoute", "TLSRoute", "TCPRoute", "UDPRoute", "Foo") }), {
-        maxLength: 2,
-      }),
+      fc.array(
+        fc.record({
+          kind: fc.constantFrom("HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute", "Foo"),
+        }),
+        {
+          maxLength: 2,
+        },
+      ),
     ),
   },
   { requiredKeys: [] },
@@ -192,6 +199,92 @@ const httpRoute = fc.record({
   ),
 });
 
+const grpcFilter = fc.oneof(
+  fc.constant({
+    type: "RequestHeaderModifier",
+    requestHeaderModifier: { set: [{ name: "x-a", value: "1" }], remove: ["x-b"] },
+  }),
+  fc.constant({
+    type: "ResponseHeaderModifier",
+    responseHeaderModifier: { add: [{ name: "x-c", value: "2" }] },
+  }),
+  fc.record({ type: fc.constant("RequestMirror"), requestMirror: fc.record({ backendRef }) }),
+  fc.constant({ type: "ExtensionRef", extensionRef: { group: "example.com", kind: "Foo", name: "x" } }),
+);
+
+/** GRPCRoutes share names, parentRefs and hostnames with the HTTPRoutes, so that the two kinds collide. */
+const grpcRoute = fc.record({
+  apiVersion: fc.constant(GROUP),
+  kind: fc.constant("GRPCRoute"),
+  metadata: fc.record(
+    {
+      name: names,
+      namespace: namespaces,
+      creationTimestamp: fc.constantFrom("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"),
+    },
+    { requiredKeys: ["name", "namespace"] },
+  ),
+  spec: fc.record(
+    {
+      parentRefs: fc.array(
+        fc.oneof(
+          { weight: 3, arbitrary: fc.record({ name: gatewayNames }) },
+          fc.record(
+            { name: names, namespace: namespaces, sectionName: fc.constantFrom("l1", "l2", "http") },
+            { requiredKeys: ["name"] },
+          ),
+        ),
+        { maxLength: 2 },
+      ),
+      hostnames: fc.array(hostnames, { maxLength: 2 }),
+      rules: fc.array(
+        fc.record(
+          {
+            matches: fc.array(
+              fc.record(
+                {
+                  method: fc.oneof(
+                    fc.record(
+                      {
+                        type: fc.constant("Exact"),
+                        service: fc.constantFrom("a.B", "foo.Bar"),
+                        method: fc.constantFrom("Get", "List"),
+                      },
+                      { requiredKeys: [] },
+                    ),
+                    fc.record(
+                      {
+                        type: fc.constant("RegularExpression"),
+                        service: fc.constantFrom("a\\..*", "", "(", "foo.Bar"),
+                        method: fc.constantFrom("G.*", "", "Get"),
+                      },
+                      { requiredKeys: ["type"] },
+                    ),
+                  ),
+                  headers: fc.array(
+                    fc.record({
+                      name: fc.constantFrom("x-h", "X-H", "x-i"),
+                      value: fc.constantFrom("1", "2"),
+                    }),
+                    { maxLength: 2 },
+                  ),
+                },
+                { requiredKeys: [] },
+              ),
+              { maxLength: 2 },
+            ),
+            filters: fc.array(grpcFilter, { maxLength: 1 }),
+            backendRefs: fc.array(backendRef, { maxLength: 2 }),
+          },
+          { requiredKeys: [] },
+        ),
+        { maxLength: 3 },
+      ),
+    },
+    { requiredKeys: [] },
+  ),
+});
+
 const l4Route = fc.record({
   apiVersion: fc.constant(GROUP),
   kind: fc.constantFrom("TCPRoute", "UDPRoute", "TLSRoute"),
@@ -241,7 +334,7 @@ const referenceGrant = fc.record({
     from: fc.array(
       fc.record({
         group: fc.constant("gateway.networking.k8s.io"),
-        kind: fc.constantFrom("HTTPRoute", "Gateway", "TCPRoute"),
+        kind: fc.constantFrom("HTTPRoute", "GRPCRoute", "Gateway", "TCPRoute"),
         namespace: namespaces,
       }),
       { minLength: 1, maxLength: 2 },
@@ -264,6 +357,7 @@ const resourceSet = fc.tuple(
   gatewayClass,
   fc.array(gateway, { minLength: 1, maxLength: 3 }),
   fc.array(httpRoute, { minLength: 1, maxLength: 4 }),
+  fc.array(grpcRoute, { maxLength: 3 }),
   fc.array(l4Route, { maxLength: 2 }),
   fc.array(service, { maxLength: 3 }),
   fc.array(referenceGrant, { maxLength: 2 }),
@@ -295,12 +389,20 @@ function run(objects: readonly KubeObject[]): string {
 
 test("random resource sets translate without throwing, into a valid IR, the same in any order", () => {
   let translatedRules = 0;
+  let grpcRules = 0;
+  let hostnameConflicts = 0;
   fc.assert(
     fc.property(resourceSet, fc.integer(), (set, seed) => {
       const objects = admitted(set.flat());
       const out = run(objects);
       const parsed = JSON.parse(out) as ReturnType<typeof translate>;
       assert.deepEqual(validateIR(parsed.ir), [], "IR invariants");
+      assertKindsApart(parsed.ir);
+      grpcRules += parsed.ir.gateways
+        .flatMap((g) => g.listeners.flatMap((l) => l.virtualHosts ?? []))
+        .flatMap((vh) => vh.rules)
+        .filter((r) => r.grpc === true).length;
+      hostnameConflicts += out.split('"reason":"HostnameConflict"').length - 1;
       translatedRules += parsed.ir.gateways.flatMap((g) =>
         g.listeners.flatMap((l) => l.virtualHosts ?? []),
       ).length;
@@ -314,9 +416,35 @@ test("random resource sets translate without throwing, into a valid IR, the same
     { numRuns: 300, seed: SEED },
   );
   // The generator must reach the interesting paths, or this test proves nothing.
-  console.log(`virtual hosts produced: ${translatedRules}`);
+  console.log(
+    `virtual hosts produced: ${translatedRules}; gRPC rules: ${grpcRules}; hostname conflicts: ${hostnameConflicts}`,
+  );
   assert.ok(translatedRules > 20, `only ${translatedRules} virtual hosts were produced across all runs`);
+  assert.ok(grpcRules > 5, `only ${grpcRules} gRPC rules were produced across all runs`);
+  assert.ok(hostnameConflicts > 0, `only ${hostnameConflicts} HTTPRoute/GRPCRoute conflicts across all runs`);
 });
+
+/**
+ * HTTPRoute and GRPCRoute rules never meet: a virtual host holds rules of one kind only, and on one
+ * listener no HTTP virtual host's hostname intersects a gRPC virtual host's (GRPCRouteSpec.hostnames:
+ * of two such routes "the implementation MUST accept exactly one").
+ */
+function assertKindsApart(ir: IR): void {
+  for (const l of ir.gateways.flatMap((g) => g.listeners)) {
+    const kindOf = new Map<string, boolean>();
+    for (const vh of l.virtualHosts ?? []) {
+      const kinds = new Set(vh.rules.map((r) => r.grpc === true));
+      assert.ok(kinds.size <= 1, `${l.id} ${vh.hostname}: HTTPRoute and GRPCRoute rules on one virtual host`);
+      for (const grpc of kinds) kindOf.set(vh.hostname, grpc);
+    }
+    for (const [a, ga] of kindOf) {
+      for (const [b, gb] of kindOf) {
+        if (ga && !gb)
+          assert.ok(!listenerHostnamesOverlap(a, b), `${l.id}: gRPC host ${a} intersects HTTP host ${b}`);
+      }
+    }
+  }
+}
 
 test("mutated objects that the schema admits never make the translator throw", () => {
   fc.assert(

@@ -1,5 +1,6 @@
-// HTTPRoute filters → IR filters. Redirects and prefix rewrites depend on the listener and on the
-// match they apply to, so conversion happens per (listener, match).
+// HTTPRoute and GRPCRoute filters → IR filters (a GRPCRouteFilter is an HTTPRouteFilter restricted to
+// the header modifiers, RequestMirror and ExtensionRef). Redirects and prefix rewrites depend on the
+// listener and on the match they apply to, so conversion happens per (listener, match).
 import type { IRHeaderModifier, IRHTTPFilter, IRMirror, IRPathModifier, IRRedirect } from "../../ir/types.ts";
 import type { HTTPRouteSpec } from "../../resources/generated/types.ts";
 
