@@ -100,7 +100,10 @@ describe("AdminStateStore", () => {
     });
     store.recordProcessEvent("HAProxy exited unexpectedly (code 1, signal null); restarting");
     assert.deepEqual(store.status().dataplane.events, [
-      { at: "2025-01-01T00:00:00.000Z", message: "HAProxy exited unexpectedly (code 1, signal null); restarting" },
+      {
+        at: "2025-01-01T00:00:00.000Z",
+        message: "HAProxy exited unexpectedly (code 1, signal null); restarting",
+      },
     ]);
 
     store.setInput({ generation: 3, errors: [], warnings: [] });
