@@ -2,6 +2,7 @@
 // registry below; this module only dispatches, prints help and maps failures to exit codes:
 //   0 success, 1 failure (a GatehouseError or a bug), 2 usage error (usage printed on stderr).
 import { GatehouseError, UsageError } from "../errors.ts";
+import { controllerCommand } from "./controller.ts";
 import { serveCommand } from "./serve.ts";
 import { translateCommand } from "./translate.ts";
 
@@ -28,7 +29,7 @@ export interface Command {
 }
 
 /** Every subcommand, in the order the overview lists them. */
-export const COMMANDS: readonly Command[] = [serveCommand, translateCommand];
+export const COMMANDS: readonly Command[] = [serveCommand, controllerCommand, translateCommand];
 
 export const processIO: CliIO = {
   stdout: (text) => void process.stdout.write(text),

@@ -1,22 +1,13 @@
 // `gatehouse serve`: standalone mode. The file provider watches --config; every change is translated
 // and applied to an HAProxy that runs as our child; the admin server shows readiness, status, the
 // IR in effect and metrics. Stops cleanly (HAProxy included) on SIGTERM/SIGINT.
-import { networkInterfaces, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { parseAdminAddress, startAdminServer } from "../admin/server.ts";
-import { AdminStateStore } from "../admin/state.ts";
-import { HAProxyApplier } from "../dataplane/haproxy/apply/applier.ts";
-import { nodeFileWriter } from "../dataplane/haproxy/apply/files.ts";
-import { findHAProxy, HAProxyProcess } from "../dataplane/haproxy/process/manager.ts";
-import type { RenderOptions } from "../dataplane/haproxy/render/index.ts";
-import { workerRuntimeApi } from "../dataplane/haproxy/runtime/socket.ts";
+import { parseAdminAddress } from "../admin/server.ts";
 import { UsageError } from "../errors.ts";
 import { createLogger, parseLogFormat, parseLogLevel } from "../observability/logger.ts";
-import { createMetrics } from "../observability/metrics.ts";
-import { FileProvider } from "../provider/file/provider.ts";
-import { hostAddresses, type InterfaceAddress } from "../serve/addresses.ts";
-import { ServeLoop } from "../serve/loop.ts";
+import { startServe } from "../serve/start.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
 import type { CliIO, Command } from "./main.ts";
 
@@ -85,98 +76,26 @@ async function runServe(args: readonly string[], io: CliIO): Promise<number> {
     format: parseLogFormat(values["log-format"] ?? "json"),
     level: parseLogLevel(values["log-level"] ?? "info"),
   });
-  const binary = findHAProxy(values.haproxy ?? "haproxy");
-
-  await nodeFileWriter.mkdir(stateDir);
-  const masterSocket = join(stateDir, "master.sock");
-  const renderOptions: RenderOptions = {
-    stateDir,
-    runtimeSocket: join(stateDir, "haproxy.sock"),
-    serverSlots: slots,
-    hardStopAfter,
-    metricsAddress,
-  };
-  const store = new AdminStateStore(() => io.now());
-  const metrics = createMetrics();
-  const process_ = new HAProxyProcess({
-    masterSocket,
-    binary,
-    logger: logger.child({ component: "haproxy" }),
-  });
-  process_.on((event) => {
-    const text = describeEvent(event);
-    if (text === undefined) return;
-    store.recordProcessEvent(text);
-    if (event.type === "exited" && !event.expected) logger.error({ event }, text);
-    else logger.info({ event }, text);
-  });
-  const applier = new HAProxyApplier({
-    stateDir,
-    process: process_,
-    runtime: workerRuntimeApi(masterSocket),
-    files: nodeFileWriter,
-    render: renderOptions,
-  });
-  const loop = new ServeLoop({
-    controllerName: values["controller-name"] ?? DEFAULT_CONTROLLER_NAME,
-    renderOptions,
-    dataplane: applier,
-    store,
-    metrics,
-    logger,
-    hostAddresses: hostAddresses(interfaces()),
-    now: () => io.now(),
-  });
-  const server = await startAdminServer({
-    state: store,
-    registry: metrics.registry,
-    host: admin.host,
-    port: admin.port,
-    haproxyMetricsUrl: `http://${metricsAddress}/metrics`,
-    onError: (message, cause) => logger.warn({ err: cause }, message),
-  });
-  logger.info({ admin: server.address?.url, stateDir, config: values.config }, "gatehouse serve starting");
-  const provider = new FileProvider({ path: values.config, onWarning: (w) => logger.warn(w) });
 
   const stopped = new Promise<string>((done) => {
     process.once("SIGTERM", () => done("SIGTERM"));
     process.once("SIGINT", () => done("SIGINT"));
   });
-  await provider.start((update) => loop.submit(update));
+  const serve = await startServe({
+    config: values.config,
+    stateDir,
+    logger,
+    admin,
+    haproxy: values.haproxy ?? "haproxy",
+    controllerName: values["controller-name"] ?? DEFAULT_CONTROLLER_NAME,
+    serverSlots: slots,
+    hardStopAfter,
+    metricsAddress,
+    now: () => io.now(),
+  });
   const signal = await stopped;
   logger.info({ signal }, "stopping");
-  await provider.stop();
-  await loop.idle();
-  await process_.stop({ graceful: true, timeoutMs: 5000 });
-  await server.close();
+  await serve.stop({ graceful: true, timeoutMs: 5000 });
   logger.info("stopped");
   return 0;
-}
-
-function interfaces(): InterfaceAddress[] {
-  return Object.values(networkInterfaces())
-    .flat()
-    .filter((i) => i !== undefined)
-    .map((i) => ({ address: i.address, family: i.family, internal: i.internal }));
-}
-
-function describeEvent(event: Parameters<Parameters<HAProxyProcess["on"]>[0]>[0]): string | undefined {
-  switch (event.type) {
-    case "started":
-      return `HAProxy started (master pid ${event.pid})`;
-    case "reloaded":
-      return `HAProxy reloaded (workers ${event.workers.join(", ")})`;
-    case "exited":
-      return event.expected
-        ? `HAProxy stopped`
-        : `HAProxy exited unexpectedly (code ${event.code}, signal ${event.signal}); restarting`;
-    case "restart-scheduled":
-      return `HAProxy restart ${event.attempt} in ${event.delayMs} ms`;
-    case "restarted":
-      return `HAProxy restarted (master pid ${event.pid}, attempt ${event.attempt})`;
-    case "restart-failed":
-      return `HAProxy restart ${event.attempt} failed: ${event.error.message}`;
-    case "gave-up":
-      return `HAProxy could not be restarted after ${event.attempts} attempts`;
-  }
 }

@@ -11,6 +11,7 @@ import { recordConfigErrors, type Metrics } from "../observability/metrics.ts";
 import type { ProviderUpdate } from "../provider/types.ts";
 import type { StatusEntry, Condition } from "../status/types.ts";
 import { translate } from "../translate/index.ts";
+import type { GatewayInfrastructure } from "../infra/types.ts";
 import { withBoundAddresses } from "./addresses.ts";
 
 export interface Dataplane {
@@ -30,6 +31,13 @@ export interface ServeLoopOptions {
   now: () => Date;
   /** Called after each processed update (tests wait on it). */
   onProcessed?: (generation: number) => void;
+  /**
+   * Runs between translation and rendering: may give Gateways addresses (and bind them) and report
+   * them in status (e.g. `--infrastructure host` with an address pool). Default: none.
+   */
+  infrastructure?: GatewayInfrastructure;
+  /** Receives the final statuses of every processed update, after the admin store (e.g. the Kubernetes status writer). */
+  onStatuses?: (statuses: readonly StatusEntry[], update: ProviderUpdate) => void;
 }
 
 export class ServeLoop {
@@ -85,11 +93,25 @@ export class ServeLoop {
     metrics.translations.inc();
     metrics.translationDuration.observe((performance.now() - started) / 1000);
 
-    const { ir, degradations, fatal } = renderable(result.ir, this.#o.renderOptions);
+    let prepared = { ir: result.ir, statuses: result.statuses };
+    if (this.#o.infrastructure !== undefined) {
+      try {
+        prepared = await this.#o.infrastructure.prepare({
+          ir: result.ir,
+          statuses: result.statuses,
+          snapshot: update.snapshot,
+          now,
+        });
+      } catch (err) {
+        logger.error({ err, generation: update.generation }, "infrastructure step failed");
+      }
+    }
+
+    const { ir, degradations, fatal } = renderable(prepared.ir, this.#o.renderOptions);
     for (const d of degradations)
       logger.warn({ generation: update.generation }, `not programmed: ${formatIssue(d.issue)}`);
     let statuses = withBoundAddresses(
-      markDegraded(result.statuses, degradations, now),
+      markDegraded(prepared.statuses, degradations, now),
       this.#o.hostAddresses,
     );
 
@@ -98,7 +120,7 @@ export class ServeLoop {
       logger.error({ generation: update.generation }, message);
       store.recordApply(update.generation, ir, { ok: false, error: new ApplyError(message) });
       metrics.reloads.inc({ result: "invalid" });
-      store.setStatuses(markNotProgrammed(statuses, message, now));
+      this.#publish(markNotProgrammed(statuses, message, now), update);
       return;
     }
     try {
@@ -131,7 +153,12 @@ export class ServeLoop {
         now,
       );
     }
-    store.setStatuses(statuses);
+    this.#publish(statuses, update);
+  }
+
+  #publish(statuses: StatusEntry[], update: ProviderUpdate): void {
+    this.#o.store.setStatuses(statuses);
+    this.#o.onStatuses?.(statuses, update);
   }
 }
 

@@ -2,7 +2,9 @@
 // Runtime-only changes (maps, server slots, certificates) go through the runtime API; anything
 // structural is written to a fresh generation directory, validated with `haproxy -c`, and loaded
 // with a hitless master-worker reload. A configuration HAProxy rejects never replaces the running one.
+import { createServer } from "node:net";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { GatehouseError } from "../../../errors.ts";
 import type { IR } from "../../../ir/types.ts";
 import type { ReloadResult, ValidationResult } from "../process/manager.ts";
@@ -10,7 +12,7 @@ import { replaceMap, setServerState, updateServerSlot, upsertSslCert } from "../
 import type { RuntimeApi } from "../runtime/socket.ts";
 import { render, type RenderedConfig, type RenderOptions } from "../render/index.ts";
 import { writeTree, type FileWriter } from "./files.ts";
-import { planApply, type ApplyPlan } from "./plan.ts";
+import { planApply, tcpListenAddresses, type ApplyPlan } from "./plan.ts";
 
 /** What the applier needs of the HAProxy process (HAProxyProcess implements it). */
 export interface DataplaneProcess {
@@ -30,6 +32,11 @@ export interface ApplierOptions {
   render: Omit<RenderOptions, "stateDir">;
   /** Generations kept on disk besides the current one (old workers may still use them). */
   keepGenerations?: number;
+  /**
+   * Why `host:port` cannot be bound right now, or undefined when it can (default: tries it with
+   * node:net). Checked before a reload for every address the new configuration adds: see #reload.
+   */
+  canBind?: (host: string, port: number) => Promise<string | undefined>;
 }
 
 export type ApplyMethod = "noop" | "runtime" | "reload" | "start";
@@ -80,6 +87,7 @@ export class HAProxyApplier {
   }
 
   async #apply(ir: IR): Promise<ApplyOutcome> {
+    await this.#settled();
     const running = this.#running;
     if (running !== undefined && this.#o.process.state === "running") {
       const rendered = render(ir, { ...this.#o.render, stateDir: running.dir });
@@ -116,7 +124,16 @@ export class HAProxyApplier {
     return { map: plan.maps.length, server: plan.servers.length, certificate: plan.certificates.length };
   }
 
-  async #reload(ir: IR, reason: string): Promise<ApplyOutcome> {
+  /**
+   * Waits while the process manager (re)starts HAProxy on its own after a crash: it reloads the
+   * configuration file we last wrote, and start() would be refused meanwhile. Bounded.
+   */
+  async #settled(): Promise<void> {
+    const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+    while (this.#o.process.state === "starting" && Date.now() < deadline) await sleep(20);
+  }
+
+  async #reload(ir: IR, reason: string, retry = true): Promise<ApplyOutcome> {
     const generation = this.#nextGeneration++;
     const dir = join(this.#o.stateDir, `g${generation}`);
     const rendered = render(ir, { ...this.#o.render, stateDir: dir });
@@ -133,21 +150,55 @@ export class HAProxyApplier {
         validationOutput: check.output,
       });
     }
+    // Validation takes a while: the process manager may have begun restarting HAProxy meanwhile.
+    await this.#settled();
+    const starting = this.#o.process.state !== "running";
+    const previous = this.#running;
+    // `haproxy -c` does not bind. When a reload's new process cannot bind an address, HAProxy 2.6
+    // pauses the serving worker's listeners while it retries (about 2 s: every connection is
+    // refused) before giving up. So addresses the reload would add are tried first.
+    if (!starting && previous !== undefined) {
+      const taken = await this.#unbindable(previous.rendered.config, rendered.config);
+      if (taken !== undefined) {
+        await this.#o.files.remove(dir);
+        await this.#o.files.remove(candidate);
+        throw new ApplyError(`${taken}; the previous configuration keeps serving`);
+      }
+    }
     await this.#o.files.write(this.configPath, rendered.config);
     await this.#o.files.remove(candidate);
-    const starting = this.#o.process.state !== "running";
     try {
       if (starting) await this.#o.process.start(this.configPath);
       else await this.#o.process.reload();
     } catch (err) {
+      // HAProxy still runs (or restarts) the previous configuration: keep it on disk.
+      if (previous !== undefined) await this.#o.files.write(this.configPath, previous.rendered.config);
+      // HAProxy crashed meanwhile and is being restarted (on the previous configuration): once it
+      // is back, try again rather than leave the change unapplied until the next one.
+      const state = this.#o.process.state;
+      if (retry && (state === "restart-pending" || state === "starting")) {
+        await this.#settled();
+        return await this.#reload(ir, reason, false);
+      }
       throw new ApplyError(`HAProxy ${starting ? "start" : "reload"} failed: ${errorText(err)}`, {
         cause: err,
       });
     }
-    const previous = this.#running;
     this.#running = { generation, dir, rendered };
     await this.#prune(previous?.generation);
     return { method: starting ? "start" : "reload", detail: reason, runtimeUpdates: zero() };
+  }
+
+  /** Why one of the TCP addresses `next` listens on, and `current` does not, cannot be bound. */
+  async #unbindable(current: string, next: string): Promise<string | undefined> {
+    const bound = new Set(tcpListenAddresses(current).map((a) => `${a.host}|${a.port}`));
+    const canBind = this.#o.canBind ?? tryBind;
+    for (const a of tcpListenAddresses(next)) {
+      if (bound.has(`${a.host}|${a.port}`)) continue;
+      const problem = await canBind(a.host, a.port);
+      if (problem !== undefined) return `cannot listen on ${formatHostPort(a.host, a.port)}: ${problem}`;
+    }
+    return undefined;
   }
 
   /** Removes generation directories older than the ones still possibly in use. */
@@ -163,6 +214,29 @@ export class HAProxyApplier {
     }
   }
 }
+
+/**
+ * Binds `host:port` and closes it at once; the error message when that fails. With SO_REUSEPORT, as
+ * HAProxy binds by default: what HAProxy itself holds (or could share) does not count as taken.
+ */
+function tryBind(host: string, port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", (err: NodeJS.ErrnoException) => {
+      resolve(err.code === "EADDRINUSE" ? "the address is in use by another process" : err.message);
+    });
+    server.listen({ host, port, exclusive: true, reusePort: true }, () =>
+      server.close(() => resolve(undefined)),
+    );
+  });
+}
+
+function formatHostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Longest wait for HAProxy to finish a restart the process manager began (its start timeout is 10 s). */
+const SETTLE_TIMEOUT_MS = 30_000;
 
 function changedFiles(before: RenderedConfig, after: RenderedConfig): Record<string, string> {
   const out: Record<string, string> = {};

@@ -5,7 +5,7 @@ import { parse } from "yaml";
 import type { IR } from "../../../ir/types.ts";
 import { render } from "../render/index.ts";
 import { GOLDEN_OPTIONS } from "../render/testutil.ts";
-import { parseMapFile, planApply, serverSlots, structureOf } from "./plan.ts";
+import { parseMapFile, planApply, serverSlots, structureOf, tcpListenAddresses } from "./plan.ts";
 
 const base = parse(
   readFileSync(new URL("../../../../testdata/render/http-basic.ir.yaml", import.meta.url), "utf8"),
@@ -105,5 +105,21 @@ test("parseMapFile splits at the first blank and keeps values whole", () => {
     ["a#/x", "r1"],
     ["b#/y", "value with spaces"],
     ["lonely", ""],
+  ]);
+});
+
+test("tcpListenAddresses lists TCP binds, not unix sockets", () => {
+  const config = [
+    "frontend a",
+    "  bind 192.0.2.1:8080",
+    "  bind :443 ssl crt-list /x/y.crtlist",
+    "  bind [2001:db8::1]:8443",
+    "  bind unix@/var/lib/gatehouse/sock/fe.sock accept-proxy",
+    "  bind 192.0.2.1:8080",
+  ].join("\n");
+  assert.deepEqual(tcpListenAddresses(config), [
+    { host: "192.0.2.1", port: 8080 },
+    { host: "0.0.0.0", port: 443 },
+    { host: "2001:db8::1", port: 8443 },
   ]);
 });

@@ -134,3 +134,19 @@ export function planApply(current: RenderedConfig | undefined, next: RenderedCon
   if (maps.length === 0 && servers.length === 0 && certificates.length === 0) return { kind: "noop" };
   return { kind: "runtime", maps, servers, certificates };
 }
+
+/**
+ * The TCP addresses a rendered configuration listens on (`bind HOST:PORT`, `bind :PORT`,
+ * `bind [IPv6]:PORT`; unix sockets are left out), as `{ host, port }` with `:PORT` read as 0.0.0.0.
+ */
+export function tcpListenAddresses(config: string): Array<{ host: string; port: number }> {
+  const out = new Map<string, { host: string; port: number }>();
+  for (const line of config.split("\n")) {
+    const m = /^\s+bind\s+(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]*)):(\d+)(?:\s|$)/.exec(line);
+    if (m === null) continue;
+    const host = m[1] ?? (m[2] === "" || m[2] === undefined ? "0.0.0.0" : m[2]);
+    const port = Number(m[3]);
+    out.set(`${host}|${port}`, { host, port });
+  }
+  return [...out.values()];
+}

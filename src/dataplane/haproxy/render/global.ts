@@ -44,6 +44,10 @@ export function httpDefaults(ctx: RenderContext): Section {
     lines: [
       "mode http",
       "option http-keep-alive",
+      // On a reload, the old worker keeps idle keep-alive connections until their next request and
+      // answers it with `Connection: close`, instead of closing them at once: a client sending on
+      // a connection being closed would get a reset (HTTP clients do not retry non-idempotent requests).
+      "option idle-close-on-response",
       "option forwardfor",
       "timeout connect 5s",
       "timeout client 60s",

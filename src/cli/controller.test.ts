@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { UsageError } from "../errors.ts";
+import { main, type CliIO } from "./main.ts";
+import {
+  DEFAULT_LEASE_NAMESPACE,
+  leaderIdentity,
+  leaseNamespace,
+  parseControllerArgs,
+} from "./controller.ts";
+
+describe("gatehouse controller: command line", () => {
+  test("defaults", () => {
+    const a = parseControllerArgs([]);
+    assert.equal(a.infrastructure, "host");
+    assert.equal(a.addressPool, undefined);
+    assert.equal(a.interfaceName, "gatehouse0");
+    assert.equal(a.controllerName, "gatehouse.dev/gateway-controller");
+    assert.equal(a.leaderElect, true);
+    assert.deepEqual(a.admin, { host: "127.0.0.1", port: 9901 });
+  });
+
+  test("flags", () => {
+    const a = parseControllerArgs([
+      "--kubeconfig=/k",
+      "--infrastructure=host",
+      "--address-pool=10.1.2.0/24",
+      "--leader-elect=false",
+      "--lease-namespace=ns",
+      "--controller-name=x.dev/y",
+      "--admin=0.0.0.0:1234",
+    ]);
+    assert.equal(a.kubeconfig, "/k");
+    assert.equal(a.addressPool?.cidr, "10.1.2.0/24");
+    assert.equal(a.leaderElect, false);
+    assert.equal(a.leaseNamespace, "ns");
+    assert.equal(a.controllerName, "x.dev/y");
+    assert.deepEqual(a.admin, { host: "0.0.0.0", port: 1234 });
+  });
+
+  test("--infrastructure kubernetes is not implemented yet, and says so", () => {
+    assert.throws(
+      () => parseControllerArgs(["--infrastructure", "kubernetes"]),
+      (e: unknown) => {
+        assert.ok(e instanceof UsageError);
+        assert.match(e.message, /not implemented yet: use --infrastructure host/);
+        return true;
+      },
+    );
+  });
+
+  test("bad values are usage errors", () => {
+    for (const args of [
+      ["--infrastructure=cloud"],
+      ["--leader-elect=yes"],
+      ["--address-pool=10.0.0.0/40"],
+      ["--interface=much-too-long-name"],
+      ["--server-slots=0"],
+      ["--log-level=loud"],
+    ]) {
+      assert.throws(() => parseControllerArgs(args), UsageError, args.join(" "));
+    }
+  });
+
+  test("exit code 2 and the usage for a usage error", async () => {
+    const err: string[] = [];
+    const io: CliIO = { stdout: () => undefined, stderr: (t) => err.push(t), now: () => new Date(0) };
+    assert.equal(await main(["controller", "--infrastructure=kubernetes"], io), 2);
+    assert.match(err.join(""), /gatehouse controller: --infrastructure kubernetes: not implemented yet/);
+    assert.match(err.join(""), /Usage: gatehouse controller/);
+  });
+
+  test("lease namespace: flag, then $POD_NAMESPACE, then the default", () => {
+    assert.equal(leaseNamespace("flag", { POD_NAMESPACE: "pod" }), "flag");
+    assert.equal(leaseNamespace(undefined, { POD_NAMESPACE: "pod" }), "pod");
+    assert.equal(leaseNamespace(undefined, {}), DEFAULT_LEASE_NAMESPACE);
+  });
+
+  test("leader identity: the pod name and a random suffix", () => {
+    assert.match(leaderIdentity({ POD_NAME: "gatehouse-abc" }), /^gatehouse-abc_[0-9a-f]{8}$/);
+    assert.notEqual(leaderIdentity({ POD_NAME: "p" }), leaderIdentity({ POD_NAME: "p" }));
+  });
+});

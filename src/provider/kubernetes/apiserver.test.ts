@@ -1,0 +1,662 @@
+// Integration tests against a REAL kube-apiserver (+ etcd) with the Gateway API v1.6.1 CRDs. The
+// controller side always runs as the ServiceAccount of deploy/rbac.yaml (token from the TokenRequest
+// API), so these tests also prove that the RBAC manifests grant enough. Skipped, with the reason,
+// when the binaries (conformance/scripts/build.sh) or the CRDs (Go module cache) are unavailable.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import { networkInterfaces, tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Watch, type KubeConfig } from "@kubernetes/client-node";
+import { startController, type ControllerHandle } from "../../cli/controller.ts";
+import { FakeBinder } from "../../infra/host/binder.ts";
+import { HostInfrastructure } from "../../infra/host/host.ts";
+import { AddressPool } from "../../infra/host/pool.ts";
+import { createLogger } from "../../observability/logger.ts";
+import { LeaderElector } from "../../status/leader.ts";
+import type { Condition } from "../../status/types.ts";
+import { systemClock } from "../clock.ts";
+import { providerContract } from "../contract.ts";
+import type { ProviderUpdate } from "../types.ts";
+import { describeError, HttpKubeApi, type HttpMethod, type KubeApi, type RequestOptions } from "./client.ts";
+import { KubernetesProvider } from "./provider.ts";
+import {
+  apiServerSkipReason,
+  gatewayApiCrdDir,
+  installCrds,
+  REPO,
+  startTestApiServer,
+  yamlObjects,
+  type TestApiServer,
+} from "./testing/apiserver.ts";
+
+const skip = apiServerSkipReason();
+const CONTROLLER = "gatehouse.dev/gateway-controller";
+const OTHER = "example.com/other-controller";
+const GW = "/apis/gateway.networking.k8s.io/v1";
+
+let server: TestApiServer | undefined;
+/** A kubeconfig for the ServiceAccount gatehouse-system/gatehouse (deploy/rbac.yaml). */
+let controllerConfig: KubeConfig | undefined;
+
+function srv(): TestApiServer {
+  assert.ok(server !== undefined, "API server not started");
+  return server;
+}
+function cfg(): KubeConfig {
+  assert.ok(controllerConfig !== undefined);
+  return controllerConfig;
+}
+
+async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline)
+      assert.fail(`timed out waiting for ${what}${last === undefined ? "" : `: ${describeError(last)}`}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const silentLog = { info: () => undefined, warn: () => undefined };
+
+/** Counts writes, to prove that converged status is not rewritten. */
+class CountingApi implements KubeApi {
+  readonly inner: KubeApi;
+  puts: string[] = [];
+  constructor(inner: KubeApi) {
+    this.inner = inner;
+  }
+  request<T>(method: HttpMethod, path: string, body?: unknown, options?: RequestOptions): Promise<T> {
+    if (method === "PUT" && path.endsWith("/status")) this.puts.push(path);
+    return this.inner.request<T>(method, path, body, options);
+  }
+}
+
+describe("against a real kube-apiserver", { skip, timeout: 300_000 }, () => {
+  before(
+    async () => {
+      server = await startTestApiServer();
+      const deploy = join(REPO, "deploy");
+      await server.apply(yamlObjects(await readFile(join(deploy, "namespace.yaml"), "utf8")));
+      await server.apply(yamlObjects(await readFile(join(deploy, "rbac.yaml"), "utf8")));
+      const token = await eventually("a ServiceAccount token", async () => {
+        const r = await srv().admin.request<{ status: { token: string } }>(
+          "POST",
+          "/api/v1/namespaces/gatehouse-system/serviceaccounts/gatehouse/token",
+          { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
+        );
+        return r.status.token;
+      });
+      controllerConfig = server.kubeConfig(token);
+    },
+    { timeout: 180_000 },
+  );
+  after(async () => {
+    await server?.stop();
+  });
+
+  test("the ServiceAccount may not do more than deploy/rbac.yaml says", async () => {
+    const api = new HttpKubeApi(cfg());
+    await assert.rejects(
+      api.request("POST", "/api/v1/namespaces/default/services", {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name: "nope" },
+        spec: { ports: [{ port: 1 }] },
+      }),
+      (e: { statusCode?: number }) => e.statusCode === 403,
+    );
+    await assert.rejects(
+      api.request("GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases"),
+      (e: { statusCode?: number }) => e.statusCode === 403,
+    );
+    await api.request("GET", `${GW}/httproutes`); // allowed
+  });
+
+  // The shared provider contract, on Services in a namespace of its own per case.
+  providerContract("kubernetes (real API server)", {
+    async create(sources) {
+      const namespace = `contract-${randomBytes(3).toString("hex")}`;
+      const admin = srv().admin;
+      await admin.request("POST", "/api/v1/namespaces", {
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: { name: namespace },
+      });
+      // The contract's objects live in `default`; rename the namespace in the YAML text.
+      const names = new Map<string, string>();
+      const set = async (name: string, yaml: string | undefined): Promise<void> => {
+        const previous = names.get(name);
+        if (yaml === undefined) {
+          if (previous !== undefined)
+            await admin.request("DELETE", `/api/v1/namespaces/default/services/${previous}`);
+          names.delete(name);
+          return;
+        }
+        for (const obj of yamlObjects(yaml)) {
+          await srv().apply([obj]);
+          names.set(name, (obj["metadata"] as { name: string }).name);
+        }
+      };
+      for (const [name, yaml] of Object.entries(sources)) await set(name, yaml);
+      return {
+        provider: new KubernetesProvider({
+          api: new HttpKubeApi(cfg()),
+          watch: new Watch(cfg()),
+          debounceMs: 10,
+          log: silentLog,
+        }),
+        set,
+        cleanup: async () => {
+          for (const n of names.values()) {
+            await admin.request("DELETE", `/api/v1/namespaces/default/services/${n}`).catch(() => undefined);
+          }
+          await admin.request("DELETE", `/api/v1/namespaces/${namespace}`);
+        },
+      };
+    },
+  });
+
+  test("API server down and up again: the last snapshot stays, changes made meanwhile arrive", async () => {
+    const updates: ProviderUpdate[] = [];
+    const provider = new KubernetesProvider({
+      api: new HttpKubeApi(cfg(), { timeoutMs: 2000 }),
+      watch: new Watch(cfg()),
+      debounceMs: 20,
+      retryMs: 200,
+      maxRetryMs: 1000,
+      log: silentLog,
+    });
+    await srv().apply(
+      yamlObjects(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: before, namespace: default}\nspec: {ports: [{port: 80}]}",
+      ),
+    );
+    await provider.start((u) => updates.push(u));
+    try {
+      assert.ok(updates.at(-1)?.snapshot.services.has("default/before"));
+      await srv().pause();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const during = updates.length;
+      assert.ok(
+        provider.kinds().some((k) => k.state === "failing"),
+        JSON.stringify(provider.kinds()),
+      );
+      assert.ok(updates.at(-1)?.snapshot.services.has("default/before"), "nothing was dropped");
+      await srv().resume();
+      await srv().apply(
+        yamlObjects(
+          "apiVersion: v1\nkind: Service\nmetadata: {name: after, namespace: default}\nspec: {ports: [{port: 80}]}",
+        ),
+      );
+      await eventually("the change made after the restart", () =>
+        Promise.resolve(updates.at(-1)?.snapshot.services.has("default/after") === true ? true : undefined),
+      );
+      assert.ok(updates.length > during);
+      assert.ok(updates.slice(during).every((u) => u.snapshot.services.has("default/before")));
+      await eventually("every kind watching again", () =>
+        Promise.resolve(provider.kinds().every((k) => k.state === "synced") ? true : undefined),
+      );
+    } finally {
+      await provider.stop();
+    }
+  });
+
+  test("a CRD deleted and installed again: its kind leaves and comes back, the others carry on", async () => {
+    const updates: ProviderUpdate[] = [];
+    const provider = new KubernetesProvider({
+      api: new HttpKubeApi(cfg()),
+      watch: new Watch(cfg()),
+      debounceMs: 20,
+      discoveryRetryMs: 500,
+      missingGraceMs: 1000,
+      log: silentLog,
+    });
+    const admin = srv().admin;
+    await srv().apply(
+      yamlObjects(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: TCPRoute
+metadata: {name: db, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: db, port: 5432}]}]`),
+    );
+    await provider.start((u) => updates.push(u));
+    try {
+      assert.ok(updates.at(-1)?.snapshot.tcpRoutes.has("default/db"));
+      await admin.request(
+        "DELETE",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/tcproutes.gateway.networking.k8s.io",
+      );
+      await eventually("TCPRoutes gone from the snapshot", () =>
+        Promise.resolve(updates.at(-1)?.snapshot.tcpRoutes.size === 0 ? true : undefined),
+      );
+      await srv().apply(
+        yamlObjects(
+          "apiVersion: v1\nkind: Service\nmetadata: {name: meanwhile, namespace: default}\nspec: {ports: [{port: 80}]}",
+        ),
+      );
+      await eventually("other kinds still delivered", () =>
+        Promise.resolve(
+          updates.at(-1)?.snapshot.services.has("default/meanwhile") === true ? true : undefined,
+        ),
+      );
+      // Install it again (wait until the old one is fully gone first).
+      await eventually("the CRD deleted", async () => {
+        try {
+          await admin.request(
+            "GET",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/tcproutes.gateway.networking.k8s.io",
+          );
+          return undefined;
+        } catch {
+          return true;
+        }
+      });
+      const crds = gatewayApiCrdDir();
+      assert.ok("dir" in crds);
+      await installCrds(admin, crds.dir, (f) => f.includes("tcproutes"));
+      await srv().apply(
+        yamlObjects(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: TCPRoute
+metadata: {name: again, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: db, port: 5432}]}]`),
+      );
+      await eventually("TCPRoutes back", () =>
+        Promise.resolve(updates.at(-1)?.snapshot.tcpRoutes.has("default/again") === true ? true : undefined),
+      );
+    } finally {
+      await provider.stop();
+    }
+  });
+
+  describe("gatehouse controller (provider → serve loop → HAProxy, status writer, leader election)", () => {
+    const ns = "app";
+    const pool = `127.213.${Math.floor(Math.random() * 250)}.0/29`;
+    let controller: ControllerHandle | undefined;
+    let backend: Server | undefined;
+    let stateDir = "";
+    let listenerPort = 0;
+    const counting = { api: undefined as CountingApi | undefined };
+    const nodeIP = Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i !== undefined && i.family === "IPv4" && !i.internal)?.address;
+    const passes: number[] = [];
+
+    const get = <T>(path: string) => srv().admin.request<T>("GET", path);
+    type Obj = { metadata: { generation: number }; status?: Record<string, unknown> };
+    const cond = (conditions: unknown, type: string) =>
+      (conditions as Condition[] | undefined)?.find((c) => c.type === type);
+
+    before(
+      async () => {
+        backend = createServer((_req, res) => res.end("hello from the backend\n"));
+        await new Promise<void>((resolve) => backend?.listen(0, "0.0.0.0", resolve));
+        const backendPort = (backend.address() as { port: number }).port;
+        listenerPort = await new Promise<number>((resolve) => {
+          const s = createServer().listen(0, "127.0.0.1", () => {
+            const p = (s.address() as { port: number }).port;
+            s.close(() => resolve(p));
+          });
+        });
+        stateDir = await mkdtemp(join(tmpdir(), "gatehouse-controller-test-"));
+        const admin = srv().admin;
+        await srv().apply(
+          yamlObjects(`
+apiVersion: v1
+kind: Namespace
+metadata: {name: ${ns}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: gatehouse}
+spec: {controllerName: ${CONTROLLER}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: ${ns}}
+spec:
+  gatewayClassName: gatehouse
+  listeners: [{name: http, port: ${listenerPort}, protocol: HTTP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: ${ns}}
+spec: {ports: [{name: http, port: 8080, targetPort: ${backendPort}}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: ${ns}, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints: [{addresses: ["${nodeIP ?? "192.0.2.1"}"], conditions: {ready: true}}]
+ports: [{name: http, port: ${backendPort}, protocol: TCP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: ${ns}}
+spec:
+  parentRefs: [{name: gw}, {name: foreign-gw}]
+  rules: [{backendRefs: [{name: web, port: 8080}]}]
+`),
+        );
+        // Another controller already reports on the route (its own Gateway "foreign-gw").
+        const route = await get<Record<string, unknown>>(`${GW}/namespaces/${ns}/httproutes/web`);
+        await admin.request("PUT", `${GW}/namespaces/${ns}/httproutes/web/status`, {
+          ...route,
+          status: {
+            parents: [
+              {
+                parentRef: { group: "gateway.networking.k8s.io", kind: "Gateway", name: "foreign-gw" },
+                controllerName: OTHER,
+                conditions: [
+                  {
+                    type: "Accepted",
+                    status: "True",
+                    reason: "Accepted",
+                    message: "theirs",
+                    observedGeneration: 1,
+                    lastTransitionTime: "2020-01-01T00:00:00Z",
+                  },
+                ],
+              },
+            ],
+          },
+        });
+        counting.api = new CountingApi(new HttpKubeApi(cfg()));
+        const metricsPort = listenerPort === 65535 ? 65534 : listenerPort + 1;
+        controller = await startController({
+          kubeConfig: cfg(),
+          api: counting.api,
+          logger: createLogger({ level: process.env["GATEHOUSE_TEST_LOG"] === "1" ? "debug" : "silent" }),
+          controllerName: CONTROLLER,
+          serve: {
+            stateDir,
+            admin: { host: "127.0.0.1", port: 0 },
+            metricsAddress: `127.0.0.1:${metricsPort}`,
+            serverSlots: 2,
+            hardStopAfter: "5s",
+            hostAddresses: [],
+          },
+          // The pool is in 127/8, local already (lo): the fake binder stands in for `ip`, which
+          // binder.netns.test.ts tests for real.
+          infrastructure: new HostInfrastructure({
+            binder: new FakeBinder("gh-test0", []),
+            pool: new AddressPool(pool),
+          }),
+          leaderElection: {
+            namespace: "gatehouse-system",
+            identity: "test-leader",
+            leaseDurationMs: 3000,
+            renewDeadlineMs: 2000,
+            retryPeriodMs: 300,
+          },
+          clock: systemClock,
+          onStatusPass: (report) => passes.push(report.written.length),
+        });
+      },
+      { timeout: 60_000 },
+    );
+
+    after(async () => {
+      await controller?.stop({ graceful: false, timeoutMs: 2000 });
+      await new Promise<void>((resolve) =>
+        backend === undefined ? resolve() : backend.close(() => resolve()),
+      );
+      if (stateDir !== "") await rm(stateDir, { recursive: true, force: true });
+    });
+
+    test("GatewayClass: Accepted, supportedFeatures", async () => {
+      const gc = await eventually("GatewayClass Accepted", async () => {
+        const o = await get<Obj>(`${GW}/gatewayclasses/gatehouse`);
+        return cond(o.status?.["conditions"], "Accepted")?.status === "True" ? o : undefined;
+      });
+      assert.ok(
+        Array.isArray(gc.status?.["supportedFeatures"]) &&
+          (gc.status["supportedFeatures"] as unknown[]).length > 0,
+      );
+      assert.equal(cond(gc.status?.["conditions"], "Accepted")?.observedGeneration, gc.metadata.generation);
+    });
+
+    test("Gateway: Accepted and Programmed with the pool address in status.addresses", async () => {
+      const gw = await eventually("Gateway Programmed", async () => {
+        const o = await get<Obj>(`${GW}/namespaces/${ns}/gateways/gw`);
+        return cond(o.status?.["conditions"], "Programmed")?.status === "True" ? o : undefined;
+      });
+      assert.equal(cond(gw.status?.["conditions"], "Accepted")?.status, "True");
+      assert.deepEqual(gw.status?.["addresses"], [{ type: "IPAddress", value: pool.replace(/0\/29$/, "1") }]);
+      const listeners = gw.status?.["listeners"] as Array<{
+        name: string;
+        attachedRoutes: number;
+        conditions: Condition[];
+      }>;
+      assert.equal(listeners[0]?.attachedRoutes, 1);
+    });
+
+    test("HTTPRoute: our parents entry is added, the other controller's entry is left alone", async () => {
+      const route = await eventually("HTTPRoute status", async () => {
+        const o = await get<Obj>(`${GW}/namespaces/${ns}/httproutes/web`);
+        const parents = (o.status?.["parents"] ?? []) as Array<{
+          controllerName: string;
+          conditions: Condition[];
+        }>;
+        return parents.some((p) => p.controllerName === CONTROLLER) ? parents : undefined;
+      });
+      assert.deepEqual(
+        route.map((p) => p.controllerName),
+        [OTHER, CONTROLLER],
+      );
+      const ours = route[1];
+      assert.equal(cond(ours?.conditions, "Accepted")?.status, "True");
+      assert.equal(cond(ours?.conditions, "ResolvedRefs")?.status, "True");
+      assert.equal(cond(route[0]?.conditions, "Accepted")?.lastTransitionTime, "2020-01-01T00:00:00Z");
+    });
+
+    test(
+      "traffic flows through HAProxy on the assigned address",
+      { skip: nodeIP === undefined ? "no non-loopback IPv4 address for the backend" : false },
+      async () => {
+        const address = pool.replace(/0\/29$/, "1");
+        const body = await eventually("an answer from the backend", async () => {
+          const res = await fetch(`http://${address}:${listenerPort}/`, {
+            signal: AbortSignal.timeout(2000),
+          });
+          return res.status === 200 ? await res.text() : undefined;
+        });
+        assert.equal(body, "hello from the backend\n");
+      },
+    );
+
+    test("converged: no status is rewritten while nothing changes", async () => {
+      const api = counting.api;
+      assert.ok(api !== undefined);
+      // Let the watch events of our own writes come back and be translated.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const before = api.puts.length;
+      // Touch something unrelated: a full translation and a status pass follow.
+      await srv().apply(
+        yamlObjects(
+          `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: unrelated, namespace: ${ns}}\ndata: {a: "1"}`,
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.deepEqual(api.puts.slice(before), [], "no status write");
+    });
+
+    test("a spec change: observedGeneration follows, lastTransitionTime of unchanged conditions stays", async () => {
+      const path = `${GW}/namespaces/${ns}/httproutes/web`;
+      const before = await get<Obj & { spec: Record<string, unknown> }>(path);
+      const ours = () =>
+        (
+          (before.status?.["parents"] ?? []) as Array<{ controllerName: string; conditions: Condition[] }>
+        ).find((p) => p.controllerName === CONTROLLER);
+      const acceptedBefore = cond(ours()?.conditions, "Accepted");
+      await srv().admin.request("PUT", path, {
+        ...before,
+        spec: { ...before.spec, hostnames: ["web.example.com"] },
+      });
+      const after = await eventually("observedGeneration 2", async () => {
+        const o = await get<Obj>(path);
+        const p = (
+          (o.status?.["parents"] ?? []) as Array<{ controllerName: string; conditions: Condition[] }>
+        ).find((x) => x.controllerName === CONTROLLER);
+        return cond(p?.conditions, "Accepted")?.observedGeneration === o.metadata.generation &&
+          o.metadata.generation > before.metadata.generation
+          ? p
+          : undefined;
+      });
+      assert.equal(cond(after.conditions, "Accepted")?.status, "True");
+      assert.equal(
+        cond(after.conditions, "Accepted")?.lastTransitionTime,
+        acceptedBefore?.lastTransitionTime,
+      );
+    });
+
+    test("a route that leaves our Gateway loses our parents entry; the other controller's stays", async () => {
+      const path = `${GW}/namespaces/${ns}/httproutes/web`;
+      const current = await get<Obj & { spec: Record<string, unknown> }>(path);
+      await srv().admin.request("PUT", path, {
+        ...current,
+        spec: { ...current.spec, parentRefs: [{ name: "foreign-gw" }] },
+      });
+      const parents = await eventually("our entry removed", async () => {
+        const o = await get<Obj>(path);
+        const p = (o.status?.["parents"] ?? []) as Array<{ controllerName: string }>;
+        return p.some((x) => x.controllerName === CONTROLLER) ? undefined : p;
+      });
+      assert.deepEqual(
+        parents.map((p) => p.controllerName),
+        [OTHER],
+      );
+      const gw = await eventually("attachedRoutes 0", async () => {
+        const o = await get<Obj>(`${GW}/namespaces/${ns}/gateways/gw`);
+        const l = (o.status?.["listeners"] ?? []) as Array<{ attachedRoutes: number }>;
+        return l[0]?.attachedRoutes === 0 ? o : undefined;
+      });
+      assert.ok(gw);
+    });
+
+    test("leader election: the Lease names us; a second candidate waits, and takes over after we stop", async () => {
+      const lease = await get<{ spec: { holderIdentity?: string; leaseDurationSeconds?: number } }>(
+        "/apis/coordination.k8s.io/v1/namespaces/gatehouse-system/leases/gatehouse-status",
+      );
+      assert.equal(lease.spec.holderIdentity, "test-leader");
+      const changes: boolean[] = [];
+      const second = new LeaderElector({
+        api: new HttpKubeApi(cfg()),
+        namespace: "gatehouse-system",
+        identity: "second",
+        clock: systemClock,
+        now: () => new Date(),
+        leaseDurationMs: 3000,
+        renewDeadlineMs: 2000,
+        retryPeriodMs: 300,
+        onChange: (l) => changes.push(l),
+      });
+      second.start();
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        assert.equal(second.isLeader, false);
+        await controller?.stop({ graceful: false, timeoutMs: 2000 });
+        await eventually(
+          "the second candidate leads",
+          () => Promise.resolve(second.isLeader ? true : undefined),
+          5000,
+        );
+        const after = await get<{ spec: { holderIdentity?: string; leaseTransitions?: number } }>(
+          "/apis/coordination.k8s.io/v1/namespaces/gatehouse-system/leases/gatehouse-status",
+        );
+        assert.equal(after.spec.holderIdentity, "second");
+        assert.equal(after.spec.leaseTransitions, 1);
+      } finally {
+        await second.stop();
+      }
+    });
+  });
+  test("`gatehouse controller` (the command): accepts its GatewayClass, releases the Lease on SIGTERM, exits 0", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gatehouse-controller-cli-"));
+    const kubeconfig = join(dir, "kubeconfig");
+    await writeFile(kubeconfig, cfg().exportConfig());
+    const free = () =>
+      new Promise<number>((resolve) => {
+        const s = createServer().listen(0, "127.0.0.1", () => {
+          const p = (s.address() as { port: number }).port;
+          s.close(() => resolve(p));
+        });
+      });
+    await srv().apply(
+      yamlObjects(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: cli}\nspec: {controllerName: example.dev/cli-test}",
+      ),
+    );
+    const output: string[] = [];
+    const child = spawn(
+      process.execPath,
+      [
+        join(REPO, "bin", "gatehouse.js"),
+        "controller",
+        `--kubeconfig=${kubeconfig}`,
+        "--controller-name=example.dev/cli-test",
+        "--lease-namespace=gatehouse-system",
+        "--lease-name=cli-test",
+        `--admin=127.0.0.1:${await free()}`,
+        `--haproxy-metrics=127.0.0.1:${await free()}`,
+        `--state-dir=${join(dir, "state")}`,
+        "--log-format=text",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, KUBECONFIG: "" } },
+    );
+    child.stdout.on("data", (d: Buffer) => output.push(d.toString()));
+    child.stderr.on("data", (d: Buffer) => output.push(d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      await eventually(
+        "GatewayClass cli Accepted",
+        async () => {
+          const o = await srv().admin.request<{ status?: { conditions?: Condition[] } }>(
+            "GET",
+            `${GW}/gatewayclasses/cli`,
+          );
+          return (o.status?.conditions ?? []).some((c) => c.type === "Accepted" && c.status === "True")
+            ? true
+            : undefined;
+        },
+        30_000,
+      ).catch((error: unknown) => {
+        throw new Error(`${String(error)}\n${output.join("")}`);
+      });
+      const lease = await srv().admin.request<{ spec: { holderIdentity?: string } }>(
+        "GET",
+        "/apis/coordination.k8s.io/v1/namespaces/gatehouse-system/leases/cli-test",
+      );
+      assert.match(lease.spec.holderIdentity ?? "", /_[0-9a-f]{8}$/);
+      child.kill("SIGTERM");
+      assert.equal(await exited, 0, output.join(""));
+      const released = await srv().admin.request<{ spec: { holderIdentity?: string } }>(
+        "GET",
+        "/apis/coordination.k8s.io/v1/namespaces/gatehouse-system/leases/cli-test",
+      );
+      assert.equal(released.spec.holderIdentity, undefined, "released on shutdown");
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,487 @@
+// The Kubernetes provider: one informer (the client library's ListWatch) per kind the translator
+// reads, and a fresh Snapshot whenever any of them changes.
+//
+// Per kind:
+// - Discovery picks the first served version of the kind (WATCHED_RESOURCES). A kind whose CRD is
+//   not installed is logged once and looked for again every `discoveryRetryMs`; the other kinds
+//   carry on. When a served kind's list or watch answers 404, discovery runs again (with backoff);
+//   its objects are dropped from the snapshot only once discovery has said "not served" for
+//   `missingGraceMs`: an API server that restarts answers 404 for CRD kinds for a moment, and
+//   dropping every Gateway then would take traffic down.
+// - ListWatch lists, then watches from the list's resourceVersion, and relists on 410 Gone. When the
+//   API server cannot be reached, ListWatch reports an error and stops; we restart it with
+//   exponential backoff (`retryMs` doubling up to `maxRetryMs`) on the injected clock. Its cache is
+//   kept meanwhile, so the pipeline keeps the last snapshot while the API server is unreachable.
+// - 403 Forbidden is logged once and retried with the same backoff: missing RBAC rules, but also
+//   an API server that just restarted and has not loaded its RBAC rules yet.
+//
+// start() resolves once every kind has settled (synced, or known to be missing or forbidden) and the
+// first snapshot was delivered. Afterwards changes coalesce: a change opens a debounce window of
+// `debounceMs` quiet (never longer than `maxDelayMs` in total) and one snapshot is built and
+// delivered when it closes. Building and delivering is synchronous, so one snapshot is in flight at a
+// time by construction.
+//
+// Objects are the API server's JSON (already validated and defaulted): the snapshot is built with
+// buildSnapshot directly. `metadata.managedFields` is dropped from cached objects to save memory.
+import {
+  ListWatch,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type Watch,
+} from "@kubernetes/client-node";
+import { GatehouseError } from "../../errors.ts";
+import type { KubeObject } from "../../resources/meta.ts";
+import { buildSnapshot } from "../../resources/snapshot.ts";
+import { systemClock, type Clock, type TimerHandle } from "../clock.ts";
+import type { Provider, SnapshotListener } from "../types.ts";
+import { describeError, statusCodeOf, type KubeApi } from "./client.ts";
+import {
+  apiVersionOf,
+  groupVersionPath,
+  resourcePath,
+  WATCHED_RESOURCES,
+  type WatchedResource,
+} from "./resources.ts";
+
+/** The part of the client library's Watch that ListWatch uses (a fake in unit tests). */
+export type WatchLike = Pick<Watch, "watch">;
+
+/** What the provider logs (a pino Logger fits). */
+export interface ProviderLog {
+  info(message: string): void;
+  warn(message: string): void;
+  debug?(message: string): void;
+}
+
+export interface KubernetesProviderOptions {
+  /** Lists and discovery. */
+  api: KubeApi;
+  /** Watches (the library's `new Watch(kubeConfig)`). */
+  watch: WatchLike;
+  /** Kinds to watch (default WATCHED_RESOURCES). */
+  resources?: readonly WatchedResource[];
+  /** Quiet time after the last change before a snapshot is delivered (default 30 ms). */
+  debounceMs?: number;
+  /** Upper bound on how long changes may postpone a snapshot (default 500 ms). */
+  maxDelayMs?: number;
+  /** First delay before restarting a failed informer (default 500 ms); doubles per failure. */
+  retryMs?: number;
+  /** Longest delay between restarts (default 30 s). */
+  maxRetryMs?: number;
+  /** How often a kind that is not served (CRD missing) is looked for again (default 30 s). */
+  discoveryRetryMs?: number;
+  /** How long a kind that was served must look unserved before its objects are dropped (default 10 s). */
+  missingGraceMs?: number;
+  /** Page size of lists (default 500). */
+  pageSize?: number;
+  /** Timers (default the real ones); also drives ListWatch's reconnect delays. */
+  clock?: Clock;
+  log?: ProviderLog;
+}
+
+/** Where each kind stands (for logs, /status and tests). */
+export type KindState =
+  "discovering" | "missing" | "forbidden" | "syncing" | "synced" | "failing" | "stopped";
+
+const silent: ProviderLog = { info: () => undefined, warn: () => undefined };
+
+export class KubernetesProvider implements Provider {
+  readonly #o: Required<Omit<KubernetesProviderOptions, "log">> & { log: ProviderLog };
+  readonly #kinds: KindWatcher[];
+  #state: "new" | "running" | "stopped" = "new";
+  #listener: SnapshotListener | undefined;
+  #generation = 0;
+  #settled: (() => void) | undefined;
+  #started = false;
+  #timer: TimerHandle | undefined;
+  #firstChangeAt = 0;
+  #lastChangeAt = 0;
+  #dirty = false;
+
+  constructor(options: KubernetesProviderOptions) {
+    this.#o = {
+      api: options.api,
+      watch: options.watch,
+      resources: options.resources ?? WATCHED_RESOURCES,
+      debounceMs: options.debounceMs ?? 30,
+      maxDelayMs: Math.max(options.maxDelayMs ?? 500, options.debounceMs ?? 30),
+      retryMs: options.retryMs ?? 500,
+      maxRetryMs: options.maxRetryMs ?? 30_000,
+      discoveryRetryMs: options.discoveryRetryMs ?? 30_000,
+      missingGraceMs: options.missingGraceMs ?? 10_000,
+      pageSize: options.pageSize ?? 500,
+      clock: options.clock ?? systemClock,
+      log: options.log ?? silent,
+    };
+    this.#kinds = this.#o.resources.map((r) => new KindWatcher(r, this.#o, this));
+  }
+
+  /** Generation of the last delivered update (0 before the first). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** Each kind's state and the version watched. */
+  kinds(): Array<{ kind: string; state: KindState; version: string | undefined }> {
+    return this.#kinds.map((k) => ({ kind: k.resource.kind, state: k.state, version: k.version }));
+  }
+
+  async start(onSnapshot: SnapshotListener): Promise<void> {
+    if (this.#state !== "new") throw new GatehouseError("kubernetes provider already started");
+    this.#state = "running";
+    this.#listener = onSnapshot;
+    const settled = new Promise<void>((resolve) => (this.#settled = resolve));
+    for (const kind of this.#kinds) kind.begin();
+    this.kindSettled();
+    await settled;
+    if (this.#state !== "running") return;
+    this.#started = true;
+    this.#deliver();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state === "stopped") return;
+    this.#state = "stopped";
+    this.#listener = undefined;
+    if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#settled?.();
+    await Promise.all(this.#kinds.map((k) => k.stop()));
+  }
+
+  /** Called by a kind when it settles for the first time. */
+  kindSettled(): void {
+    if (this.#kinds.every((k) => k.settled)) this.#settled?.();
+  }
+
+  /** Called by a kind when its objects changed. */
+  changed(): void {
+    if (this.#state !== "running" || !this.#started) return;
+    const now = this.#o.clock.now();
+    this.#lastChangeAt = now;
+    if (!this.#dirty) {
+      this.#dirty = true;
+      this.#firstChangeAt = now;
+    }
+    if (this.#timer === undefined) this.#arm();
+  }
+
+  #arm(): void {
+    const due = Math.min(this.#lastChangeAt + this.#o.debounceMs, this.#firstChangeAt + this.#o.maxDelayMs);
+    this.#timer = this.#o.clock.setTimeout(() => this.#fire(), Math.max(0, due - this.#o.clock.now()));
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    if (this.#state !== "running") return;
+    const due = Math.min(this.#lastChangeAt + this.#o.debounceMs, this.#firstChangeAt + this.#o.maxDelayMs);
+    if (due > this.#o.clock.now()) this.#arm();
+    else this.#deliver();
+  }
+
+  #deliver(): void {
+    this.#dirty = false;
+    const listener = this.#listener;
+    if (this.#state !== "running" || listener === undefined) return;
+    const objects: Array<{ object: KubeObject; source: { description: string } }> = [];
+    for (const kind of this.#kinds) {
+      for (const object of kind.objects()) objects.push({ object, source: { description: "kubernetes" } });
+    }
+    const { snapshot, duplicates } = buildSnapshot(objects);
+    const warnings = duplicates.map((d) => `${d.kind} ${d.key} listed twice`);
+    this.#generation++;
+    try {
+      listener({ snapshot, errors: [], warnings, generation: this.#generation });
+    } catch (error) {
+      this.#o.log.warn(`snapshot listener failed: ${describeError(error)}`);
+    }
+  }
+}
+
+type Options = KubernetesProviderOptions &
+  Required<Omit<KubernetesProviderOptions, "log">> & { log: ProviderLog };
+
+/** One kind: discovery, its informer, restarts. */
+class KindWatcher {
+  readonly resource: WatchedResource;
+  readonly #o: Options;
+  readonly #provider: KubernetesProvider;
+  state: KindState = "discovering";
+  version: string | undefined;
+  /** Synced once, or known to be missing or forbidden: the first snapshot need not wait for it. */
+  settled = false;
+  #informer: ListWatch<KubernetesObject> | undefined;
+  #timer: TimerHandle | undefined;
+  #delayMs: number;
+  #errors = 0;
+  #reported: string | undefined;
+  /** When discovery first said "not served" for a kind we were watching (our clock). */
+  #goneSince: number | undefined;
+
+  constructor(resource: WatchedResource, options: Options, provider: KubernetesProvider) {
+    this.resource = resource;
+    this.#o = options;
+    this.#provider = provider;
+    this.#delayMs = options.retryMs;
+  }
+
+  get #name(): string {
+    return this.resource.kind;
+  }
+
+  #isStopped(): boolean {
+    return this.state === "stopped";
+  }
+
+  begin(): void {
+    void this.#discover();
+  }
+
+  async stop(): Promise<void> {
+    this.state = "stopped";
+    if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const informer = this.#informer;
+    if (informer !== undefined) await informer.stop();
+  }
+
+  /** The cached objects (the last known state while the API server is unreachable). */
+  objects(): KubeObject[] {
+    if (this.#informer === undefined || this.state === "missing") return [];
+    return this.#informer.list() as unknown as KubeObject[];
+  }
+
+  #settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.#provider.kindSettled();
+  }
+
+  /** Logs a state once (the same message is not repeated until the state changes). */
+  #report(key: string, level: "info" | "warn", message: string): void {
+    if (this.#reported === key) return;
+    this.#reported = key;
+    this.#o.log[level](message);
+  }
+
+  #schedule(ms: number, action: () => void): void {
+    if (this.#isStopped()) return;
+    if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
+    this.#timer = this.#o.clock.setTimeout(() => {
+      this.#timer = undefined;
+      if (!this.#isStopped()) action();
+    }, ms);
+  }
+
+  #backoff(): number {
+    const delay = this.#delayMs;
+    this.#delayMs = Math.min(this.#delayMs * 2, this.#o.maxRetryMs);
+    return delay;
+  }
+
+  async #discover(): Promise<void> {
+    this.state = "discovering";
+    let version: string | undefined;
+    try {
+      version = await this.#servedVersion();
+    } catch (error) {
+      if (this.#isStopped()) return;
+      this.state = "failing";
+      this.#report(
+        "discovery-failed",
+        "warn",
+        `${this.#name}: API discovery failed (${describeError(error)}); retrying`,
+      );
+      this.#schedule(this.#backoff(), () => void this.#discover());
+      return;
+    }
+    if (this.#isStopped()) return;
+    if (version === undefined && this.#informer !== undefined) {
+      // We were watching it: drop its objects only once it has been gone for a while.
+      const now = this.#o.clock.now();
+      this.#goneSince ??= now;
+      if (now - this.#goneSince < this.#o.missingGraceMs) {
+        this.state = "failing";
+        this.#report(
+          "vanishing",
+          "warn",
+          `${this.#name}: no longer served (CRD removed?); keeping its objects for now`,
+        );
+        this.#schedule(Math.min(this.#backoff(), this.#o.missingGraceMs), () => void this.#discover());
+        return;
+      }
+    }
+    if (version === undefined) {
+      const dropped = this.#informer !== undefined;
+      this.#goneSince = undefined;
+      this.state = "missing";
+      this.version = undefined;
+      this.#report(
+        "missing",
+        "warn",
+        `${this.#name}: not served by the API server (${this.resource.group || "core"} versions ${this.resource.versions.join(", ")}; CRD not installed?); ` +
+          `looking again every ${Math.round(this.#o.discoveryRetryMs / 1000)} s`,
+      );
+      this.#dropInformer();
+      this.#settle();
+      if (dropped) this.#provider.changed();
+      this.#schedule(this.#o.discoveryRetryMs, () => void this.#discover());
+      return;
+    }
+    this.#goneSince = undefined;
+    if (this.#informer !== undefined && this.version === version) {
+      await this.#restart();
+      return;
+    }
+    this.#dropInformer();
+    this.version = version;
+    this.#informer = this.#makeInformer(version);
+    await this.#restart();
+  }
+
+  async #servedVersion(): Promise<string | undefined> {
+    for (const version of this.resource.versions) {
+      try {
+        const list = await this.#o.api.request<{ resources?: Array<{ name?: string }> }>(
+          "GET",
+          groupVersionPath(this.resource.group, version),
+        );
+        if ((list?.resources ?? []).some((r) => r.name === this.resource.plural)) return version;
+      } catch (error) {
+        if (statusCodeOf(error) === 404) continue;
+        throw error;
+      }
+    }
+    return undefined;
+  }
+
+  #dropInformer(): void {
+    const informer = this.#informer;
+    this.#informer = undefined;
+    if (informer !== undefined) void informer.stop();
+  }
+
+  #makeInformer(version: string): ListWatch<KubernetesObject> {
+    const apiVersion = apiVersionOf(this.resource.group, version);
+    const path = resourcePath({ group: this.resource.group, version, plural: this.resource.plural });
+    const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
+      const items: KubernetesObject[] = [];
+      let resourceVersion: string | undefined;
+      let token: string | undefined;
+      do {
+        const page = await this.#o.api.request<RawList>("GET", path, undefined, {
+          query: { limit: this.#o.pageSize, continue: token },
+        });
+        for (const item of page.items ?? [])
+          items.push(slim({ ...item, apiVersion, kind: this.resource.kind }));
+        resourceVersion = page.metadata?.resourceVersion;
+        token = page.metadata?.continue;
+        if (token === "") token = undefined;
+      } while (token !== undefined);
+      const result: RawList = { metadata: { resourceVersion: resourceVersion ?? "" }, items };
+      return result;
+    };
+    const clock = this.#o.clock;
+    const informer = new ListWatch<KubernetesObject>(
+      path,
+      this.#o.watch as Watch,
+      list,
+      false,
+      undefined,
+      undefined,
+      { delayFn: (ms) => new Promise<void>((resolve) => clock.setTimeout(resolve, ms)) },
+    );
+    const onChange = (obj: KubernetesObject): void => {
+      if (this.#informer !== informer) return;
+      slim(obj);
+      this.#provider.changed();
+    };
+    informer.on("add", onChange);
+    informer.on("update", onChange);
+    informer.on("delete", () => {
+      if (this.#informer === informer) this.#provider.changed();
+    });
+    informer.on("error", (error: unknown) => {
+      if (this.#informer === informer) this.#failed(error);
+    });
+    return informer;
+  }
+
+  /** (Re)starts the informer: list (or watch from the last resourceVersion), then watch. */
+  async #restart(): Promise<void> {
+    const informer = this.#informer;
+    if (informer === undefined || this.#isStopped()) return;
+    const errorsBefore = this.#errors;
+    const wasFailing = this.state === "failing";
+    this.state = "syncing";
+    try {
+      await informer.start();
+    } catch (error) {
+      // Authentication plugins and the like fail before any request is sent.
+      if (this.#informer === informer && this.#errors === errorsBefore) this.#failed(error);
+      return;
+    }
+    if (this.#informer !== informer || this.#isStopped()) return;
+    if (this.#errors !== errorsBefore) return; // #failed handled it
+    this.state = "synced";
+    this.#delayMs = this.#o.retryMs;
+    if (wasFailing || this.#reported !== undefined) {
+      this.#report(
+        "synced",
+        "info",
+        `${this.#name}: watching ${apiVersionOf(this.resource.group, this.version ?? "")} again`,
+      );
+    } else {
+      this.#reported = "synced";
+      this.#o.log.debug?.(`${this.#name}: watching ${apiVersionOf(this.resource.group, this.version ?? "")}`);
+    }
+    // Changes found by a relist reached us through the informer's callbacks (deletions included);
+    // the first sync is covered by the first snapshot.
+    this.#settle();
+  }
+
+  #failed(error: unknown): void {
+    this.#errors++;
+    if (this.#isStopped()) return;
+    const code = statusCodeOf(error);
+    if (code === 404) {
+      // The CRD may have been removed, or the API server is still starting: ask discovery.
+      this.state = "failing";
+      this.#schedule(this.#backoff(), () => void this.#discover());
+      return;
+    }
+    if (code === 403) {
+      this.state = "forbidden";
+      this.#report(
+        "forbidden",
+        "warn",
+        `${this.#name}: forbidden to list/watch ${this.resource.plural} (${describeError(error)}); check the RBAC rules; retrying with backoff`,
+      );
+      this.#settle();
+      this.#schedule(this.#backoff(), () => void this.#restart());
+      return;
+    }
+    this.state = "failing";
+    const delay = this.#backoff();
+    this.#report(
+      "failing",
+      "warn",
+      `${this.#name}: list/watch failed (${describeError(error)}); keeping the last known objects, retrying with backoff`,
+    );
+    this.#o.log.debug?.(`${this.#name}: retry in ${delay} ms`);
+    this.#schedule(delay, () => void this.#restart());
+  }
+}
+
+/** A list as the API server sends it (the library's V1ListMeta renames `continue`). */
+interface RawList {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items: KubernetesObject[];
+}
+
+/** Drops what Gatehouse never reads and costs memory (in place: the informer caches this object). */
+function slim<T extends KubernetesObject>(obj: T): T {
+  const meta = obj.metadata as { managedFields?: unknown } | undefined;
+  if (meta?.managedFields !== undefined) delete meta.managedFields;
+  return obj;
+}

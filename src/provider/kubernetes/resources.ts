@@ -1,0 +1,153 @@
+// The Kubernetes resources Gatehouse reads and writes. The RBAC manifests under deploy/ are checked
+// against these lists (deploy/deploy.test.ts), so a kind added here without a rule fails a test.
+
+/** A resource the Kubernetes provider lists and watches (one informer each). */
+export interface WatchedResource {
+  kind: string;
+  /** API group; "" for the core group. */
+  group: string;
+  /** Resource name in URLs and RBAC rules. */
+  plural: string;
+  namespaced: boolean;
+  /**
+   * Versions in order of preference: the first one the API server serves is watched. Older
+   * versions keep Gatehouse working on clusters with older CRDs (the translator reads the fields
+   * all these versions share).
+   */
+  versions: readonly string[];
+}
+
+export const GATEWAY_API_GROUP = "gateway.networking.k8s.io";
+
+/** Every kind the translator reads (see Snapshot in src/resources/snapshot.ts). */
+export const WATCHED_RESOURCES: readonly WatchedResource[] = [
+  {
+    kind: "GatewayClass",
+    group: GATEWAY_API_GROUP,
+    plural: "gatewayclasses",
+    namespaced: false,
+    versions: ["v1", "v1beta1"],
+  },
+  {
+    kind: "Gateway",
+    group: GATEWAY_API_GROUP,
+    plural: "gateways",
+    namespaced: true,
+    versions: ["v1", "v1beta1"],
+  },
+  {
+    kind: "ListenerSet",
+    group: GATEWAY_API_GROUP,
+    plural: "listenersets",
+    namespaced: true,
+    versions: ["v1"],
+  },
+  {
+    kind: "HTTPRoute",
+    group: GATEWAY_API_GROUP,
+    plural: "httproutes",
+    namespaced: true,
+    versions: ["v1", "v1beta1"],
+  },
+  { kind: "GRPCRoute", group: GATEWAY_API_GROUP, plural: "grpcroutes", namespaced: true, versions: ["v1"] },
+  {
+    kind: "TLSRoute",
+    group: GATEWAY_API_GROUP,
+    plural: "tlsroutes",
+    namespaced: true,
+    versions: ["v1", "v1alpha3", "v1alpha2"],
+  },
+  {
+    kind: "TCPRoute",
+    group: GATEWAY_API_GROUP,
+    plural: "tcproutes",
+    namespaced: true,
+    versions: ["v1", "v1alpha2"],
+  },
+  {
+    kind: "UDPRoute",
+    group: GATEWAY_API_GROUP,
+    plural: "udproutes",
+    namespaced: true,
+    versions: ["v1", "v1alpha2"],
+  },
+  {
+    kind: "ReferenceGrant",
+    group: GATEWAY_API_GROUP,
+    plural: "referencegrants",
+    namespaced: true,
+    versions: ["v1", "v1beta1"],
+  },
+  {
+    kind: "BackendTLSPolicy",
+    group: GATEWAY_API_GROUP,
+    plural: "backendtlspolicies",
+    namespaced: true,
+    versions: ["v1", "v1alpha3"],
+  },
+  { kind: "Namespace", group: "", plural: "namespaces", namespaced: false, versions: ["v1"] },
+  { kind: "Service", group: "", plural: "services", namespaced: true, versions: ["v1"] },
+  {
+    kind: "EndpointSlice",
+    group: "discovery.k8s.io",
+    plural: "endpointslices",
+    namespaced: true,
+    versions: ["v1"],
+  },
+  { kind: "Secret", group: "", plural: "secrets", namespaced: true, versions: ["v1"] },
+  { kind: "ConfigMap", group: "", plural: "configmaps", namespaced: true, versions: ["v1"] },
+];
+
+/** Kinds whose status Gatehouse writes (through the `status` subresource). */
+export const STATUS_KINDS: readonly string[] = [
+  "GatewayClass",
+  "Gateway",
+  "ListenerSet",
+  "HTTPRoute",
+  "GRPCRoute",
+  "TLSRoute",
+  "TCPRoute",
+  "UDPRoute",
+  "BackendTLSPolicy",
+];
+
+/** Leader election (status writes) uses this resource in the lease namespace. */
+export const LEASE_RESOURCE = { group: "coordination.k8s.io", version: "v1", plural: "leases" } as const;
+
+export function watchedResource(kind: string): WatchedResource | undefined {
+  return WATCHED_RESOURCES.find((r) => r.kind === kind);
+}
+
+/** `v1` for the core group, `group/version` otherwise. */
+export function apiVersionOf(group: string, version: string): string {
+  return group === "" ? version : `${group}/${version}`;
+}
+
+/** Splits an apiVersion into group ("" for core) and version. */
+export function parseApiVersion(apiVersion: string): { group: string; version: string } {
+  const slash = apiVersion.indexOf("/");
+  return slash < 0
+    ? { group: "", version: apiVersion }
+    : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1) };
+}
+
+/** The URL path of a group version's discovery document (`/api/v1`, `/apis/group/version`). */
+export function groupVersionPath(group: string, version: string): string {
+  return group === "" ? `/api/${version}` : `/apis/${group}/${version}`;
+}
+
+/**
+ * The URL path of a collection (all namespaces when `namespace` is undefined), of one object
+ * (`name`), or of one object's subresource.
+ */
+export function resourcePath(
+  resource: { group: string; version: string; plural: string },
+  where: { namespace?: string | undefined; name?: string | undefined; subresource?: string | undefined } = {},
+): string {
+  let path = groupVersionPath(resource.group, resource.version);
+  if (where.namespace !== undefined) path += `/namespaces/${encodeURIComponent(where.namespace)}`;
+  path += `/${resource.plural}`;
+  if (where.name !== undefined) path += `/${encodeURIComponent(where.name)}`;
+  if (where.subresource !== undefined) path += `/${where.subresource}`;
+  return path;
+}

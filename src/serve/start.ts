@@ -1,0 +1,206 @@
+// The serve pipeline, wired: provider → serve loop (translate, render, apply) → HAProxy as a child
+// process, plus the admin server. `gatehouse serve` runs it with the file provider until a signal;
+// `gatehouse controller` runs it with the Kubernetes provider, host infrastructure and the status
+// writer (options `provider`, `infrastructure`, `onStatuses`); the end-to-end tests run it
+// in-process. `stop()` takes everything down (HAProxy included).
+import { networkInterfaces } from "node:os";
+import { join, resolve } from "node:path";
+import type { Logger } from "pino";
+import { startAdminServer, type AdminServer } from "../admin/server.ts";
+import { AdminStateStore } from "../admin/state.ts";
+import { HAProxyApplier } from "../dataplane/haproxy/apply/applier.ts";
+import { nodeFileWriter } from "../dataplane/haproxy/apply/files.ts";
+import {
+  findHAProxy,
+  HAProxyProcess,
+  type HAProxyProcessEvent,
+  type RestartPolicy,
+} from "../dataplane/haproxy/process/manager.ts";
+import type { RenderOptions } from "../dataplane/haproxy/render/index.ts";
+import { workerRuntimeApi } from "../dataplane/haproxy/runtime/socket.ts";
+import { createMetrics, type Metrics } from "../observability/metrics.ts";
+import { FileProvider } from "../provider/file/provider.ts";
+import type { Provider, ProviderUpdate } from "../provider/types.ts";
+import type { GatewayInfrastructure } from "../infra/types.ts";
+import type { StatusEntry } from "../status/types.ts";
+import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
+import { hostAddresses, type InterfaceAddress } from "./addresses.ts";
+import { ServeLoop } from "./loop.ts";
+
+export interface ServeOptions {
+  /** A YAML file or a directory (searched recursively), watched by a FileProvider. */
+  config?: string;
+  /** Any other provider (instead of `config`), e.g. the Kubernetes provider. Stopped by stop(). */
+  provider?: Provider;
+  /** Address management between translation and rendering (see ServeLoopOptions.infrastructure). */
+  infrastructure?: GatewayInfrastructure;
+  /** Receives the final statuses of every processed update (e.g. the Kubernetes status writer). */
+  onStatuses?: (statuses: readonly StatusEntry[], update: ProviderUpdate) => void;
+  /** Where haproxy.cfg, maps, certificates and sockets live (created if missing). */
+  stateDir: string;
+  logger: Logger;
+  /** Admin server address (default 127.0.0.1:9901; port 0 picks a free one). */
+  admin?: { host: string; port: number };
+  /** The haproxy binary: a path, or a name looked up on PATH (default "haproxy"). */
+  haproxy?: string;
+  controllerName?: string;
+  /** Pre-allocated server slots per backend (default 16). */
+  serverSlots?: number;
+  /** How long old workers may keep serving after a reload (default 10m). */
+  hardStopAfter?: string;
+  /** Loopback HOST:PORT of HAProxy's Prometheus exporter (default 127.0.0.1:9902). */
+  metricsAddress?: string;
+  /** Addresses reported for Gateways bound on all interfaces (default: this host's). */
+  hostAddresses?: readonly string[];
+  /** The clock (default the system's). */
+  now?: () => Date;
+  /** File provider debounce (default the provider's). */
+  debounceMs?: number;
+  /** HAProxy restart policy after a crash (default the process manager's). */
+  restart?: RestartPolicy;
+  /** Called with every provider update, before the loop processes it. */
+  onUpdate?: (update: ProviderUpdate) => void;
+  /** Called after each processed update. */
+  onProcessed?: (generation: number) => void;
+}
+
+/** `P`: the provider's type (a FileProvider unless `provider` was given). */
+export interface ServeHandle<P extends Provider = FileProvider> {
+  /** `http://host:port` of the admin server. */
+  readonly adminUrl: string;
+  readonly stateDir: string;
+  readonly store: AdminStateStore;
+  readonly metrics: Metrics;
+  readonly haproxy: HAProxyProcess;
+  readonly applier: HAProxyApplier;
+  readonly loop: ServeLoop;
+  readonly provider: P;
+  /** Stops watching, lets the loop finish, stops HAProxy and the admin server. Idempotent. */
+  stop(options?: { graceful?: boolean; timeoutMs?: number }): Promise<void>;
+}
+
+export async function startServe<P extends Provider = FileProvider>(
+  options: ServeOptions & { provider?: P },
+): Promise<ServeHandle<P>> {
+  const config = options.config;
+  if (options.provider === undefined && config === undefined)
+    throw new Error("startServe: give `config` or `provider`");
+  const { logger } = options;
+  const now = options.now ?? (() => new Date());
+  const stateDir = resolve(options.stateDir);
+  const metricsAddress = options.metricsAddress ?? "127.0.0.1:9902";
+  const binary = findHAProxy(options.haproxy ?? "haproxy");
+
+  await nodeFileWriter.mkdir(stateDir);
+  const masterSocket = join(stateDir, "master.sock");
+  const renderOptions: RenderOptions = {
+    stateDir,
+    runtimeSocket: join(stateDir, "haproxy.sock"),
+    serverSlots: options.serverSlots ?? 16,
+    hardStopAfter: options.hardStopAfter ?? "10m",
+    metricsAddress,
+  };
+  const store = new AdminStateStore(now);
+  const metrics = createMetrics();
+  const haproxy = new HAProxyProcess({
+    masterSocket,
+    binary,
+    logger: logger.child({ component: "haproxy" }),
+    ...(options.restart !== undefined ? { restart: options.restart } : {}),
+  });
+  haproxy.on((event) => {
+    const text = describeProcessEvent(event);
+    if (text === undefined) return;
+    store.recordProcessEvent(text);
+    if (event.type === "exited" && !event.expected) logger.error({ event }, text);
+    else logger.info({ event }, text);
+  });
+  const applier = new HAProxyApplier({
+    stateDir,
+    process: haproxy,
+    runtime: workerRuntimeApi(masterSocket),
+    files: nodeFileWriter,
+    render: renderOptions,
+  });
+  const loop = new ServeLoop({
+    controllerName: options.controllerName ?? DEFAULT_CONTROLLER_NAME,
+    renderOptions,
+    dataplane: applier,
+    store,
+    metrics,
+    logger,
+    hostAddresses: options.hostAddresses ?? hostAddresses(interfaces()),
+    now,
+    ...(options.onProcessed !== undefined ? { onProcessed: options.onProcessed } : {}),
+    ...(options.infrastructure !== undefined ? { infrastructure: options.infrastructure } : {}),
+    ...(options.onStatuses !== undefined ? { onStatuses: options.onStatuses } : {}),
+  });
+  const admin = options.admin ?? { host: "127.0.0.1", port: 9901 };
+  const server: AdminServer = await startAdminServer({
+    state: store,
+    registry: metrics.registry,
+    host: admin.host,
+    port: admin.port,
+    haproxyMetricsUrl: `http://${metricsAddress}/metrics`,
+    onError: (message, cause) => logger.warn({ err: cause }, message),
+  });
+  const adminUrl = server.address?.url ?? `http://${admin.host}:${admin.port}`;
+  logger.info({ admin: adminUrl, stateDir, config: options.config }, "gatehouse serve starting");
+  // Without `provider`, P is FileProvider (its default): the cast only restates that.
+  const provider: P =
+    options.provider ??
+    (new FileProvider({
+      path: config ?? "",
+      onWarning: (w) => logger.warn(w),
+      ...(options.debounceMs !== undefined ? { debounceMs: options.debounceMs } : {}),
+    }) as Provider as P);
+
+  let stopping: Promise<void> | undefined;
+  const stop = (how: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> =>
+    (stopping ??= (async () => {
+      await provider.stop();
+      await loop.idle();
+      await haproxy.stop({ graceful: how.graceful ?? true, timeoutMs: how.timeoutMs ?? 5000 });
+      await server.close();
+    })());
+
+  try {
+    await provider.start((update) => {
+      options.onUpdate?.(update);
+      loop.submit(update);
+    });
+  } catch (err) {
+    await stop({ graceful: false });
+    throw err;
+  }
+  return { adminUrl, stateDir, store, metrics, haproxy, applier, loop, provider, stop };
+}
+
+function interfaces(): InterfaceAddress[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((i) => i !== undefined)
+    .map((i) => ({ address: i.address, family: i.family, internal: i.internal }));
+}
+
+/** One line for /status dataplane.events and the log; undefined for events not worth recording. */
+export function describeProcessEvent(event: HAProxyProcessEvent): string | undefined {
+  switch (event.type) {
+    case "started":
+      return `HAProxy started (master pid ${event.pid})`;
+    case "reloaded":
+      return `HAProxy reloaded (workers ${event.workers.join(", ")})`;
+    case "exited":
+      return event.expected
+        ? `HAProxy stopped`
+        : `HAProxy exited unexpectedly (code ${event.code}, signal ${event.signal}); restarting`;
+    case "restart-scheduled":
+      return `HAProxy restart ${event.attempt} in ${event.delayMs} ms`;
+    case "restarted":
+      return `HAProxy restarted (master pid ${event.pid}, attempt ${event.attempt})`;
+    case "restart-failed":
+      return `HAProxy restart ${event.attempt} failed: ${event.error.message}`;
+    case "gave-up":
+      return `HAProxy could not be restarted after ${event.attempts} attempts`;
+  }
+}
