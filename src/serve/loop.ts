@@ -38,12 +38,27 @@ export interface ServeLoopOptions {
   infrastructure?: GatewayInfrastructure;
   /** Receives the final statuses of every processed update, after the admin store (e.g. the Kubernetes status writer). */
   onStatuses?: (statuses: readonly StatusEntry[], update: ProviderUpdate) => void;
+  /**
+   * A failed apply (HAProxy down, a port taken by another process) is retried with exponential
+   * backoff until it succeeds or a newer update arrives. Default 1 s doubling up to 30 s.
+   */
+  retry?: { initialMs: number; maxMs: number };
+  /** Timer for retries (default setTimeout, unref'd). Returns a cancel function. */
+  setTimer?: (fn: () => void, ms: number) => () => void;
 }
+
+const defaultTimer = (fn: () => void, ms: number): (() => void) => {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return () => clearTimeout(t);
+};
 
 export class ServeLoop {
   readonly #o: ServeLoopOptions;
   #pending: { update: ProviderUpdate; receivedAt: number } | undefined;
   #running: Promise<void> | undefined;
+  #cancelRetry: (() => void) | undefined;
+  #retryDelayMs: number | undefined;
 
   constructor(options: ServeLoopOptions) {
     this.#o = options;
@@ -51,8 +66,28 @@ export class ServeLoop {
 
   /** Takes a provider update; returns at once (processing is asynchronous and coalesced). */
   submit(update: ProviderUpdate): void {
+    this.#cancelRetry?.();
+    this.#cancelRetry = undefined;
     this.#pending = { update, receivedAt: performance.now() };
     this.#running ??= this.#drain().finally(() => (this.#running = undefined));
+  }
+
+  /** Cancels a scheduled retry (on shutdown). */
+  stop(): void {
+    this.#cancelRetry?.();
+    this.#cancelRetry = undefined;
+  }
+
+  /** After a failed apply: the same update again after a growing delay, unless a newer one comes. */
+  #scheduleRetry(update: ProviderUpdate): void {
+    const { initialMs, maxMs } = this.#o.retry ?? { initialMs: 1000, maxMs: 30_000 };
+    const delay = this.#retryDelayMs === undefined ? initialMs : Math.min(maxMs, this.#retryDelayMs * 2);
+    this.#retryDelayMs = delay;
+    this.#o.logger.info({ generation: update.generation, ms: delay }, "retrying the failed apply later");
+    this.#cancelRetry = (this.#o.setTimer ?? defaultTimer)(() => {
+      this.#cancelRetry = undefined;
+      if (this.#pending === undefined) this.submit(update);
+    }, delay);
   }
 
   /** Resolves when every submitted update has been processed. */
@@ -65,7 +100,9 @@ export class ServeLoop {
       const { update, receivedAt } = this.#pending;
       this.#pending = undefined;
       try {
-        await this.#process(update, receivedAt);
+        const applied = await this.#process(update, receivedAt);
+        if (applied) this.#retryDelayMs = undefined;
+        else if (this.#pending === undefined) this.#scheduleRetry(update);
       } catch (err) {
         // A bug, not an input problem: keep serving and say so loudly.
         this.#o.logger.error(
@@ -77,7 +114,8 @@ export class ServeLoop {
     }
   }
 
-  async #process(update: ProviderUpdate, receivedAt: number): Promise<void> {
+  /** Returns false when the data plane did not take the configuration (worth retrying). */
+  async #process(update: ProviderUpdate, receivedAt: number): Promise<boolean> {
     const { store, metrics, logger } = this.#o;
     store.setInput(update);
     recordConfigErrors(metrics, update.errors);
@@ -121,7 +159,7 @@ export class ServeLoop {
       store.recordApply(update.generation, ir, { ok: false, error: new ApplyError(message) });
       metrics.reloads.inc({ result: "invalid" });
       this.#publish(markNotProgrammed(statuses, message, now), update);
-      return;
+      return true; // the same input renders the same way: nothing to retry
     }
     try {
       const outcome = await this.#o.dataplane.apply(ir);
@@ -152,8 +190,12 @@ export class ServeLoop {
         `${message}${output !== undefined ? `: ${lastLines(output)}` : ""}`,
         now,
       );
+      this.#publish(statuses, update);
+      // HAProxy rejecting the configuration is final for this input; anything else may pass later.
+      return output !== undefined;
     }
     this.#publish(statuses, update);
+    return true;
   }
 
   #publish(statuses: StatusEntry[], update: ProviderUpdate): void {

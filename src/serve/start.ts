@@ -159,6 +159,7 @@ export async function startServe<P extends Provider = FileProvider>(
   const stop = (how: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> =>
     (stopping ??= (async () => {
       await provider.stop();
+      loop.stop();
       await loop.idle();
       await haproxy.stop({ graceful: how.graceful ?? true, timeoutMs: how.timeoutMs ?? 5000 });
       await server.close();
