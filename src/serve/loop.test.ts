@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { AdminStateStore } from "../admin/state.ts";
 import { ApplyError, type ApplyOutcome } from "../dataplane/haproxy/apply/applier.ts";
-import type { IR } from "../ir/types.ts";
 import { silentLogger } from "../observability/logger.ts";
 import { createMetrics } from "../observability/metrics.ts";
 import { parseDocuments } from "../resources/load.ts";
@@ -38,7 +37,7 @@ function harness(results: Array<"ok" | "fail" | "reject">) {
       hardStopAfter: "1s",
     },
     dataplane: {
-      apply: (_ir: IR) => {
+      apply: () => {
         const r = results.shift() ?? "ok";
         applied.push(applied.length);
         if (r === "fail") return Promise.reject(new ApplyError("cannot listen on 127.0.0.1:8080: in use"));
