@@ -49,11 +49,42 @@ export function formatSource(source: Source): string {
 }
 
 /**
+ * Parse results by file, reused while a file's text is unchanged: with thousands of files, a change
+ * to one of them re-parses and re-validates only that one. Create one per watched path.
+ */
+export class ParseCache {
+  readonly #entries = new Map<string, { text: string; result: LoadResult }>();
+
+  /** The parse of `text` for `file`, from the cache when the text is the same as last time. */
+  parse(text: string, file: string): LoadResult {
+    const hit = this.#entries.get(file);
+    if (hit?.text === text) return hit.result;
+    const result = parseDocuments(text, file);
+    this.#entries.set(file, { text, result });
+    return result;
+  }
+
+  /** Forgets files that are gone. */
+  retain(files: ReadonlySet<string>): void {
+    for (const file of this.#entries.keys()) if (!files.has(file)) this.#entries.delete(file);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}
+
+/**
  * Loads every object under `path`: a file (read whatever its extension) or a directory walked
  * recursively in sorted order, reading only `*.yaml`/`*.yml` and skipping hidden entries (names
- * starting with `.`). Throws LoadError only when `path` itself cannot be read.
+ * starting with `.`). Throws LoadError only when `path` itself cannot be read. With a `cache`,
+ * files whose text did not change since the last load are not parsed again.
  */
-export async function loadPath(path: string, fs: FileSystem = nodeFileSystem): Promise<LoadResult> {
+export async function loadPath(
+  path: string,
+  fs: FileSystem = nodeFileSystem,
+  cache?: ParseCache,
+): Promise<LoadResult> {
   const result: LoadResult = { objects: [], errors: [], warnings: [] };
   let files: string[];
   try {
@@ -75,11 +106,12 @@ export async function loadPath(path: string, fs: FileSystem = nodeFileSystem): P
       );
       continue;
     }
-    const parsed = parseDocuments(text, file);
+    const parsed = cache === undefined ? parseDocuments(text, file) : cache.parse(text, file);
     result.objects.push(...parsed.objects);
     result.errors.push(...parsed.errors);
     result.warnings.push(...parsed.warnings);
   }
+  cache?.retain(new Set(files));
   return result;
 }
 
@@ -87,8 +119,9 @@ export async function loadPath(path: string, fs: FileSystem = nodeFileSystem): P
 export async function loadSnapshot(
   path: string,
   fs: FileSystem = nodeFileSystem,
+  cache?: ParseCache,
 ): Promise<SnapshotLoadResult> {
-  const loaded = await loadPath(path, fs);
+  const loaded = await loadPath(path, fs, cache);
   const { snapshot, duplicates } = buildSnapshot(loaded.objects);
   return { ...loaded, errors: [...loaded.errors, ...duplicates.map(duplicateError)], snapshot };
 }

@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import { basename, dirname, resolve } from "node:path";
 import { GatehouseError, InputError, LoadError } from "../../errors.ts";
-import { loadSnapshot, nodeFileSystem } from "../../resources/load.ts";
+import { loadSnapshot, nodeFileSystem, ParseCache } from "../../resources/load.ts";
 import type { FileSystem, SnapshotLoadResult } from "../../resources/load.ts";
 import { emptySnapshot } from "../../resources/snapshot.ts";
 import { systemClock } from "../clock.ts";
@@ -55,6 +55,8 @@ export class FileProvider implements Provider {
   readonly #emitUnchanged: boolean;
   readonly #watch: WatchFactory;
   readonly #fs: FileSystem;
+  /** Unchanged files are not parsed and validated again (large trees: only the edited file is). */
+  readonly #cache = new ParseCache();
   readonly #clock: Clock;
   readonly #warn: (message: string, cause?: unknown) => void;
 
@@ -206,7 +208,7 @@ export class FileProvider implements Provider {
     };
     let result: SnapshotLoadResult;
     try {
-      result = await loadSnapshot(this.path, recording);
+      result = await loadSnapshot(this.path, recording, this.#cache);
     } catch (error) {
       result = {
         snapshot: emptySnapshot(),
