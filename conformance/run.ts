@@ -1,0 +1,435 @@
+// `npm run conformance -- [flags] [-- suite flags]`: runs the official Gateway API conformance suite
+// (v1.6.1) against `gatehouse controller` on a mini-cluster of this machine:
+//
+//   mini-cluster + fake kubelet → GatewayClass gatehouse → gatehouse controller (--infrastructure
+//   host, Gateway addresses from --address-pool bound on this host) → go test in conformance/suite
+//   → per-profile summary of conformance/out/report.yaml → teardown.
+//
+// On failure the controller log, its state dir (haproxy.cfg ...), the kubelet and control-plane
+// logs are copied to conformance/out/logs/ (the suite's output is always in
+// conformance/out/suite.log).
+import { spawn } from "node:child_process";
+import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { DEFAULTS, REPO, registerProcess, startCluster, stopCluster } from "./minicluster/cluster.ts";
+import { describe, isConflict, isNotFound, Kube } from "./minicluster/kube.ts";
+import { failedTests, summarizeReport, timedOutTests } from "./report.ts";
+import { freePort } from "./minicluster/net.ts";
+import {
+  isAlive,
+  run,
+  startProcess,
+  stopProcess,
+  waitFor,
+  Fatal,
+  type ProcessRecord,
+} from "./minicluster/proc.ts";
+import { readState, saveState, type ClusterState } from "./minicluster/state.ts";
+
+const OUT = join(REPO, "conformance", "out");
+const SUITE_DIR = join(REPO, "conformance", "suite");
+const CONTROLLER_NAME = "gatehouse.dev/gateway-controller";
+
+const USAGE = `Usage: npm run conformance -- [flags] [-- extra flags for the suite]
+
+Runs the Gateway API v1.6.1 conformance suite against gatehouse controller on a mini-cluster
+(needs root). Writes conformance/out/report.yaml and conformance/out/suite.log.
+
+Flags:
+  --run-test NAME               run only this test (e.g. HTTPRouteSimpleSameNamespace)
+  --skip-tests A,B              skip these tests
+  --supported-features A,B      instead of GatewayClass.status.supportedFeatures
+  --exempt-features A,B         leave these features out
+  --all-gateway-features        every feature except the mesh ones (to see what fails beyond what
+                                the GatewayClass advertises)
+  --conformance-profiles A,B    default: every GATEWAY-* profile the supported features cover
+  --usable-address IP           for GatewayStaticAddresses (default 10.245.1.10)
+  --unusable-address IP         for GatewayStaticAddresses (default ff02::1: a multicast address
+                                the kernel refuses to bind, so the controller reports
+                                AddressNotUsable)
+  --gateway-class NAME          (default gatehouse)
+  --address-pool CIDR           Gateway addresses, bound on this host (default 10.245.0.0/24)
+  --timeout DURATION            go test -timeout (default 30m)
+  --debug                       the suite's -debug (request/response dumps)
+  --quiet                       print only test results, not the suite's log lines
+  --reuse                       use the running mini-cluster (npm run minicluster -- start) and
+                                leave it running afterwards
+  --keep                        leave the mini-cluster and the controller running afterwards
+                                (stop both with: npm run minicluster -- stop)
+  --name NAME                   mini-cluster name (default ${DEFAULTS.name})
+`;
+
+function log(line: string): void {
+  process.stderr.write(`conformance: ${line}\n`);
+}
+
+/** The flags `gatehouse controller --help` lists (so that optional ones are passed only when known). */
+async function controllerFlags(): Promise<Set<string>> {
+  let help: string;
+  try {
+    help = await run(process.execPath, [join(REPO, "bin", "gatehouse.js"), "controller", "--help"], {
+      timeoutMs: 30_000,
+    });
+  } catch (error) {
+    throw new Error(
+      `\`gatehouse controller\` is not available yet (node bin/gatehouse.js controller --help failed: ${describe(error).split("\n")[0] ?? ""}). ` +
+        "The conformance run needs it; start only the cluster with: npm run minicluster -- start",
+      { cause: error },
+    );
+  }
+  return new Set([...help.matchAll(/--([a-z][a-z-]+)/g)].map((m) => m[1] ?? ""));
+}
+
+async function applyGatewayClass(kube: Kube, name: string): Promise<void> {
+  const path = `/apis/gateway.networking.k8s.io/v1/gatewayclasses/${name}`;
+  const body = {
+    apiVersion: "gateway.networking.k8s.io/v1",
+    kind: "GatewayClass",
+    metadata: { name },
+    spec: { controllerName: CONTROLLER_NAME, description: "Gatehouse (conformance run)" },
+  };
+  try {
+    const existing = await kube.request<{ spec: { controllerName: string } }>("GET", path);
+    if (existing.spec.controllerName !== CONTROLLER_NAME) {
+      await kube.request("DELETE", path);
+      await waitFor(`GatewayClass ${name} deleted`, 30_000, async () => {
+        try {
+          await kube.request("GET", path);
+          return undefined;
+        } catch (error) {
+          if (isNotFound(error)) return true;
+          throw error;
+        }
+      });
+      await kube.request("POST", "/apis/gateway.networking.k8s.io/v1/gatewayclasses", body);
+    }
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await kube.request("POST", "/apis/gateway.networking.k8s.io/v1/gatewayclasses", body);
+  }
+}
+
+async function ensureNamespace(kube: Kube, name: string): Promise<void> {
+  try {
+    await kube.request("POST", "/api/v1/namespaces", {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name },
+    });
+  } catch (error) {
+    if (!isConflict(error)) throw error;
+  }
+}
+
+function tail(file: string, lines = 30): string {
+  if (!existsSync(file)) return "(no log)";
+  return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+/** Runs go test in conformance/suite; output goes to the console and conformance/out/suite.log. */
+function goTest(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  quiet: boolean,
+  children: Set<number>,
+): Promise<number> {
+  const logFile = join(OUT, "suite.log");
+  const out = createWriteStream(logFile);
+  return new Promise((resolve, reject) => {
+    const child = spawn("go", args, {
+      cwd: SUITE_DIR,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    if (child.pid !== undefined) children.add(child.pid);
+    let pending = "";
+    const onData = (chunk: Buffer) => {
+      out.write(chunk);
+      if (!quiet) {
+        process.stdout.write(chunk);
+        return;
+      }
+      pending += chunk.toString();
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        if (/^\s*--- (PASS|FAIL|SKIP)|^(PASS|FAIL|ok|FAIL)\b|panic:|Error Trace|Error:/.test(line))
+          process.stdout.write(`${line}\n`);
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      if (child.pid !== undefined) children.delete(child.pid);
+      out.end(() => resolve(code ?? (signal !== null ? 130 : 1)));
+    });
+  });
+}
+
+function copyIfExists(from: string, to: string): void {
+  if (existsSync(from)) cpSync(from, to, { recursive: true, dereference: false });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const dashdash = argv.indexOf("--");
+  const extra = dashdash >= 0 ? argv.slice(dashdash + 1) : [];
+  const { values } = parseArgs({
+    args: dashdash >= 0 ? argv.slice(0, dashdash) : argv,
+    options: {
+      "run-test": { type: "string" },
+      "skip-tests": { type: "string" },
+      "supported-features": { type: "string" },
+      "exempt-features": { type: "string" },
+      "conformance-profiles": { type: "string" },
+      "usable-address": { type: "string", default: "10.245.1.10" },
+      "unusable-address": { type: "string", default: "ff02::1" },
+      "gateway-class": { type: "string", default: "gatehouse" },
+      "address-pool": { type: "string", default: "10.245.0.0/24" },
+      timeout: { type: "string", default: "30m" },
+      "all-gateway-features": { type: "boolean", default: false },
+      debug: { type: "boolean", default: false },
+      quiet: { type: "boolean", default: false },
+      reuse: { type: "boolean", default: false },
+      keep: { type: "boolean", default: false },
+      name: { type: "string", default: DEFAULTS.name },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const t0 = Date.now();
+  const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+  const flags = await controllerFlags();
+  mkdirSync(OUT, { recursive: true });
+  rmSync(join(OUT, "logs"), { recursive: true, force: true });
+  rmSync(join(OUT, "report.yaml"), { force: true });
+
+  const children = new Set<number>();
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${signal}: stopping the suite, then tearing down`);
+    for (const pid of children) {
+      try {
+        process.kill(-pid, "SIGINT");
+      } catch {
+        // gone
+      }
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  let state: ClusterState | undefined;
+  let controller: ProcessRecord | undefined;
+  let failed = true;
+  let exitCode = 1;
+  try {
+    if (values.reuse) {
+      state = readState(values.name);
+      if (
+        state === undefined ||
+        !state.processes.filter((p) => p.name !== "gatehouse-controller").every(isAlive)
+      ) {
+        throw new Error(
+          `--reuse: no running mini-cluster "${values.name}" (start one with: npm run minicluster -- start)`,
+        );
+      }
+      log(`using the running mini-cluster "${state.name}" (${state.runDir})`);
+      // A controller left running by an earlier --keep run: replace it (the code may have changed).
+      for (const old of state.processes.filter((p) => p.name === "gatehouse-controller")) {
+        log(`stopping the controller of an earlier run (pid ${old.pid}): ${await stopProcess(old, 20_000)}`);
+      }
+      state.processes = state.processes.filter((p) => p.name !== "gatehouse-controller");
+      await saveState(state);
+    } else {
+      state = await startCluster({ ...DEFAULTS, name: values.name, log: (line) => log(line) });
+    }
+    log(`mini-cluster ready after ${elapsed()}`);
+    const kube = Kube.fromFile(state.kubeconfig);
+    if (interrupted) throw new Error("interrupted");
+
+    // --- GatewayClass and controller -------------------------------------------------------
+    await applyGatewayClass(kube, values["gateway-class"]);
+    // Short: HAProxy's unix sockets live under it (sun_path is 108 bytes).
+    const controllerStateDir = join(state.runDir, "ctl");
+    const args = [
+      join(REPO, "bin", "gatehouse.js"),
+      "controller",
+      "--kubeconfig",
+      state.kubeconfig,
+      "--infrastructure",
+      "host",
+      "--address-pool",
+      values["address-pool"],
+    ];
+    if (flags.has("interface")) {
+      const iface = `ghgw-${state.name}`.slice(0, 15);
+      args.push("--interface", iface);
+      if (!state.extraLinks.includes(iface)) state.extraLinks.push(iface);
+      await saveState(state);
+    }
+    if (flags.has("state-dir")) args.push("--state-dir", controllerStateDir);
+    if (flags.has("admin")) args.push("--admin", `127.0.0.1:${await freePort("127.0.0.1")}`);
+    if (flags.has("haproxy-metrics"))
+      args.push("--haproxy-metrics", `127.0.0.1:${await freePort("127.0.0.1")}`);
+    if (flags.has("lease-namespace")) {
+      await ensureNamespace(kube, "gatehouse-system");
+      args.push("--lease-namespace", "gatehouse-system");
+    }
+    if (flags.has("log-format")) args.push("--log-format", "text");
+    const controllerLog = join(state.runDir, "logs", "controller.log");
+    controller = startProcess("gatehouse-controller", process.execPath, args, controllerLog, {
+      env: {
+        ...process.env,
+        KUBECONFIG: state.kubeconfig,
+        PATH: `${join(REPO, "node_modules", ".bin")}:${process.env["PATH"] ?? ""}`,
+      },
+      cwd: REPO,
+    });
+    await registerProcess(state, controller);
+    log(`gatehouse controller (pid ${controller.pid}), log ${controllerLog}`);
+    const gwcPath = `/apis/gateway.networking.k8s.io/v1/gatewayclasses/${values["gateway-class"]}`;
+    const running = controller;
+    try {
+      await waitFor(
+        `GatewayClass ${values["gateway-class"]} Accepted with supportedFeatures`,
+        120_000,
+        async () => {
+          if (!isAlive(running)) throw new Fatal("the controller exited");
+          const gwc = await kube.request<{
+            status?: {
+              conditions?: Array<{ type: string; status: string }>;
+              supportedFeatures?: Array<{ name: string }>;
+            };
+          }>("GET", gwcPath);
+          const accepted = (gwc.status?.conditions ?? []).some(
+            (c) => c.type === "Accepted" && c.status === "True",
+          );
+          return accepted && (gwc.status?.supportedFeatures ?? []).length > 0 ? true : undefined;
+        },
+      );
+    } catch (error) {
+      throw new Error(`${describe(error)}\n--- controller log (last lines) ---\n${tail(controllerLog)}`, {
+        cause: error,
+      });
+    }
+    log(`GatewayClass ${values["gateway-class"]} accepted after ${elapsed()}`);
+    if (interrupted) throw new Error("interrupted");
+
+    // --- the suite ---------------------------------------------------------------------------
+    const suiteFlags = [
+      `-gateway-class=${values["gateway-class"]}`,
+      `-report-output=${join(OUT, "report.yaml")}`,
+    ];
+    const pass = (flag: string, value: string | undefined) => {
+      if (value !== undefined && value !== "") suiteFlags.push(`-${flag}=${value}`);
+    };
+    pass("run-test", values["run-test"]);
+    pass("skip-tests", values["skip-tests"]);
+    pass("supported-features", values["supported-features"]);
+    pass("exempt-features", values["exempt-features"]);
+    pass("conformance-profiles", values["conformance-profiles"]);
+    pass("usable-address", values["usable-address"]);
+    pass("unusable-address", values["unusable-address"]);
+    if (values["all-gateway-features"]) suiteFlags.push("-all-gateway-features");
+    if (values.debug) suiteFlags.push("-debug");
+    suiteFlags.push(...extra);
+    const goArgs = [
+      "test",
+      "./...",
+      "-run",
+      "^TestConformance$",
+      "-count=1",
+      "-timeout",
+      values.timeout,
+      "-v",
+      "-args",
+      ...suiteFlags,
+    ];
+    log(`go ${goArgs.join(" ")}  (in conformance/suite)`);
+    const suiteStart = Date.now();
+    exitCode = await goTest(
+      goArgs,
+      {
+        ...process.env,
+        KUBECONFIG: state.kubeconfig,
+        GOWORK: "off",
+        GOFLAGS: "-mod=readonly",
+        GOTOOLCHAIN: process.env["GOTOOLCHAIN"] ?? "local",
+      },
+      values.quiet,
+      children,
+    );
+    log(
+      `go test exited with ${exitCode} after ${((Date.now() - suiteStart) / 1000).toFixed(1)} s (total ${elapsed()})`,
+    );
+    const reportFile = join(OUT, "report.yaml");
+    const output = readFileSync(join(OUT, "suite.log"), "utf8");
+    if (existsSync(reportFile)) {
+      process.stdout.write(
+        `\n${summarizeReport(readFileSync(reportFile, "utf8"), failedTests(output), timedOutTests(output))}`,
+      );
+      log(`report: ${reportFile}; suite output: ${join(OUT, "suite.log")}`);
+    } else {
+      log(`no report was written; suite output: ${join(OUT, "suite.log")}`);
+    }
+    failed = exitCode !== 0;
+  } catch (error) {
+    log(describe(error));
+    failed = true;
+  } finally {
+    if (state !== undefined && failed) {
+      const logs = join(OUT, "logs");
+      mkdirSync(logs, { recursive: true });
+      for (const file of [
+        "controller.log",
+        "kubelet.log",
+        "kube-apiserver.log",
+        "kube-controller-manager.log",
+        "etcd.log",
+      ]) {
+        copyIfExists(join(state.runDir, "logs", file), join(logs, file));
+      }
+      copyIfExists(join(state.runDir, "ctl"), join(logs, "controller-state"));
+      log(`logs kept in ${logs}`);
+    }
+    if (state !== undefined && !values.keep) {
+      if (controller !== undefined) {
+        const how = await stopProcess(controller, 20_000);
+        log(`controller ${how}`);
+        state.processes = state.processes.filter(
+          (p) => p !== controller && !(p.pid === controller?.pid && p.name === controller.name),
+        );
+        await saveState(state).catch(() => undefined);
+      }
+      if (!values.reuse) {
+        try {
+          await stopCluster(state, (line) => log(line));
+          log(`torn down (total ${elapsed()})`);
+        } catch (error) {
+          log(
+            `${describe(error)}\n  retry with: npm run minicluster -- stop${values.name === DEFAULTS.name ? "" : ` --name ${values.name}`}`,
+          );
+          exitCode = exitCode === 0 ? 1 : exitCode;
+        }
+      }
+    } else if (state !== undefined) {
+      log(`left running: export KUBECONFIG=${state.kubeconfig}; stop with: npm run minicluster -- stop`);
+    }
+  }
+  return failed && exitCode === 0 ? 1 : exitCode;
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  log(describe(error));
+  process.exitCode = 1;
+}
