@@ -6,11 +6,10 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { parseAdminAddress } from "../admin/server.ts";
 import { GatehouseError, UsageError } from "../errors.ts";
 import { IpBinder, type AddressBinder } from "../infra/host/binder.ts";
 import { HostInfrastructure } from "../infra/host/host.ts";
@@ -25,6 +24,7 @@ import { DEFAULT_LEASE_NAME, LeaderElector } from "../status/leader.ts";
 import { StatusPublisher } from "../status/publisher.ts";
 import { KubernetesStatusWriter, type StatusWriteReport } from "../status/writer.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
+import { DATAPLANE_OPTIONS, parseDataplaneFlags } from "./dataplane-flags.ts";
 import type { CliIO, Command } from "./main.ts";
 
 const DEFAULT_STATE_DIR = join(tmpdir(), "gatehouse-controller");
@@ -104,18 +104,10 @@ export function parseControllerArgs(args: readonly string[]): ControllerArgs {
       infrastructure: { type: "string" },
       "address-pool": { type: "string" },
       interface: { type: "string" },
-      "controller-name": { type: "string" },
       "leader-elect": { type: "string" },
       "lease-namespace": { type: "string" },
       "lease-name": { type: "string" },
-      admin: { type: "string" },
-      "state-dir": { type: "string" },
-      haproxy: { type: "string" },
-      "server-slots": { type: "string" },
-      "hard-stop-after": { type: "string" },
-      "haproxy-metrics": { type: "string" },
-      "log-format": { type: "string" },
-      "log-level": { type: "string" },
+      ...DATAPLANE_OPTIONS,
     },
     strict: true,
     allowPositionals: false,
@@ -129,34 +121,30 @@ export function parseControllerArgs(args: readonly string[]): ControllerArgs {
   const leaderElect = values["leader-elect"] ?? "true";
   if (leaderElect !== "true" && leaderElect !== "false")
     throw new UsageError(`--leader-elect must be true or false, not "${leaderElect}"`);
-  const slots = Number(values["server-slots"] ?? "16");
-  if (!Number.isInteger(slots) || slots < 1 || slots > 4096)
-    throw new UsageError("--server-slots must be 1..4096");
   const interfaceName = values.interface ?? "gatehouse0";
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(interfaceName))
     throw new UsageError(
       `--interface must be an interface name (at most 15 characters), not "${interfaceName}"`,
     );
   // Validated here so a bad value is a usage error, not a failure at the first log line.
-  parseLogFormat(values["log-format"] ?? "json");
-  parseLogLevel(values["log-level"] ?? "info");
+  const flags = parseDataplaneFlags(values, DEFAULT_STATE_DIR);
   return {
     kubeconfig: values.kubeconfig,
     infrastructure: "host",
     addressPool: values["address-pool"] === undefined ? undefined : new AddressPool(values["address-pool"]),
     interfaceName,
-    controllerName: values["controller-name"] ?? DEFAULT_CONTROLLER_NAME,
+    controllerName: flags.controllerName,
     leaderElect: leaderElect === "true",
     leaseNamespace: values["lease-namespace"],
     leaseName: values["lease-name"] ?? DEFAULT_LEASE_NAME,
-    admin: parseAdminAddress(values.admin ?? "127.0.0.1:9901"),
-    stateDir: resolve(values["state-dir"] ?? DEFAULT_STATE_DIR),
-    haproxy: values.haproxy ?? "haproxy",
-    serverSlots: slots,
-    hardStopAfter: values["hard-stop-after"] ?? "10m",
-    metricsAddress: values["haproxy-metrics"] ?? "127.0.0.1:9902",
-    logFormat: values["log-format"] ?? "json",
-    logLevel: values["log-level"] ?? "info",
+    admin: flags.admin,
+    stateDir: flags.stateDir,
+    haproxy: flags.haproxy,
+    serverSlots: flags.serverSlots,
+    hardStopAfter: flags.hardStopAfter,
+    metricsAddress: flags.metricsAddress,
+    logFormat: flags.logFormat,
+    logLevel: flags.logLevel,
   };
 }
 

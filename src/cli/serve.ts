@@ -2,13 +2,13 @@
 // and applied to an HAProxy that runs as our child; the admin server shows readiness, status, the
 // IR in effect and metrics. Stops cleanly (HAProxy included) on SIGTERM/SIGINT.
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseAdminAddress } from "../admin/server.ts";
 import { UsageError } from "../errors.ts";
-import { createLogger, parseLogFormat, parseLogLevel } from "../observability/logger.ts";
+import { createLogger } from "../observability/logger.ts";
 import { startServe } from "../serve/start.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
+import { DATAPLANE_OPTIONS, parseDataplaneFlags } from "./dataplane-flags.ts";
 import type { CliIO, Command } from "./main.ts";
 
 const DEFAULT_STATE_DIR = join(tmpdir(), "gatehouse");
@@ -49,33 +49,13 @@ export const serveCommand: Command = {
 async function runServe(args: readonly string[], io: CliIO): Promise<number> {
   const { values } = parseArgs({
     args: [...args],
-    options: {
-      config: { type: "string", short: "c" },
-      admin: { type: "string" },
-      "state-dir": { type: "string" },
-      haproxy: { type: "string" },
-      "controller-name": { type: "string" },
-      "server-slots": { type: "string" },
-      "hard-stop-after": { type: "string" },
-      "haproxy-metrics": { type: "string" },
-      "log-format": { type: "string" },
-      "log-level": { type: "string" },
-    },
+    options: { config: { type: "string", short: "c" }, ...DATAPLANE_OPTIONS },
     strict: true,
     allowPositionals: false,
   });
   if (values.config === undefined || values.config === "") throw new UsageError("--config PATH is required");
-  const admin = parseAdminAddress(values.admin ?? "127.0.0.1:9901");
-  const stateDir = resolve(values["state-dir"] ?? DEFAULT_STATE_DIR);
-  const slots = Number(values["server-slots"] ?? "16");
-  if (!Number.isInteger(slots) || slots < 1 || slots > 4096)
-    throw new UsageError("--server-slots must be 1..4096");
-  const hardStopAfter = values["hard-stop-after"] ?? "10m";
-  const metricsAddress = values["haproxy-metrics"] ?? "127.0.0.1:9902";
-  const logger = createLogger({
-    format: parseLogFormat(values["log-format"] ?? "json"),
-    level: parseLogLevel(values["log-level"] ?? "info"),
-  });
+  const flags = parseDataplaneFlags(values, DEFAULT_STATE_DIR);
+  const logger = createLogger({ format: flags.logFormat, level: flags.logLevel });
 
   const stopped = new Promise<string>((done) => {
     process.once("SIGTERM", () => done("SIGTERM"));
@@ -83,14 +63,14 @@ async function runServe(args: readonly string[], io: CliIO): Promise<number> {
   });
   const serve = await startServe({
     config: values.config,
-    stateDir,
+    stateDir: flags.stateDir,
     logger,
-    admin,
-    haproxy: values.haproxy ?? "haproxy",
-    controllerName: values["controller-name"] ?? DEFAULT_CONTROLLER_NAME,
-    serverSlots: slots,
-    hardStopAfter,
-    metricsAddress,
+    admin: flags.admin,
+    haproxy: flags.haproxy,
+    controllerName: flags.controllerName,
+    serverSlots: flags.serverSlots,
+    hardStopAfter: flags.hardStopAfter,
+    metricsAddress: flags.metricsAddress,
     now: () => io.now(),
   });
   const signal = await stopped;

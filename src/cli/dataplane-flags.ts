@@ -1,0 +1,52 @@
+// Flags shared by `gatehouse serve` and `gatehouse controller`: both run the same serve pipeline
+// (admin server, HAProxy data plane, logs), so they parse and default these flags in one place.
+import { resolve } from "node:path";
+import { parseAdminAddress } from "../admin/server.ts";
+import { UsageError } from "../errors.ts";
+import { parseLogFormat, parseLogLevel, type LogFormat, type LogLevel } from "../observability/logger.ts";
+import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
+
+/** node:util parseArgs option specs of the shared flags. */
+export const DATAPLANE_OPTIONS = {
+  admin: { type: "string" },
+  "state-dir": { type: "string" },
+  haproxy: { type: "string" },
+  "controller-name": { type: "string" },
+  "server-slots": { type: "string" },
+  "hard-stop-after": { type: "string" },
+  "haproxy-metrics": { type: "string" },
+  "log-format": { type: "string" },
+  "log-level": { type: "string" },
+} as const;
+
+export type DataplaneFlagValues = { readonly [K in keyof typeof DATAPLANE_OPTIONS]?: string | undefined };
+
+export interface DataplaneFlags {
+  admin: { host: string; port: number };
+  stateDir: string;
+  haproxy: string;
+  controllerName: string;
+  serverSlots: number;
+  hardStopAfter: string;
+  metricsAddress: string;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+}
+
+/** Validates and defaults the shared flags; a bad value is a UsageError. */
+export function parseDataplaneFlags(values: DataplaneFlagValues, defaultStateDir: string): DataplaneFlags {
+  const serverSlots = Number(values["server-slots"] ?? "16");
+  if (!Number.isInteger(serverSlots) || serverSlots < 1 || serverSlots > 4096)
+    throw new UsageError("--server-slots must be 1..4096");
+  return {
+    admin: parseAdminAddress(values.admin ?? "127.0.0.1:9901"),
+    stateDir: resolve(values["state-dir"] ?? defaultStateDir),
+    haproxy: values.haproxy ?? "haproxy",
+    controllerName: values["controller-name"] ?? DEFAULT_CONTROLLER_NAME,
+    serverSlots,
+    hardStopAfter: values["hard-stop-after"] ?? "10m",
+    metricsAddress: values["haproxy-metrics"] ?? "127.0.0.1:9902",
+    logFormat: parseLogFormat(values["log-format"] ?? "json"),
+    logLevel: parseLogLevel(values["log-level"] ?? "info"),
+  };
+}
