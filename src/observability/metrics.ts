@@ -32,6 +32,20 @@ export interface Metrics {
   readonly lastAppliedTimestamp: Gauge;
   /** `gatehouse_route_propagation_seconds`: from seeing an input change to the data plane applying it. */
   readonly routePropagation: Histogram;
+  /** `gatehouse_udp_datagrams_total{direction}`: datagrams the UDP forwarder sent (`to_backend`, `to_client`). */
+  readonly udpDatagrams: Counter<"direction">;
+  /** `gatehouse_udp_bytes_total{direction}`: payload bytes of those datagrams. */
+  readonly udpBytes: Counter<"direction">;
+  /** `gatehouse_udp_dropped_datagrams_total{reason}`: datagrams the UDP forwarder did not forward. */
+  readonly udpDrops: Counter<"reason">;
+  /** `gatehouse_udp_flows`: UDP flows (client address and port on a listener) open now. */
+  readonly udpFlowsActive: Gauge;
+  /** `gatehouse_udp_flows_opened_total`: UDP flows opened. */
+  readonly udpFlowsOpened: Counter;
+  /** `gatehouse_udp_flows_closed_total{reason}`: UDP flows closed (idle, evicted, reconfigured, ...). */
+  readonly udpFlowsClosed: Counter<"reason">;
+  /** `gatehouse_udp_listeners`: UDP listener sockets bound now. */
+  readonly udpListeners: Gauge;
 }
 
 export interface MetricsOptions {
@@ -92,6 +106,45 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       name: "gatehouse_route_propagation_seconds",
       help: "Time from seeing an input change to the data plane applying it, in seconds.",
       buckets: PROPAGATION_BUCKETS,
+      registers,
+    }),
+    udpDatagrams: new Counter({
+      name: "gatehouse_udp_datagrams_total",
+      help: "Datagrams forwarded by the UDP forwarder, by direction (to_backend, to_client).",
+      labelNames: ["direction"],
+      registers,
+    }),
+    udpBytes: new Counter({
+      name: "gatehouse_udp_bytes_total",
+      help: "Payload bytes forwarded by the UDP forwarder, by direction (to_backend, to_client).",
+      labelNames: ["direction"],
+      registers,
+    }),
+    udpDrops: new Counter({
+      name: "gatehouse_udp_dropped_datagrams_total",
+      help: "Datagrams the UDP forwarder did not forward, by reason (no_route, no_backend, invalid_backend, no_endpoint, send_error, unexpected_source).",
+      labelNames: ["reason"],
+      registers,
+    }),
+    udpFlowsActive: new Gauge({
+      name: "gatehouse_udp_flows",
+      help: "UDP flows (one per client address and port on a listener) open now.",
+      registers,
+    }),
+    udpFlowsOpened: new Counter({
+      name: "gatehouse_udp_flows_opened_total",
+      help: "UDP flows opened.",
+      registers,
+    }),
+    udpFlowsClosed: new Counter({
+      name: "gatehouse_udp_flows_closed_total",
+      help: "UDP flows closed, by reason (idle, evicted, reconfigured, listener_closed, error, shutdown).",
+      labelNames: ["reason"],
+      registers,
+    }),
+    udpListeners: new Gauge({
+      name: "gatehouse_udp_listeners",
+      help: "UDP listener sockets bound now.",
       registers,
     }),
   };

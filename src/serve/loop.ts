@@ -6,6 +6,7 @@ import type { AdminStateStore } from "../admin/state.ts";
 import { ApplyError, type ApplyOutcome } from "../dataplane/haproxy/apply/applier.ts";
 import { degrade, markDegraded, type Degradation } from "../dataplane/haproxy/degrade.ts";
 import { checkRenderable, formatIssue, type RenderOptions } from "../dataplane/haproxy/render/index.ts";
+import { markUnavailableListeners, type UnavailableListener } from "../dataplane/udp/status.ts";
 import type { IR } from "../ir/types.ts";
 import { recordConfigErrors, type Metrics } from "../observability/metrics.ts";
 import type { ProviderUpdate } from "../provider/types.ts";
@@ -15,7 +16,11 @@ import type { GatewayInfrastructure } from "../infra/types.ts";
 import { withBoundAddresses } from "./addresses.ts";
 
 export interface Dataplane {
-  apply(ir: IR): Promise<ApplyOutcome>;
+  /**
+   * `unavailableListeners`: listeners the data plane could not serve (e.g. a UDP port in use); they
+   * report Programmed False, and the update is retried while one of them is Pending.
+   */
+  apply(ir: IR): Promise<ApplyOutcome & { unavailableListeners?: readonly UnavailableListener[] }>;
 }
 
 export interface ServeLoopOptions {
@@ -161,8 +166,10 @@ export class ServeLoop {
       this.#publish(markNotProgrammed(statuses, message, now), update);
       return true; // the same input renders the same way: nothing to retry
     }
+    let unavailable: readonly UnavailableListener[] = [];
     try {
       const outcome = await this.#o.dataplane.apply(ir);
+      unavailable = outcome.unavailableListeners ?? [];
       const method = outcome.method === "noop" ? "unchanged" : outcome.method;
       store.recordApply(update.generation, ir, { ok: true, method });
       if (outcome.method === "reload" || outcome.method === "start")
@@ -194,8 +201,9 @@ export class ServeLoop {
       // HAProxy rejecting the configuration is final for this input; anything else may pass later.
       return output !== undefined;
     }
+    statuses = markUnavailableListeners(statuses, unavailable, now);
     this.#publish(statuses, update);
-    return true;
+    return !unavailable.some((u) => u.reason === "Pending");
   }
 
   #publish(statuses: StatusEntry[], update: ProviderUpdate): void {

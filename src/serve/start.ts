@@ -18,6 +18,10 @@ import {
 } from "../dataplane/haproxy/process/manager.ts";
 import type { RenderOptions } from "../dataplane/haproxy/render/index.ts";
 import { workerRuntimeApi } from "../dataplane/haproxy/runtime/socket.ts";
+import { CombinedDataplane } from "../dataplane/udp/dataplane.ts";
+import { UdpForwarder } from "../dataplane/udp/forwarder.ts";
+import { udpMetrics } from "../dataplane/udp/metrics.ts";
+import { nodeUdpSockets } from "../dataplane/udp/sockets.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
 import { FileProvider } from "../provider/file/provider.ts";
 import type { Provider, ProviderUpdate } from "../provider/types.ts";
@@ -62,6 +66,8 @@ export interface ServeOptions {
   onUpdate?: (update: ProviderUpdate) => void;
   /** Called after each processed update. */
   onProcessed?: (generation: number) => void;
+  /** UDP forwarder: flow idle timeout (default 60 s) and most flows at once (default 4096). */
+  udp?: { idleTimeoutMs?: number; maxFlows?: number };
 }
 
 /** `P`: the provider's type (a FileProvider unless `provider` was given). */
@@ -73,6 +79,8 @@ export interface ServeHandle<P extends Provider = FileProvider> {
   readonly metrics: Metrics;
   readonly haproxy: HAProxyProcess;
   readonly applier: HAProxyApplier;
+  /** The data plane of UDP listeners. */
+  readonly udp: UdpForwarder;
   readonly loop: ServeLoop;
   readonly provider: P;
   /** Stops watching, lets the loop finish, stops HAProxy and the admin server. Idempotent. */
@@ -122,10 +130,17 @@ export async function startServe<P extends Provider = FileProvider>(
     files: nodeFileWriter,
     render: renderOptions,
   });
+  const udp = new UdpForwarder({
+    sockets: nodeUdpSockets,
+    metrics: udpMetrics(metrics),
+    logger: logger.child({ component: "udp" }),
+    ...(options.udp?.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.udp.idleTimeoutMs } : {}),
+    ...(options.udp?.maxFlows !== undefined ? { maxFlows: options.udp.maxFlows } : {}),
+  });
   const loop = new ServeLoop({
     controllerName: options.controllerName ?? DEFAULT_CONTROLLER_NAME,
     renderOptions,
-    dataplane: applier,
+    dataplane: new CombinedDataplane(applier, udp),
     store,
     metrics,
     logger,
@@ -162,6 +177,7 @@ export async function startServe<P extends Provider = FileProvider>(
       loop.stop();
       await loop.idle();
       await haproxy.stop({ graceful: how.graceful ?? true, timeoutMs: how.timeoutMs ?? 5000 });
+      await udp.close();
       await server.close();
     })());
 
@@ -174,7 +190,7 @@ export async function startServe<P extends Provider = FileProvider>(
     await stop({ graceful: false });
     throw err;
   }
-  return { adminUrl, stateDir, store, metrics, haproxy, applier, loop, provider, stop };
+  return { adminUrl, stateDir, store, metrics, haproxy, applier, udp, loop, provider, stop };
 }
 
 function interfaces(): InterfaceAddress[] {
