@@ -32,4 +32,5 @@ export const SUPPORTED_FEATURES: readonly string[] = [
   "HTTPRoute307RedirectStatusCode",
   "HTTPRoute308RedirectStatusCode",
   "ReferenceGrant",
+  "UDPRoute",
 ].toSorted();
