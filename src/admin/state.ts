@@ -82,6 +82,11 @@ export interface DataplaneState {
   lastError: ApplyRecord | null;
   /** Recent events of the data-plane process (start, crash, restart), newest last. */
   events: Array<{ at: string; message: string }>;
+  /**
+   * Spare HAProxy backends serving a Service since a runtime update (HAProxy's stats and logs name
+   * them `gh_spare_<n>`) → the IRBackend id they serve. Absent until the data plane reports it.
+   */
+  spares?: Record<string, string>;
 }
 
 /** The `/status` document. */
@@ -144,6 +149,11 @@ export class AdminStateStore implements AdminState {
       lastError: outcome.ok ? this.#dataplane.lastError : record,
     };
     if (outcome.ok) this.#appliedIR = ir;
+  }
+
+  /** Which spare backends serve which IRBackend now (see DataplaneState.spares). */
+  recordSpares(spares: Record<string, string>): void {
+    this.#dataplane = { ...this.#dataplane, spares: { ...spares } };
   }
 
   /** Something happened to the data-plane process (kept: the last 20 events). */

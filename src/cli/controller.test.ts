@@ -56,6 +56,8 @@ describe("gatehouse controller: command line", () => {
       ["--address-pool=10.0.0.0/40"],
       ["--interface=much-too-long-name"],
       ["--server-slots=0"],
+      ["--spare-backends=-1"],
+      ["--spare-backends=many"],
       ["--log-level=loud"],
     ]) {
       assert.throws(() => parseControllerArgs(args), UsageError, args.join(" "));

@@ -59,6 +59,8 @@ Flags:
                              (default ${DEFAULT_STATE_DIR}).
       --haproxy BIN          The haproxy binary (default: haproxy on PATH).
       --server-slots N       Pre-allocated server slots per backend (default 16).
+      --spare-backends N     Spare backends new plain-HTTP Services take without a reload
+                             (default 16; 0: none).
       --hard-stop-after DUR  How long old HAProxy workers may keep serving after a reload
                              (default 10m).
       --haproxy-metrics HOST:PORT
@@ -90,6 +92,7 @@ export interface ControllerArgs {
   stateDir: string;
   haproxy: string;
   serverSlots: number;
+  spareBackends: number;
   hardStopAfter: string;
   metricsAddress: string;
   logFormat: string;
@@ -141,6 +144,7 @@ export function parseControllerArgs(args: readonly string[]): ControllerArgs {
     stateDir: flags.stateDir,
     haproxy: flags.haproxy,
     serverSlots: flags.serverSlots,
+    spareBackends: flags.spareBackends,
     hardStopAfter: flags.hardStopAfter,
     metricsAddress: flags.metricsAddress,
     logFormat: flags.logFormat,
@@ -306,6 +310,7 @@ async function runController(args: readonly string[], io: CliIO): Promise<number
       admin: a.admin,
       haproxy: a.haproxy,
       serverSlots: a.serverSlots,
+      spareBackends: a.spareBackends,
       hardStopAfter: a.hardStopAfter,
       metricsAddress: a.metricsAddress,
       now: () => io.now(),

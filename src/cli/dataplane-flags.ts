@@ -13,6 +13,7 @@ export const DATAPLANE_OPTIONS = {
   haproxy: { type: "string" },
   "controller-name": { type: "string" },
   "server-slots": { type: "string" },
+  "spare-backends": { type: "string" },
   "hard-stop-after": { type: "string" },
   "haproxy-metrics": { type: "string" },
   "log-format": { type: "string" },
@@ -27,6 +28,7 @@ export interface DataplaneFlags {
   haproxy: string;
   controllerName: string;
   serverSlots: number;
+  spareBackends: number;
   hardStopAfter: string;
   metricsAddress: string;
   logFormat: LogFormat;
@@ -38,12 +40,16 @@ export function parseDataplaneFlags(values: DataplaneFlagValues, defaultStateDir
   const serverSlots = Number(values["server-slots"] ?? "16");
   if (!Number.isInteger(serverSlots) || serverSlots < 1 || serverSlots > 4096)
     throw new UsageError("--server-slots must be 1..4096");
+  const spareBackends = Number(values["spare-backends"] ?? "16");
+  if (!Number.isInteger(spareBackends) || spareBackends < 0 || spareBackends > 1024)
+    throw new UsageError("--spare-backends must be 0..1024");
   return {
     admin: parseAdminAddress(values.admin ?? "127.0.0.1:9901"),
     stateDir: resolve(values["state-dir"] ?? defaultStateDir),
     haproxy: values.haproxy ?? "haproxy",
     controllerName: values["controller-name"] ?? DEFAULT_CONTROLLER_NAME,
     serverSlots,
+    spareBackends,
     hardStopAfter: values["hard-stop-after"] ?? "10m",
     metricsAddress: values["haproxy-metrics"] ?? "127.0.0.1:9902",
     logFormat: parseLogFormat(values["log-format"] ?? "json"),

@@ -29,6 +29,8 @@ Flags:
                              (default ${DEFAULT_CONTROLLER_NAME}).
       --server-slots N       Pre-allocated server slots per backend (default 16); endpoint
                              changes within the slots never reload HAProxy.
+      --spare-backends N     Spare HAProxy backends (gh_spare_<n>) that new plain-HTTP
+                             Services take without a reload (default 16; 0: none).
       --hard-stop-after DUR  How long old HAProxy workers may keep serving long-lived
                              connections (WebSockets) after a reload (default 10m).
       --haproxy-metrics HOST:PORT
@@ -69,6 +71,7 @@ async function runServe(args: readonly string[], io: CliIO): Promise<number> {
     haproxy: flags.haproxy,
     controllerName: flags.controllerName,
     serverSlots: flags.serverSlots,
+    spareBackends: flags.spareBackends,
     hardStopAfter: flags.hardStopAfter,
     metricsAddress: flags.metricsAddress,
     now: () => io.now(),

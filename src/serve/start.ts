@@ -50,6 +50,8 @@ export interface ServeOptions {
   controllerName?: string;
   /** Pre-allocated server slots per backend (default 16). */
   serverSlots?: number;
+  /** Spare backends new Services take without a reload (default 16). */
+  spareBackends?: number;
   /** How long old workers may keep serving after a reload (default 10m). */
   hardStopAfter?: string;
   /** Loopback HOST:PORT of HAProxy's Prometheus exporter (default 127.0.0.1:9902). */
@@ -105,6 +107,7 @@ export async function startServe<P extends Provider = FileProvider>(
     stateDir,
     runtimeSocket: join(stateDir, "haproxy.sock"),
     serverSlots: options.serverSlots ?? 16,
+    spareBackends: options.spareBackends ?? 16,
     hardStopAfter: options.hardStopAfter ?? "10m",
     metricsAddress,
   };
@@ -140,7 +143,16 @@ export async function startServe<P extends Provider = FileProvider>(
   const loop = new ServeLoop({
     controllerName: options.controllerName ?? DEFAULT_CONTROLLER_NAME,
     renderOptions,
-    dataplane: new CombinedDataplane(applier, udp),
+    dataplane: new CombinedDataplane(
+      {
+        apply: async (ir) => {
+          const outcome = await applier.apply(ir);
+          if (outcome.spares !== undefined) store.recordSpares(outcome.spares);
+          return outcome;
+        },
+      },
+      udp,
+    ),
     store,
     metrics,
     logger,

@@ -76,10 +76,14 @@ describe("HAProxy crash", () => {
     });
     assert.equal(runtime.method, "runtime");
     await h.waitFor("endpoint change after restart", async () => (await servedBy(h)) === "two");
+    // The filter changes the frontend, so this needs a reload (a new Service alone takes a spare).
+    const filters = [
+      { type: "RequestHeaderModifier", requestHeaderModifier: { set: [{ name: "x-extra", value: "1" }] } },
+    ];
     const reload = await h.write({
       "extra.yaml": docs(
         service("extra", { endpoints: [h.backend("one").endpoint] }),
-        httpRoute("extra", { hostnames: ["extra.test"], rules: [{ backendRefs: [ref("extra")] }] }),
+        httpRoute("extra", { hostnames: ["extra.test"], rules: [{ backendRefs: [ref("extra")], filters }] }),
       ),
     });
     assert.equal(reload.method, "reload");

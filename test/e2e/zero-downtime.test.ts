@@ -81,7 +81,8 @@ describe("zero downtime", () => {
         const step = i % 10;
         let files: Record<string, string | null>;
         if (step === 9) {
-          // A backend appears or disappears: a reload.
+          // A backend appears or disappears with a route whose filter changes the frontend: a
+          // reload (a new Service alone would take a spare backend at runtime).
           files =
             i % 20 === 9
               ? {
@@ -89,7 +90,17 @@ describe("zero downtime", () => {
                     service("extra", { endpoints: [h.backend("extra").endpoint] }),
                     httpRoute("extra", {
                       hostnames: ["extra.test"],
-                      rules: [{ backendRefs: [ref("extra")] }],
+                      rules: [
+                        {
+                          backendRefs: [ref("extra")],
+                          filters: [
+                            {
+                              type: "RequestHeaderModifier",
+                              requestHeaderModifier: { set: [{ name: "x-extra", value: "1" }] },
+                            },
+                          ],
+                        },
+                      ],
                     }),
                   ),
                 }

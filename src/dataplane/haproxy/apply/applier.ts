@@ -8,7 +8,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { GatehouseError } from "../../../errors.ts";
 import type { IR } from "../../../ir/types.ts";
 import type { ReloadResult, ValidationResult } from "../process/manager.ts";
-import { replaceMap, setServerState, updateServerSlot, upsertSslCert } from "../runtime/commands.ts";
+import {
+  addMapEntries,
+  deleteMapEntry,
+  replaceMap,
+  setServerState,
+  updateServerSlot,
+  upsertSslCert,
+} from "../runtime/commands.ts";
 import type { RuntimeApi } from "../runtime/socket.ts";
 import { render, type RenderedConfig, type RenderOptions } from "../render/index.ts";
 import { writeTree, type FileWriter } from "./files.ts";
@@ -47,6 +54,13 @@ export interface ApplyOutcome {
   detail: string;
   /** Counts of runtime updates by type. */
   runtimeUpdates: { map: number; server: number; certificate: number };
+  /** Time spent per phase (render, plan, runtime, files, validate, reload), ms. */
+  durationsMs?: Record<string, number>;
+  /**
+   * Spare backends serving an IRBackend after this apply: HAProxy backend name (`gh_spare_<n>`, as
+   * HAProxy's stats and logs show it) → IRBackend id. Empty after a reload (reloads free every spare).
+   */
+  spares?: Record<string, string>;
 }
 
 /** The new configuration was not applied; the previous one keeps serving. */
@@ -89,39 +103,85 @@ export class HAProxyApplier {
   async #apply(ir: IR): Promise<ApplyOutcome> {
     await this.#settled();
     const running = this.#running;
+    const t = new Timer();
     if (running !== undefined && this.#o.process.state === "running") {
-      const rendered = render(ir, { ...this.#o.render, stateDir: running.dir });
-      const plan = planApply(running.rendered, rendered);
-      if (plan.kind === "noop") return { method: "noop", detail: "no change", runtimeUpdates: zero() };
+      // Rendered against the running layout: a new Service can take a free spare backend.
+      const rendered = t.time("render", () =>
+        render(ir, { ...this.#o.render, stateDir: running.dir }, running.rendered.layout),
+      );
+      const plan = t.time("plan", () => planApply(running.rendered, rendered));
+      if (plan.kind === "noop") {
+        return {
+          method: "noop",
+          detail: "no change",
+          runtimeUpdates: zero(),
+          durationsMs: t.phases,
+          spares: assignedSpares(running.rendered),
+        };
+      }
       if (plan.kind === "runtime") {
         try {
-          const counts = await this.#runtime(plan);
+          const counts = await t.timeAsync("runtime", () => this.#runtime(plan));
           // Files follow the runtime state, so a restart of HAProxy loads the same data.
-          await writeTree(this.#o.files, running.dir, changedFiles(running.rendered, rendered));
-          await this.#o.files.write(this.configPath, rendered.config);
+          await t.timeAsync("files", () => this.#writeChanged(running, rendered));
           this.#running = { ...running, rendered };
-          return { method: "runtime", detail: describeRuntime(counts), runtimeUpdates: counts };
+          return {
+            method: "runtime",
+            detail: describeRuntime(counts, plan.spares),
+            runtimeUpdates: counts,
+            durationsMs: t.phases,
+            spares: assignedSpares(rendered),
+          };
         } catch (err) {
           // The runtime may be half-updated: a reload from files brings everything in line.
-          return await this.#reload(ir, `runtime update failed (${errorText(err)})`);
+          return await this.#reload(ir, `runtime update failed (${errorText(err)})`, t);
         }
       }
-      return await this.#reload(ir, plan.reason);
+      return await this.#reload(ir, plan.reason, t);
     }
-    return await this.#reload(ir, running === undefined ? "first configuration" : "HAProxy is not running");
+    return await this.#reload(
+      ir,
+      running === undefined ? "first configuration" : "HAProxy is not running",
+      t,
+    );
   }
 
+  /** Runs the plan's steps in order (see planApply for why this order). */
   async #runtime(plan: Extract<ApplyPlan, { kind: "runtime" }>): Promise<ApplyOutcome["runtimeUpdates"]> {
     const running = this.#running;
     if (running === undefined) throw new ApplyError("nothing is running");
     const api = this.#o.runtime;
-    for (const m of plan.maps) await replaceMap(api, join(running.dir, m.file), m.entries);
-    for (const s of plan.servers) {
-      if (s.state === "ready") await updateServerSlot(api, s);
-      else await setServerState(api, s.backend, s.server, s.state);
+    for (const step of plan.steps) {
+      switch (step.kind) {
+        case "server":
+          if (step.update.state === "ready") await updateServerSlot(api, step.update);
+          else await setServerState(api, step.update.backend, step.update.server, step.update.state);
+          break;
+        case "certificate":
+          await upsertSslCert(api, join(running.dir, step.file), step.pem);
+          break;
+        case "map-replace":
+          await replaceMap(api, join(running.dir, step.file), step.entries);
+          break;
+        case "map-add":
+          await addMapEntries(api, join(running.dir, step.file), step.entries);
+          break;
+        case "map-delete":
+          for (const key of step.keys) await deleteMapEntry(api, join(running.dir, step.file), key);
+          break;
+      }
     }
-    for (const c of plan.certificates) await upsertSslCert(api, join(running.dir, c.file), c.pem);
     return { map: plan.maps.length, server: plan.servers.length, certificate: plan.certificates.length };
+  }
+
+  /** Writes the files that changed, and the configuration if it did, concurrently. */
+  async #writeChanged(running: Running, rendered: RenderedConfig): Promise<void> {
+    const writes = Object.entries(changedFiles(running.rendered, rendered)).map(([rel, content]) =>
+      this.#o.files.write(join(running.dir, rel), content),
+    );
+    if (rendered.config !== running.rendered.config)
+      writes.push(this.#o.files.write(this.configPath, rendered.config));
+    await Promise.all(writes);
   }
 
   /**
@@ -133,16 +193,18 @@ export class HAProxyApplier {
     while (this.#o.process.state === "starting" && Date.now() < deadline) await sleep(20);
   }
 
-  async #reload(ir: IR, reason: string, retry = true): Promise<ApplyOutcome> {
+  async #reload(ir: IR, reason: string, t = new Timer(), retry = true): Promise<ApplyOutcome> {
     const generation = this.#nextGeneration++;
     const dir = join(this.#o.stateDir, `g${generation}`);
-    const rendered = render(ir, { ...this.#o.render, stateDir: dir });
-    await this.#o.files.remove(dir);
-    await writeTree(this.#o.files, dir, rendered.files);
-    await this.#o.files.mkdir(join(dir, "sock"));
+    const rendered = t.time("render", () => render(ir, { ...this.#o.render, stateDir: dir }));
     const candidate = join(this.#o.stateDir, `haproxy.cfg.g${generation}`);
-    await this.#o.files.write(candidate, rendered.config);
-    const check = await this.#o.process.validate(candidate);
+    await t.timeAsync("files", async () => {
+      await this.#o.files.remove(dir);
+      await writeTree(this.#o.files, dir, rendered.files);
+      await this.#o.files.mkdir(join(dir, "sock"));
+      await this.#o.files.write(candidate, rendered.config);
+    });
+    const check = await t.timeAsync("validate", () => this.#o.process.validate(candidate));
     if (!check.ok) {
       await this.#o.files.remove(dir);
       await this.#o.files.remove(candidate);
@@ -168,8 +230,8 @@ export class HAProxyApplier {
     await this.#o.files.write(this.configPath, rendered.config);
     await this.#o.files.remove(candidate);
     try {
-      if (starting) await this.#o.process.start(this.configPath);
-      else await this.#o.process.reload();
+      if (starting) await t.timeAsync("reload", () => this.#o.process.start(this.configPath));
+      else await t.timeAsync("reload", () => this.#o.process.reload());
     } catch (err) {
       // HAProxy still runs (or restarts) the previous configuration: keep it on disk.
       if (previous !== undefined) await this.#o.files.write(this.configPath, previous.rendered.config);
@@ -178,7 +240,7 @@ export class HAProxyApplier {
       const state = this.#o.process.state;
       if (retry && (state === "restart-pending" || state === "starting")) {
         await this.#settled();
-        return await this.#reload(ir, reason, false);
+        return await this.#reload(ir, reason, t, false);
       }
       throw new ApplyError(`HAProxy ${starting ? "start" : "reload"} failed: ${errorText(err)}`, {
         cause: err,
@@ -186,7 +248,13 @@ export class HAProxyApplier {
     }
     this.#running = { generation, dir, rendered };
     await this.#prune(previous?.generation);
-    return { method: starting ? "start" : "reload", detail: reason, runtimeUpdates: zero() };
+    return {
+      method: starting ? "start" : "reload",
+      detail: reason,
+      runtimeUpdates: zero(),
+      durationsMs: t.phases,
+      spares: assignedSpares(rendered),
+    };
   }
 
   /** Why one of the TCP addresses `next` listens on, and `current` does not, cannot be bound. */
@@ -245,12 +313,50 @@ function changedFiles(before: RenderedConfig, after: RenderedConfig): Record<str
   return out;
 }
 
+/** Accumulates wall-clock time per named phase. */
+class Timer {
+  readonly phases: Record<string, number> = {};
+
+  time<T>(phase: string, fn: () => T): T {
+    const start = performance.now();
+    try {
+      return fn();
+    } finally {
+      this.#add(phase, start);
+    }
+  }
+
+  async timeAsync<T>(phase: string, fn: () => Promise<T>): Promise<T> {
+    const start = performance.now();
+    try {
+      return await fn();
+    } finally {
+      this.#add(phase, start);
+    }
+  }
+
+  #add(phase: string, start: number): void {
+    this.phases[phase] = (this.phases[phase] ?? 0) + Math.round((performance.now() - start) * 10) / 10;
+  }
+}
+
 function zero(): ApplyOutcome["runtimeUpdates"] {
   return { map: 0, server: 0, certificate: 0 };
 }
 
-function describeRuntime(c: ApplyOutcome["runtimeUpdates"]): string {
-  return `runtime update: ${c.map} map(s), ${c.server} server slot(s), ${c.certificate} certificate(s)`;
+function describeRuntime(c: ApplyOutcome["runtimeUpdates"], spares: Record<string, string | null>): string {
+  const text = `runtime update: ${c.map} map(s), ${c.server} server slot(s), ${c.certificate} certificate(s)`;
+  const changes = Object.entries(spares).map(([spare, backend]) =>
+    backend === null ? `${spare} freed` : `${spare} serves ${backend}`,
+  );
+  return changes.length === 0 ? text : `${text}; ${changes.join(", ")}`;
+}
+
+/** Spare backend → IRBackend id, for the spares that serve one. */
+function assignedSpares(rendered: RenderedConfig): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of rendered.layout.sections) if (s.spare && s.backend !== undefined) out[s.name] = s.backend;
+  return out;
 }
 
 function errorText(err: unknown): string {

@@ -3,35 +3,60 @@
 // for TCP/TLS routes. Every proxy has the same `slots` servers `s1..sN`: the first filled from the
 // endpoints, the rest `disabled` at 0.0.0.0:0, so endpoints change at runtime with
 // `set server <proxy>/<sN> addr <ip> port <port>` and `set server ... state ready|maint`.
+//
+// Spares: `gh_spare_<n>` sections with the plain HTTP profile and no servers, whose text does not
+// depend on what they serve. Rendered against the previous layout, the set and order of sections is
+// kept: known (IRBackend, profile) pairs keep their section, a new IRBackend needing the plain HTTP
+// profile takes a free spare (so map values name the spare), sections nothing uses any more stay
+// with their servers disabled. Anything else adds a section, i.e. changes the structure.
 import { isIP } from "node:net";
-import type { IRBackend } from "../../../ir/types.ts";
+import type { IRBackend, IREndpoint } from "../../../ir/types.ts";
 import { comment, word } from "./escape.ts";
-import { digest, type RenderContext, type RenderedBackend, type Section } from "./model.ts";
+import {
+  digest,
+  type BackendLayout,
+  type BackendSection,
+  type Profile,
+  type RenderContext,
+  type RenderedBackend,
+  type Section,
+} from "./model.ts";
 
-export interface Profile {
-  mode: "http" | "tcp";
-  /** HTTP/2 to the server: `proto h2` (cleartext) or `alpn h2` (TLS). */
-  h2: boolean;
-  retry?: { attempts: number; codes: number[] };
-  cookie?: { name: string; maxIdleS?: number; maxLifeS?: number; maxAgeS?: number };
-}
+export type { Profile } from "./model.ts";
 
-interface Proxy {
-  name: string;
-  profile: Profile;
+/** Name of the n-th spare backend (n from 1). */
+export function spareName(n: number): string {
+  return `gh_spare_${n}`;
 }
 
 interface Entry {
   backend: IRBackend;
   base: string;
-  tag: string;
+  /** Slots a new section of this IRBackend gets. */
   slots: number;
-  proxies: Map<string, Proxy>;
+  /** profile key → HAProxy backend name. */
+  proxies: Map<string, string>;
 }
+
+/** One backend section being rendered. */
+interface Out {
+  name: string;
+  profile: Profile;
+  slots: number;
+  spare: boolean;
+  /** The IRBackend whose endpoints fill the slots (none: free spare or orphan). */
+  current?: IRBackend;
+  /** Canonical sections: what the text is rendered from (the IRBackend's endpoints are not used). */
+  source?: { backend: IRBackend; base: string; profile: Profile };
+}
+
+const PLAIN: Profile = { mode: "http", h2: false };
 
 function profileKey(p: Profile): string {
   return JSON.stringify([p.mode, p.h2, p.retry ?? null, p.cookie ?? null]);
 }
+
+const PLAIN_KEY = profileKey(PLAIN);
 
 /** Readable variant suffix: `tcp`, `h2`, `retry-<digest>`, `cookie-<digest>` (digest of the settings). */
 function variantSuffix(p: Profile, key: string): string {
@@ -49,6 +74,11 @@ function naturalProfile(b: IRBackend): Profile {
   return { mode: b.protocol === "tcp" ? "tcp" : "http", h2: b.protocol === "h2c" };
 }
 
+/** Owner of a section name in the context's name registry. */
+function owner(id: string, key: string, natural: boolean): string {
+  return natural ? `backend\0${id}` : `backend\0${id}\0${key}`;
+}
+
 export function serverAddress(address: string, port: number): string {
   return isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`;
 }
@@ -56,25 +86,65 @@ export function serverAddress(address: string, port: number): string {
 export class BackendSet {
   private readonly ctx: RenderContext;
   private readonly entries = new Map<string, Entry>();
+  private readonly outs = new Map<string, Out>();
+  /** Sections in the order of the previous layout (reuse), or the spares (fresh render). */
+  private readonly kept: string[] = [];
+  /** Canonical sections created by this render, in creation order. */
+  private readonly created: string[] = [];
+  private readonly reuse: boolean;
+  /** Previous layout: (IRBackend id, profile key) → section name, canonical sections and assigned spares. */
+  private readonly known = new Map<string, string>();
+  /** Spares free in the previous layout (or all spares of a fresh render), in order. */
+  private readonly free: string[] = [];
+  private readonly spareSlots: number;
 
-  constructor(ctx: RenderContext, backends: readonly IRBackend[]) {
+  /**
+   * `spares`: spare sections of a fresh render. `previous`: the layout to keep (then `spares` is
+   * ignored: the previous spares are kept).
+   */
+  constructor(ctx: RenderContext, backends: readonly IRBackend[], spares: number, previous?: BackendLayout) {
     this.ctx = ctx;
+    this.reuse = previous !== undefined;
+    this.spareSlots = previous?.spareSlots ?? ctx.options.serverSlots;
+    if (previous !== undefined) {
+      for (const s of previous.sections) this.keep(s);
+    } else {
+      for (let n = 1; n <= spares; n++) {
+        const name = ctx.claim("proxy", spareName(n), `spare\0${n}`);
+        this.outs.set(name, { name, profile: PLAIN, slots: this.spareSlots, spare: true });
+        this.kept.push(name);
+        this.free.push(name);
+      }
+    }
     for (const b of backends) {
       if (b.protocol === "udp") continue;
       const wanted = b.id.replace(/\//g, ":").replace(/[^A-Za-z0-9._:-]/g, "_");
       const base = ctx.claim("proxy", wanted, `backend\0${b.id}`, ":");
       let slots = ctx.options.serverSlots;
       while (slots < b.endpoints.length) slots *= 2;
-      const entry: Entry = {
-        backend: b,
-        base,
-        tag: digest(`backend\0${b.id}`, 8),
-        slots,
-        proxies: new Map(),
-      };
-      this.entries.set(b.id, entry);
+      this.entries.set(b.id, { backend: b, base, slots, proxies: new Map() });
       this.proxy(b.id, naturalProfile(b));
     }
+  }
+
+  /** Takes over a section of the previous layout (its name is reserved in the context). */
+  private keep(s: BackendSection): void {
+    if (s.spare) {
+      this.ctx.claim("proxy", s.name, `spare\0${s.name}`);
+      this.outs.set(s.name, { name: s.name, profile: PLAIN, slots: s.slots, spare: true });
+      if (s.backend === undefined) this.free.push(s.name);
+      else this.known.set(`${s.backend}\0${PLAIN_KEY}`, s.name);
+    } else if (s.source !== undefined) {
+      const { backend, profile } = s.source;
+      const key = profileKey(profile);
+      const natural = key === profileKey(naturalProfile(backend));
+      this.ctx.claim("proxy", s.name, owner(backend.id, key, natural), ":");
+      this.outs.set(s.name, { name: s.name, profile, slots: s.slots, spare: false, source: s.source });
+      this.known.set(`${backend.id}\0${key}`, s.name);
+    } else {
+      throw new Error(`internal: previous layout section ${s.name} has no source`);
+    }
+    this.kept.push(s.name);
   }
 
   private entry(id: string): Entry {
@@ -83,9 +153,13 @@ export class BackendSet {
     return e;
   }
 
+  private readonly tags = new Map<string, string>();
+
   /** Cookie tag of an IRBackend (prefix of its server cookie values). */
   tag(id: string): string {
-    return this.entry(id).tag;
+    let tag = this.tags.get(id);
+    if (tag === undefined) this.tags.set(id, (tag = digest(`backend\0${id}`, 8)));
+    return tag;
   }
 
   /** Protocol-implied profile of an IRBackend for an HTTP rule. */
@@ -99,53 +173,156 @@ export class BackendSet {
     const e = this.entry(id);
     const key = profileKey(profile);
     const existing = e.proxies.get(key);
-    if (existing !== undefined) return existing.name;
+    if (existing !== undefined) return existing;
+    const name = this.reused(e, key) ?? this.spare(e, key) ?? this.create(e, profile, key);
+    e.proxies.set(key, name);
+    return name;
+  }
+
+  /** The section this pair had in the previous layout, if it can carry the endpoints. */
+  private reused(e: Entry, key: string): string | undefined {
+    const name = this.known.get(`${e.backend.id}\0${key}`);
+    const out = name === undefined ? undefined : this.outs.get(name);
+    if (out === undefined || out.current !== undefined) return undefined;
+    if (out.spare && (e.backend.tls !== undefined || e.backend.endpoints.length > out.slots))
+      return undefined;
+    if (!out.spare) {
+      out.source = { backend: e.backend, base: e.base, profile: out.profile };
+      if (e.backend.endpoints.length > out.slots) out.slots = e.slots;
+    }
+    out.current = e.backend;
+    return out.name;
+  }
+
+  /** A spare free in the previous layout, for a new plain-HTTP use that fits its slots. */
+  private spare(e: Entry, key: string): string | undefined {
+    if (!this.reuse || key !== PLAIN_KEY || e.backend.tls !== undefined) return undefined;
+    if (e.backend.endpoints.length > this.spareSlots) return undefined;
+    for (;;) {
+      const name = this.free.shift();
+      if (name === undefined) return undefined;
+      const out = this.outs.get(name);
+      if (out === undefined || out.current !== undefined || e.backend.endpoints.length > out.slots) continue;
+      out.current = e.backend;
+      return name;
+    }
+  }
+
+  private create(e: Entry, profile: Profile, key: string): string {
     const natural = key === profileKey(naturalProfile(e.backend));
     const name = natural
       ? e.base
       : this.ctx.claim(
           "proxy",
           `${e.base}:${variantSuffix(profile, key)}`,
-          `backend\0${e.backend.id}\0${key}`,
+          owner(e.backend.id, key, false),
           ":",
         );
-    e.proxies.set(key, { name, profile });
+    this.outs.set(name, {
+      name,
+      profile,
+      slots: e.slots,
+      spare: false,
+      current: e.backend,
+      source: { backend: e.backend, base: e.base, profile },
+    });
+    this.created.push(name);
     return name;
   }
 
+  private ordered: Out[] | undefined;
+
+  /** Sections in output order (fixed at the first call: after every `proxy` call). */
+  private order(): Out[] {
+    // A fresh render groups each IRBackend's sections (in IR order), then the spares; a reuse render
+    // keeps the previous order and appends what it had to add.
+    if (this.ordered !== undefined) return this.ordered;
+    const created = new Set(this.created);
+    const byEntry: string[] = [];
+    for (const e of this.entries.values())
+      for (const name of e.proxies.values()) if (created.has(name)) byEntry.push(name);
+    const names = this.reuse ? [...this.kept, ...byEntry] : [...byEntry, ...this.kept];
+    this.ordered = names.map((n) => this.outs.get(n)).filter((o): o is Out => o !== undefined);
+    return this.ordered;
+  }
+
   sections(mode: "http" | "tcp"): Section[] {
-    const out: Section[] = [];
-    for (const e of this.entries.values()) {
-      for (const p of e.proxies.values()) if (p.profile.mode === mode) out.push(this.section(e, p));
-    }
-    return out;
+    return this.order()
+      .filter((o) => o.profile.mode === mode)
+      .map((o) => this.section(o));
   }
 
   runtime(): RenderedBackend[] {
-    return [...this.entries.values()].map((e) => ({
-      id: e.backend.id,
-      proxies: [...e.proxies.values()].map((p) => p.name),
-      slots: e.slots,
-    }));
+    return [...this.entries.values()].map((e) => {
+      const proxies = [...e.proxies.values()];
+      return { id: e.backend.id, proxies, slots: this.outs.get(proxies[0] ?? "")?.slots ?? e.slots };
+    });
   }
 
-  private section(e: Entry, p: Proxy): Section {
-    const b = e.backend;
-    const lines = [
+  layout(): BackendLayout {
+    return {
+      spareSlots: this.spareSlots,
+      sections: this.order().map((o) => {
+        const s: BackendSection = {
+          name: o.name,
+          slots: o.slots,
+          endpoints: o.current?.endpoints ?? [],
+          spare: o.spare,
+        };
+        if (o.current !== undefined) s.backend = o.current.id;
+        if (o.source !== undefined) s.source = o.source;
+        return s;
+      }),
+    };
+  }
+
+  private section(o: Out): Section {
+    const header = `backend ${o.name}`;
+    const endpoints: readonly IREndpoint[] = o.current?.endpoints ?? [];
+    if (o.spare) {
+      // Nothing here may depend on what the spare serves: see the file comment.
+      return this.lines(
+        header,
+        ["# spare: takes a new Service at runtime"],
+        PLAIN,
+        undefined,
+        o.slots,
+        endpoints,
+        undefined,
+      );
+    }
+    const src = o.source;
+    if (src === undefined) throw new Error(`internal: section ${o.name} has no source`);
+    const b = src.backend;
+    const head = [
       `# ${comment(`${b.id} (${b.source.kind} ${b.source.namespace}/${b.source.name}, ${b.protocol})`)}`,
     ];
-    lines.push(`mode ${p.profile.mode}`);
-    if (p.profile.mode === "http") {
+    const tls = b.tls === undefined ? undefined : { ...b.tls, base: src.base };
+    const tag = src.profile.cookie === undefined ? undefined : this.tag(b.id);
+    return this.lines(header, head, src.profile, tls, o.slots, endpoints, tag);
+  }
+
+  private lines(
+    header: string,
+    head: string[],
+    profile: Profile,
+    tls: (NonNullable<IRBackend["tls"]> & { base: string }) | undefined,
+    slots: number,
+    endpoints: readonly IREndpoint[],
+    tag: string | undefined,
+  ): Section {
+    const lines = [...head, `mode ${profile.mode}`];
+    if (profile.mode === "http") {
       lines.push("http-reuse safe");
       lines.push("http-request set-timeout server var(txn.gh_to) if { var(txn.gh_to) -m found }");
     }
-    const r = p.profile.retry;
+    const r = profile.retry;
     if (r !== undefined) {
       lines.push(`retries ${r.attempts}`);
       lines.push(["retry-on conn-failure empty-response", ...r.codes.map(String)].join(" "));
       lines.push("option redispatch 1");
     }
-    const c = p.profile.cookie;
+    const c = profile.cookie;
     if (c !== undefined) {
       const opts = ["insert", "indirect", "nocache"];
       if (c.maxIdleS !== undefined) opts.push(`maxidle ${c.maxIdleS}s`);
@@ -154,29 +331,32 @@ export class BackendSet {
       lines.push(`cookie ${word(c.name)} ${opts.join(" ")}`);
     }
     const server: string[] = [];
-    if (b.tls !== undefined) {
+    if (tls !== undefined) {
       const ca =
-        b.tls.wellKnownCACertificates === "System"
+        tls.wellKnownCACertificates === "System"
           ? "@system-ca"
-          : this.ctx.abs(this.caFile(e, b.tls.caCertificates));
-      const tls = ["ssl", "verify required", `ca-file ${ca}`, `sni str(${b.tls.sni})`];
-      if (p.profile.h2) tls.push("alpn h2");
-      lines.push(`default-server ${tls.join(" ")}`);
-    } else if (p.profile.h2 && p.profile.mode === "http") {
+          : this.ctx.abs(this.caFile(tls.base, tls.caCertificates));
+      const opts = ["ssl", "verify required", `ca-file ${ca}`, `sni str(${tls.sni})`];
+      if (profile.h2) opts.push("alpn h2");
+      lines.push(`default-server ${opts.join(" ")}`);
+    } else if (profile.h2 && profile.mode === "http") {
       server.push("proto h2");
     }
-    for (let n = 1; n <= e.slots; n++) {
-      const ep = b.endpoints[n - 1];
-      const opts = [...server];
-      if (c !== undefined) opts.push(`cookie ${e.tag}.${n}`);
+    // The structure: everything but the slots' addresses and states, i.e. the other lines and what
+    // every `server` line is made of.
+    const common = server.length === 0 ? "" : ` ${server.join(" ")}`;
+    const cookie = c !== undefined && tag !== undefined;
+    const structure = [...lines, `server s1..s${slots} <slot>${common}${cookie ? ` cookie ${tag}.<n>` : ""}`];
+    for (let n = 1; n <= slots; n++) {
+      const ep = endpoints[n - 1];
       const addr = ep === undefined ? "0.0.0.0:0 disabled" : serverAddress(ep.address, ep.port);
-      lines.push([`server s${n} ${addr}`, ...opts].join(" "));
+      lines.push(`server s${n} ${addr}${common}${cookie ? ` cookie ${tag}.${n}` : ""}`);
     }
-    return { header: `backend ${p.name}`, lines };
+    return { header, lines, structure };
   }
 
-  private caFile(e: Entry, pems: readonly string[]): string {
-    const rel = `tls/backend-ca/${e.base.replace(/:/g, "_")}.pem`;
+  private caFile(base: string, pems: readonly string[]): string {
+    const rel = `tls/backend-ca/${base.replace(/:/g, "_")}.pem`;
     this.ctx.addFile(rel, pems.map((pem) => `${pem.trim()}\n`).join(""));
     return rel;
   }

@@ -64,6 +64,10 @@ export function checkOptions(options: RenderOptions): RenderIssue[] {
   if (!Number.isInteger(options.serverSlots) || options.serverSlots < 1 || options.serverSlots > 4096) {
     report("serverSlots", `${options.serverSlots} must be an integer in 1..4096`);
   }
+  const spares = options.spareBackends;
+  if (spares !== undefined && (!Number.isInteger(spares) || spares < 0 || spares > 1024)) {
+    report("spareBackends", `${spares} must be an integer in 0..1024`);
+  }
   if (
     options.metricsAddress !== undefined &&
     !/^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]):\d{1,5}$/.test(options.metricsAddress)

@@ -1,5 +1,6 @@
 // Public option/result types and the mutable render context shared by the section renderers.
 import { createHash } from "node:crypto";
+import type { IRBackend, IREndpoint } from "../../../ir/types.ts";
 
 export interface RenderOptions {
   /** Absolute directory where `files` will live; used for every path inside haproxy.cfg. */
@@ -14,6 +15,50 @@ export interface RenderOptions {
   hardStopAfter: string;
   /** `host:port` (loopback) where HAProxy's own Prometheus exporter answers `/metrics`; none if absent. */
   metricsAddress?: string;
+  /**
+   * Spare plain-HTTP backends `gh_spare_<n>` (each with `serverSlots` disabled servers) rendered when
+   * the IR has an HTTP or HTTPS listener, for new Services to take at runtime (see `render`'s
+   * `previous`). Default 0.
+   */
+  spareBackends?: number;
+}
+
+/** What an HAProxy backend section carries per connection: its mode and the per-backend settings. */
+export interface Profile {
+  mode: "http" | "tcp";
+  /** HTTP/2 to the server: `proto h2` (cleartext) or `alpn h2` (TLS). */
+  h2: boolean;
+  retry?: { attempts: number; codes: number[] };
+  cookie?: { name: string; maxIdleS?: number; maxLifeS?: number; maxAgeS?: number };
+}
+
+/** One HAProxy backend section with server slots, as rendered. */
+export interface BackendSection {
+  /** HAProxy backend name. */
+  name: string;
+  /** Server slots `s1..s<slots>`. */
+  slots: number;
+  /** What fills the slots in order (the other slots are `disabled` at 0.0.0.0:0). */
+  endpoints: readonly IREndpoint[];
+  /** IRBackend.id whose endpoints the section carries; absent for a free spare or an orphan. */
+  backend?: string;
+  /**
+   * A spare (`gh_spare_<n>`): plain HTTP, its text the same whether free or assigned. Otherwise the
+   * section was rendered for `source` (its endpoints are not used) with `profile`; `base` is the
+   * name of the IRBackend's base section (it names the CA file).
+   */
+  spare: boolean;
+  source?: { backend: IRBackend; base: string; profile: Profile };
+}
+
+/**
+ * Which backend sections a render emitted, in order: pass it back to `render` as `previous` to keep
+ * them, so that a new Service can take a free spare instead of changing the configuration's structure.
+ */
+export interface BackendLayout {
+  /** The number of server slots of a spare (the `serverSlots` it was rendered with). */
+  spareSlots: number;
+  sections: BackendSection[];
 }
 
 /** One IRBackend as rendered: the HAProxy backends (proxies) that carry its endpoints. */
@@ -33,6 +78,22 @@ export interface RenderedConfig {
   files: Record<string, string>;
   /** Where each IRBackend's servers are, for runtime endpoint updates (`set server <proxy>/s<n> ...`). */
   backends: RenderedBackend[];
+  /** The backend sections with server slots, in order, and what fills them (see BackendLayout). */
+  layout: BackendLayout;
+  /** Entries of every map file (path relative to stateDir → entries in file order). */
+  maps: Record<string, ReadonlyArray<readonly [string, string]>>;
+  /**
+   * Map files in the order the frontends first look them up (listeners, virtual hosts, rules, then
+   * what rules lead to), with how: `tree` when every lookup is an exact or prefix match (`map_str`,
+   * `map_beg`, `map_ip`: HAProxy indexes them in a tree, entry order does not matter), `list` when
+   * order matters (`map_end`, `map_reg`, ...). Maps no frontend looks up are not listed.
+   */
+  lookups: Array<{ file: string; index: "tree" | "list" }>;
+  /**
+   * Digest of the configuration with what the runtime API changes (server slot addresses and their
+   * enabled/disabled state) blanked: equal digests mean the configurations differ only in runtime data.
+   */
+  structure: string;
 }
 
 /** Short stable identifier derived from `text` (48 bits of SHA-256, hex). */
@@ -71,10 +132,39 @@ export class MapFile {
 export interface Section {
   header: string;
   lines: string[];
+  /**
+   * When the lines carry runtime data (server slot addresses, enabled/disabled): lines that describe
+   * everything else, for the structure digest.
+   */
+  structure?: string[];
+}
+
+function sectionText(header: string, lines: readonly string[]): string {
+  let text = header;
+  for (const l of lines) text += `\n  ${l}`;
+  return `${text}\n`;
 }
 
 export function renderSections(sections: readonly Section[]): string {
-  return sections.map((s) => [s.header, ...s.lines.map((l) => `  ${l}`)].join("\n") + "\n").join("\n");
+  return sections.map((s) => sectionText(s.header, s.lines)).join("\n");
+}
+
+/** The configuration text and the digest of its structure (see RenderedConfig.structure). */
+export function renderConfig(
+  prefix: string,
+  sections: readonly Section[],
+): { config: string; structure: string } {
+  const text: string[] = [];
+  const structure: string[] = [];
+  for (const s of sections) {
+    const t = sectionText(s.header, s.lines);
+    text.push(t);
+    structure.push(s.structure === undefined ? t : sectionText(s.header, s.structure));
+  }
+  return {
+    config: prefix + text.join("\n"),
+    structure: createHash("sha256").update(structure.join("\n")).digest("hex"),
+  };
 }
 
 /** Mutable state of one render: output files, map files, and name registries. */
@@ -133,6 +223,13 @@ export class RenderContext {
   /** Stable short id `<prefix><12 hex>` for an IR element, unique within the render. */
   shortId(prefix: string, identity: string): string {
     return this.claim("id", `${prefix}${digest(identity)}`, identity);
+  }
+
+  /** Entries of every map file by path. */
+  allMaps(): Record<string, ReadonlyArray<readonly [string, string]>> {
+    const out: Record<string, ReadonlyArray<readonly [string, string]>> = {};
+    for (const m of this.maps.values()) out[m.path] = m.entries;
+    return out;
   }
 
   /** All output files, map files included, sorted by path. */
