@@ -36,11 +36,11 @@ export const nodeFileWriter: FileWriter = {
   },
 };
 
-/** Writes every rendered file under `dir`. */
+/** Writes every rendered file under `dir` (concurrently: each write is atomic on its own). */
 export async function writeTree(
   writer: FileWriter,
   dir: string,
   files: Record<string, string>,
 ): Promise<void> {
-  for (const [rel, content] of Object.entries(files)) await writer.write(join(dir, rel), content);
+  await Promise.all(Object.entries(files).map(([rel, content]) => writer.write(join(dir, rel), content)));
 }

@@ -52,11 +52,20 @@ interface Out {
 
 const PLAIN: Profile = { mode: "http", h2: false };
 
+/** Identity of a profile (variant names carry a digest of it: keep the format). */
 function profileKey(p: Profile): string {
+  // The common profiles without the JSON encoding (called for every rule and section).
+  if (p.retry === undefined && p.cookie === undefined) {
+    if (p.mode === "tcp") return p.h2 ? TCP_H2_KEY : TCP_KEY;
+    return p.h2 ? H2_KEY : PLAIN_KEY;
+  }
   return JSON.stringify([p.mode, p.h2, p.retry ?? null, p.cookie ?? null]);
 }
 
-const PLAIN_KEY = profileKey(PLAIN);
+const PLAIN_KEY = JSON.stringify(["http", false, null, null]);
+const H2_KEY = JSON.stringify(["http", true, null, null]);
+const TCP_KEY = JSON.stringify(["tcp", false, null, null]);
+const TCP_H2_KEY = JSON.stringify(["tcp", true, null, null]);
 
 /** Readable variant suffix: `tcp`, `h2`, `retry-<digest>`, `cookie-<digest>` (digest of the settings). */
 function variantSuffix(p: Profile, key: string): string {
