@@ -219,7 +219,7 @@ export class BackendSet {
 
   private create(e: Entry, profile: Profile, key: string): string {
     const natural = key === profileKey(naturalProfile(e.backend));
-    const name = natural
+    let name = natural
       ? e.base
       : this.ctx.claim(
           "proxy",
@@ -227,6 +227,12 @@ export class BackendSet {
           owner(e.backend.id, key, false),
           ":",
         );
+    // A kept section has this name (the IRBackend's natural profile changed, e.g. http → h2c). Unused:
+    // it goes (the structure changes anyway); in use (not expected): another name.
+    const kept = this.outs.get(name);
+    if (kept !== undefined && kept.current === undefined) this.kept.splice(this.kept.indexOf(name), 1);
+    else if (kept !== undefined)
+      name = this.ctx.claim("proxy", name, `${owner(e.backend.id, key, false)}\0new`, ":");
     this.outs.set(name, {
       name,
       profile,
@@ -300,8 +306,11 @@ export class BackendSet {
         undefined,
       );
     }
-    const src = o.source;
+    let src = o.source;
     if (src === undefined) throw new Error(`internal: section ${o.name} has no source`);
+    // Unused, but its IRBackend is still there: the same text as its sections in use (one CA file).
+    const e = o.current === undefined ? this.entries.get(src.backend.id) : undefined;
+    if (e !== undefined) src = { ...src, backend: e.backend };
     const b = src.backend;
     const head = [
       `# ${comment(`${b.id} (${b.source.kind} ${b.source.namespace}/${b.source.name}, ${b.protocol})`)}`,

@@ -261,6 +261,35 @@ test("what a spare cannot carry adds a section (a different structure)", () => {
   assert.match(h2c.config, /^backend service:default:bb:80$/m);
 });
 
+test("a known Service changing protocol or CA: a valid configuration with another structure", () => {
+  const two = render(ir({ a: "a", b: "bb" }, [A, B]), OPTIONS);
+  const h2c = ir({ a: "a", b: "bb" }, [A, backend("bb", 1, { protocol: "h2c" })]);
+  const switched = render(h2c, OPTIONS, two.layout);
+  assert.notEqual(switched.structure, two.structure);
+  const names = switched.layout.sections.map((s) => s.name);
+  assert.deepEqual(names, [...new Set(names)]);
+  assertValid(switched, "http → h2c");
+
+  // A CA change while a variant of the same Service is left unused: one CA file, the current one.
+  const tls = { sni: "b.example", caCertificates: [CA], subjectAltNames: [] };
+  const retry = { retry: { attempts: 2, codes: [503] } };
+  const withRetry = render(
+    ir({ a: "a" }, [A, backend("bb", 1, { tls })], [rule("b", "bb", retry), rule("c", "bb")]),
+    OPTIONS,
+  );
+  const otherCA = { ...tls, caCertificates: [CA, CA] };
+  const next = render(
+    ir({ a: "a", c: "bb" }, [A, backend("bb", 1, { tls: otherCA })]),
+    OPTIONS,
+    withRetry.layout,
+  );
+  // The CA file changed (a reload for the applier), and holds the current certificates.
+  const caFiles = Object.keys(next.files).filter((f) => f.startsWith("tls/backend-ca/"));
+  assert.equal(caFiles.length, 1);
+  assert.equal(next.files[caFiles[0] ?? ""]?.split("BEGIN CERTIFICATE").length, 3);
+  assertValid(next, "CA change with an unused variant");
+});
+
 test("the structure digest ignores exactly the server slot addresses and states", () => {
   const moved = render(ir({ a: "a" }, [backend("a", 2)]), OPTIONS);
   assert.notEqual(moved.config, fresh.config);
