@@ -17,6 +17,12 @@ export interface ProviderUpdate {
   warnings: string[];
   /** 1 for the first update of a provider, then +1 per update (monotonic within one provider). */
   generation: number;
+  /**
+   * When the provider first saw the change this update carries (the first of the batch), in
+   * milliseconds on the `performance.now()` clock: where route propagation is measured from. Absent
+   * when there is no such moment (the initial load) or the provider cannot tell.
+   */
+  changedAt?: number;
 }
 
 export type SnapshotListener = (update: ProviderUpdate) => void;

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { DuplicateObjectError, InputError, LoadError } from "../errors.ts";
-import { formatSource, loadPath, loadSnapshot, ParseCache, parseDocuments } from "./load.ts";
+import { formatSource, loadPath, loadSnapshot, parseDocuments } from "./load.ts";
 import type { FileSystem } from "./load.ts";
 import type { Snapshot } from "./snapshot.ts";
 
@@ -351,35 +351,4 @@ void describe("loadSnapshot", () => {
     for (const other of rest) assert.deepEqual(other, first);
     assert.equal(first?.["httpRoutes"]?.length, 1);
   });
-});
-
-void test("ParseCache re-parses only files whose text changed, and forgets removed files", async () => {
-  const files = new Map<string, string>([
-    ["/cfg/a.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n"],
-    ["/cfg/b.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: b\n"],
-  ]);
-  const reads: string[] = [];
-  const fs = {
-    readFile: (path: string) => {
-      reads.push(path);
-      const text = files.get(path);
-      return text === undefined ? Promise.reject(new Error("ENOENT")) : Promise.resolve(text);
-    },
-    stat: (path: string) =>
-      Promise.resolve({ isFile: () => files.has(path), isDirectory: () => path === "/cfg" }),
-    readdir: (path: string) =>
-      Promise.resolve(path === "/cfg" ? [...files.keys()].map((f) => f.slice("/cfg/".length)) : []),
-  } as unknown as FileSystem;
-  const cache = new ParseCache();
-  const first = await loadPath("/cfg", fs, cache);
-  const second = await loadPath("/cfg", fs, cache);
-  // Same text → the very same parsed objects (no re-parse, no re-validation).
-  assert.equal(second.objects[0]?.object, first.objects[0]?.object);
-  files.set("/cfg/b.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: b2\n");
-  const third = await loadPath("/cfg", fs, cache);
-  assert.equal(third.objects[0]?.object, first.objects[0]?.object);
-  assert.equal(third.objects[1]?.object.metadata.name, "b2");
-  files.delete("/cfg/a.yaml");
-  await loadPath("/cfg", fs, cache);
-  assert.equal(cache.size, 1);
 });

@@ -1,7 +1,7 @@
 // Loads Kubernetes objects from YAML files: one file, or a directory tree of `*.yaml`/`*.yml` files.
 // Bad input never aborts a load: every problem becomes an InputError (or a warning) and the rest of
 // the input still loads. Only a path that cannot be read at all throws (LoadError).
-import { readFile, readdir, stat } from "node:fs/promises";
+import { lstat, readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { LineCounter, parseAllDocuments } from "yaml";
 import { DuplicateObjectError, InputError, LoadError, formatInputProblem, formatObject } from "../errors.ts";
@@ -11,14 +11,39 @@ import { buildSnapshot, isClusterScoped, snapshotField } from "./snapshot.ts";
 import type { DuplicateObject, Snapshot, Source } from "./snapshot.ts";
 import { validateObject } from "./validate.ts";
 
+/** What a stat call tells the loader. */
+export interface FileKind {
+  isFile(): boolean;
+  isDirectory(): boolean;
+}
+
+/** What lstat or a typed directory listing tells: the entry itself, a symbolic link not followed. */
+export interface EntryKind extends FileKind {
+  isSymbolicLink(): boolean;
+}
+
 /** The few file-system calls the loader needs; injectable for tests. Defaults to node:fs/promises. */
 export interface FileSystem {
   readFile(path: string, encoding: "utf8"): Promise<string>;
-  stat(path: string): Promise<{ isFile(): boolean; isDirectory(): boolean }>;
+  /** Follows symbolic links. */
+  stat(path: string): Promise<FileKind>;
   readdir(path: string): Promise<string[]>;
+  /**
+   * Like stat, but about a symbolic link itself. Optional, with `readdirTypes`: a file system
+   * without them has no symbolic links (FileIndex relies on knowing where links are).
+   */
+  lstat?(path: string): Promise<EntryKind>;
+  /** readdir with each entry's own kind (node:fs `withFileTypes`). Optional, see `lstat`. */
+  readdirTypes?(path: string): Promise<Array<EntryKind & { name: string }>>;
 }
 
-export const nodeFileSystem: FileSystem = { readFile, stat, readdir };
+export const nodeFileSystem: FileSystem = {
+  readFile,
+  stat,
+  readdir,
+  lstat,
+  readdirTypes: (path) => readdir(path, { withFileTypes: true }),
+};
 
 export interface LoadedObject {
   /** The object with schema defaults applied. */
@@ -49,42 +74,12 @@ export function formatSource(source: Source): string {
 }
 
 /**
- * Parse results by file, reused while a file's text is unchanged: with thousands of files, a change
- * to one of them re-parses and re-validates only that one. Create one per watched path.
- */
-export class ParseCache {
-  readonly #entries = new Map<string, { text: string; result: LoadResult }>();
-
-  /** The parse of `text` for `file`, from the cache when the text is the same as last time. */
-  parse(text: string, file: string): LoadResult {
-    const hit = this.#entries.get(file);
-    if (hit?.text === text) return hit.result;
-    const result = parseDocuments(text, file);
-    this.#entries.set(file, { text, result });
-    return result;
-  }
-
-  /** Forgets files that are gone. */
-  retain(files: ReadonlySet<string>): void {
-    for (const file of this.#entries.keys()) if (!files.has(file)) this.#entries.delete(file);
-  }
-
-  get size(): number {
-    return this.#entries.size;
-  }
-}
-
-/**
  * Loads every object under `path`: a file (read whatever its extension) or a directory walked
  * recursively in sorted order, reading only `*.yaml`/`*.yml` and skipping hidden entries (names
- * starting with `.`). Throws LoadError only when `path` itself cannot be read. With a `cache`,
- * files whose text did not change since the last load are not parsed again.
+ * starting with `.`). Throws LoadError only when `path` itself cannot be read. For a path loaded
+ * again and again (watched), FileIndex gives the same result re-reading only what changed.
  */
-export async function loadPath(
-  path: string,
-  fs: FileSystem = nodeFileSystem,
-  cache?: ParseCache,
-): Promise<LoadResult> {
+export async function loadPath(path: string, fs: FileSystem = nodeFileSystem): Promise<LoadResult> {
   const result: LoadResult = { objects: [], errors: [], warnings: [] };
   let files: string[];
   try {
@@ -106,12 +101,11 @@ export async function loadPath(
       );
       continue;
     }
-    const parsed = cache === undefined ? parseDocuments(text, file) : cache.parse(text, file);
+    const parsed = parseDocuments(text, file);
     result.objects.push(...parsed.objects);
     result.errors.push(...parsed.errors);
     result.warnings.push(...parsed.warnings);
   }
-  cache?.retain(new Set(files));
   return result;
 }
 
@@ -119,9 +113,8 @@ export async function loadPath(
 export async function loadSnapshot(
   path: string,
   fs: FileSystem = nodeFileSystem,
-  cache?: ParseCache,
 ): Promise<SnapshotLoadResult> {
-  const loaded = await loadPath(path, fs, cache);
+  const loaded = await loadPath(path, fs);
   const { snapshot, duplicates } = buildSnapshot(loaded.objects);
   return { ...loaded, errors: [...loaded.errors, ...duplicates.map(duplicateError)], snapshot };
 }
@@ -239,7 +232,8 @@ function checkShape(value: unknown, where: InputLocation, errors: InputError[]):
   return value as KubeObject;
 }
 
-function duplicateError(duplicate: DuplicateObject): DuplicateObjectError {
+/** The error reported for a duplicate object found by buildSnapshot. */
+export function duplicateError(duplicate: DuplicateObject): DuplicateObjectError {
   const slash = duplicate.key.indexOf("/");
   const id =
     isClusterScoped(duplicate.kind) || slash < 0
@@ -274,7 +268,7 @@ async function yamlFilesUnder(
   for (const name of [...names].sort(compareStrings)) {
     if (name.startsWith(".")) continue;
     const path = join(dir, name);
-    let info: { isFile(): boolean; isDirectory(): boolean };
+    let info: FileKind;
     try {
       info = await fs.stat(path);
     } catch (error) {
@@ -282,12 +276,18 @@ async function yamlFilesUnder(
       continue;
     }
     if (info.isDirectory()) files.push(...(await yamlFilesUnder(path, fs, errors)));
-    else if (info.isFile() && /\.ya?ml$/i.test(name)) files.push(path);
+    else if (info.isFile() && isYamlName(name)) files.push(path);
   }
   return files;
 }
 
-function compareStrings(a: string, b: string): number {
+/** Whether a directory walk reads a file of this name (`*.yaml`/`*.yml`, any case). */
+export function isYamlName(name: string): boolean {
+  return /\.ya?ml$/i.test(name);
+}
+
+/** The order of names within a directory: by UTF-16 code unit, as `<` compares. */
+export function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
@@ -325,7 +325,8 @@ const FS_ERRORS: Record<string, string> = {
   ELOOP: "too many symbolic links",
 };
 
-function describeFsError(error: unknown): string {
+/** A file-system error in a few words ("does not exist", "permission denied"), else its message. */
+export function describeFsError(error: unknown): string {
   const code = isRecord(error) && typeof error["code"] === "string" ? error["code"] : undefined;
   return (code === undefined ? undefined : FS_ERRORS[code]) ?? errorMessage(error);
 }

@@ -60,7 +60,8 @@ const defaultTimer = (fn: () => void, ms: number): (() => void) => {
 
 export class ServeLoop {
   readonly #o: ServeLoopOptions;
-  #pending: { update: ProviderUpdate; receivedAt: number } | undefined;
+  /** `since`: the first input change the update carries that is not applied yet (propagation starts there). */
+  #pending: { update: ProviderUpdate; since: number } | undefined;
   #running: Promise<void> | undefined;
   #cancelRetry: (() => void) | undefined;
   #retryDelayMs: number | undefined;
@@ -73,7 +74,10 @@ export class ServeLoop {
   submit(update: ProviderUpdate): void {
     this.#cancelRetry?.();
     this.#cancelRetry = undefined;
-    this.#pending = { update, receivedAt: performance.now() };
+    // The provider's time of the change (same clock), else now; an update replacing one not yet
+    // processed also carries that one's changes.
+    const since = update.changedAt ?? performance.now();
+    this.#pending = { update, since: Math.min(since, this.#pending?.since ?? since) };
     this.#running ??= this.#drain().finally(() => (this.#running = undefined));
   }
 
@@ -102,10 +106,10 @@ export class ServeLoop {
 
   async #drain(): Promise<void> {
     while (this.#pending !== undefined) {
-      const { update, receivedAt } = this.#pending;
+      const { update, since } = this.#pending;
       this.#pending = undefined;
       try {
-        const applied = await this.#process(update, receivedAt);
+        const applied = await this.#process(update, since);
         if (applied) this.#retryDelayMs = undefined;
         else if (this.#pending === undefined) this.#scheduleRetry(update);
       } catch (err) {
@@ -120,7 +124,7 @@ export class ServeLoop {
   }
 
   /** Returns false when the data plane did not take the configuration (worth retrying). */
-  async #process(update: ProviderUpdate, receivedAt: number): Promise<boolean> {
+  async #process(update: ProviderUpdate, since: number): Promise<boolean> {
     const { store, metrics, logger } = this.#o;
     store.setInput(update);
     recordConfigErrors(metrics, update.errors);
@@ -178,7 +182,7 @@ export class ServeLoop {
         if (n > 0) metrics.runtimeUpdates.inc({ type: type }, n);
       }
       metrics.lastAppliedTimestamp.set(Date.now() / 1000);
-      const seconds = (performance.now() - receivedAt) / 1000;
+      const seconds = (performance.now() - since) / 1000;
       metrics.routePropagation.observe(seconds);
       logger.info(
         { generation: update.generation, method: outcome.method, ms: Math.round(seconds * 1000) },

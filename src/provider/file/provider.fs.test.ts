@@ -1,9 +1,13 @@
 // The file provider against the real file system and the real node:fs watch, in a temp directory.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
+import { isDeepStrictEqual } from "node:util";
+import { loadSnapshot } from "../../resources/load.ts";
+import type { SnapshotLoadResult } from "../../resources/load.ts";
 import type { ProviderUpdate } from "../types.ts";
 import { FileProvider } from "./provider.ts";
 
@@ -124,6 +128,98 @@ describe("FileProvider on the real file system", () => {
     }
   });
 
+  test("1,000 files copied in by another process cost at most two loads (default quiet window)", async () => {
+    const root = await tempRoot();
+    const source = join(root, "source");
+    const dir = join(root, "config");
+    await mkdir(join(source, "routes"), { recursive: true });
+    await mkdir(dir);
+    for (let i = 0; i < 1000; i++) await writeFile(join(source, "routes", `r${i}.yaml`), service(`s${i}`));
+    const updates: ProviderUpdate[] = [];
+    const provider = new FileProvider({ path: dir, rescanMs: 0 });
+    try {
+      await provider.start((update) => updates.push(update));
+      const loads = provider.loadCount;
+      const copy = spawn("cp", ["-r", join(source, "routes"), join(dir, "routes")], { stdio: "ignore" });
+      const code = await new Promise((resolve) => copy.on("exit", resolve));
+      assert.equal(code, 0);
+      await eventually("all copied", () => updates.at(-1)?.snapshot.services.size === 1000);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.ok(provider.loadCount - loads <= 2, `loads: ${provider.loadCount - loads}`);
+    } finally {
+      await provider.stop();
+    }
+  });
+
+  test("random changes through the real watch end where a full load does", async () => {
+    const seed = Number(process.env["GATEHOUSE_PROVIDER_SEED"] ?? Date.now() % 1_000_000);
+    const random = mulberry32(seed);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+    const root = await tempRoot();
+    const dir = join(root, "config");
+    await mkdir(dir);
+    const updates: ProviderUpdate[] = [];
+    const provider = new FileProvider({ path: dir, rescanMs: 0 });
+    const dirs = ["", "a", "a-b", "a/b", "a/b/c", "z"];
+    const names = ["a.yaml", "a-b.yaml", "b.yml", "c.yaml", "n.txt"];
+    const texts = [
+      service("one"),
+      service("two"),
+      service("one", 81),
+      `${service("x")}---\n${service("one")}`,
+      "kind: [\n",
+    ];
+    const rel = (d: string, name: string) => (d === "" ? name : `${d}/${name}`);
+    try {
+      await provider.start((update) => updates.push(update));
+      for (let step = 0; step < 40; step++) {
+        const batch = 1 + Math.floor(random() * 4);
+        for (let op = 0; op < batch; op++) {
+          const d = pick(dirs);
+          const path = join(dir, rel(d, pick(names)));
+          const action = random();
+          try {
+            if (action < 0.35) {
+              await mkdir(join(dir, d), { recursive: true });
+              await writeFile(path, pick(texts));
+            } else if (action < 0.55) {
+              // Atomically: a temporary name (hidden or not), then a rename over the file.
+              await mkdir(join(dir, d), { recursive: true });
+              const temp = random() < 0.5 ? join(dir, d, `.tmp-${step}`) : `${path}.tmp-${step}`;
+              await writeFile(temp, pick(texts));
+              await rename(temp, path);
+            } else if (action < 0.7) {
+              await rm(path, { force: true });
+            } else if (action < 0.8) {
+              await rename(path, join(dir, rel(pick(dirs), pick(names))));
+            } else if (action < 0.9) {
+              if (d !== "") await rm(join(dir, d), { recursive: true, force: true });
+            } else {
+              const to = pick(dirs.filter((other) => other !== "" && !other.startsWith(`${d}/`)));
+              if (d !== "" && to !== d) {
+                await rm(join(dir, to), { recursive: true, force: true });
+                await mkdir(dirname(join(dir, to)), { recursive: true });
+                await rename(join(dir, d), join(dir, to));
+              }
+            }
+          } catch (error) {
+            if (!isCode(error, "ENOENT", "ENOTDIR", "EISDIR", "ENOTEMPTY", "EEXIST", "EINVAL")) throw error;
+          }
+        }
+        const expected = plain(await loadSnapshot(dir));
+        const current = () => {
+          const last = updates.at(-1);
+          return last === undefined ? undefined : plain(last);
+        };
+        await eventually(`seed ${seed}, step ${step}: the provider matching a full load`, () =>
+          isDeepStrictEqual(current(), expected),
+        );
+      }
+    } finally {
+      await provider.stop();
+    }
+  });
+
   test("a single file replaced by rename keeps being followed", async () => {
     const root = await tempRoot();
     const file = join(root, "gatehouse.yaml");
@@ -145,3 +241,29 @@ describe("FileProvider on the real file system", () => {
     }
   });
 });
+
+/** What a load delivers, as comparable data (an update or a load result). */
+function plain(result: Pick<SnapshotLoadResult, "snapshot" | "errors" | "warnings">): unknown {
+  const maps = Object.entries(result.snapshot as unknown as Record<string, ReadonlyMap<string, unknown>>);
+  return {
+    errors: result.errors.map((error) => error.message),
+    warnings: result.warnings,
+    snapshot: Object.fromEntries(maps.map(([field, map]) => [field, [...map.entries()]])),
+  };
+}
+
+function isCode(error: unknown, ...codes: string[]): boolean {
+  return typeof error === "object" && error !== null && "code" in error && codes.includes(String(error.code));
+}
+
+/** A small seeded PRNG (the seed is in the failure message, to replay it). */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

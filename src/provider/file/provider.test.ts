@@ -15,19 +15,30 @@ spec:
     - port: ${port}
 `;
 
-function setup(files: Record<string, string>, options: Partial<FileProviderOptions> = {}) {
+/**
+ * A provider on an in-memory tree with a fake watch and a manual clock. The tests below were written
+ * for a 50 ms quiet window and count timers, so setup defaults to that and to no periodic rescan;
+ * the defaults themselves have their own tests.
+ */
+type Options = { [K in keyof FileProviderOptions]?: FileProviderOptions[K] | undefined };
+
+function setup(files: Record<string, string>, options: Options = {}) {
   const fs = new MemoryFileSystem(files);
-  const clock = new ManualClock();
+  const clock = new ManualClock(1000);
   const watcher = new FakeWatcher();
   const updates: ProviderUpdate[] = [];
   const warnings: string[] = [];
+  const defined = Object.entries(options).filter(([, value]) => value !== undefined);
   const provider = new FileProvider({
     path: "/cfg",
     fs,
     clock,
     watcher: watcher.factory,
     onWarning: (message) => warnings.push(message),
-    ...options,
+    // `undefined` in options: the provider's own default.
+    ...(Object.hasOwn(options, "debounceMs") ? {} : { debounceMs: 50 }),
+    ...(Object.hasOwn(options, "rescanMs") ? {} : { rescanMs: 0 }),
+    ...(Object.fromEntries(defined) as Partial<FileProviderOptions>),
   });
   const start = () => provider.start((update) => updates.push(update));
   /** Moves the clock and waits for the load it may have started. */
@@ -301,6 +312,173 @@ describe("FileProvider", () => {
     release();
     await stopped;
     assert.equal(t.updates.length, 1);
+  });
+
+  test("a burst waits for a longer quiet window: one load, not one per pause", async () => {
+    const t = setup({ "/cfg/a.yaml": service("a") }, { debounceMs: 5, burstDebounceMs: 50 });
+    await t.start();
+    await t.advance(100);
+    // Four changes (a write through a temporary file): 5 ms of quiet.
+    for (const name of ["a.yaml.tmp", "a.yaml.tmp", "a.yaml.tmp", "a.yaml"])
+      t.watcher.on("/cfg").emit(change(name));
+    await t.advance(5);
+    assert.equal(t.provider.loadCount, 2);
+    await t.advance(100);
+    // Files copied with pauses of 10 ms after each 20: more than 32 changes make it a burst.
+    for (let i = 0; i < 200; i++) {
+      t.fs.write(`/cfg/f${i}.yaml`, service(`f${i}`));
+      t.watcher.on("/cfg").emit(rename(`f${i}.yaml`));
+      if (i % 20 === 19) await t.advance(i < 20 ? 4 : 10);
+    }
+    assert.equal(t.provider.loadCount, 2, "no load inside the burst");
+    // The last changes came 10 ms ago: the load comes 50 ms after them.
+    await t.advance(39);
+    assert.equal(t.provider.loadCount, 2);
+    await t.advance(1);
+    assert.equal(t.provider.loadCount, 3);
+    assert.equal(t.services().length, 201);
+    await t.provider.stop();
+  });
+
+  test("a batch that starts during a load or right after it is part of a burst", async () => {
+    const t = setup({ "/cfg/a.yaml": service("a") }, { debounceMs: 5, burstDebounceMs: 50 });
+    await t.start();
+    await t.advance(100);
+    let release!: () => void;
+    t.fs.gate = new Promise((resolve) => (release = resolve));
+    t.watcher.on("/cfg").emit(change("a.yaml"));
+    t.clock.advance(5);
+    assert.equal(t.provider.loadCount, 2, "in flight");
+    t.watcher.on("/cfg").emit(change("b.yaml"));
+    t.fs.gate = undefined;
+    release();
+    await t.provider.whenIdle();
+    await t.advance(49);
+    assert.equal(t.provider.loadCount, 2, "the burst window, counted from the change");
+    await t.advance(1);
+    assert.equal(t.provider.loadCount, 3);
+    // Right after that load (within 50 ms): still a burst.
+    await t.advance(20);
+    t.watcher.on("/cfg").emit(change("c.yaml"));
+    await t.advance(49);
+    assert.equal(t.provider.loadCount, 3);
+    await t.advance(1);
+    assert.equal(t.provider.loadCount, 4);
+    // After 50 ms of calm, a single change is quick again.
+    await t.advance(50);
+    t.watcher.on("/cfg").emit(change("d.yaml"));
+    await t.advance(5);
+    assert.equal(t.provider.loadCount, 5);
+    await t.provider.stop();
+  });
+
+  test("the default quiet window is 5 ms, the default rescan 30 s", async () => {
+    const t = setup({ "/cfg/a.yaml": service("a") }, { debounceMs: undefined, rescanMs: undefined });
+    await t.start();
+    assert.equal(t.clock.pending, 1, "the rescan timer");
+    await t.advance(100);
+    t.fs.write("/cfg/a.yaml", service("a", 81));
+    t.watcher.on("/cfg").emit(change("a.yaml"));
+    await t.advance(4);
+    assert.equal(t.provider.loadCount, 1);
+    await t.advance(1);
+    assert.equal(t.provider.loadCount, 2);
+    await t.advance(30_000 - 106);
+    assert.equal(t.provider.loadCount, 2);
+    await t.advance(1 + 5);
+    assert.equal(t.provider.loadCount, 3, "a full re-read 30 s after the first");
+    assert.equal(t.updates.length, 2, "which found nothing new");
+    await t.provider.stop();
+    assert.equal(t.clock.pending, 0);
+  });
+
+  test("a change re-reads only the files the events name", async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 1000; i++) files[`/cfg/routes/${String(i).padStart(4, "0")}.yaml`] = service(`s${i}`);
+    const t = setup(files);
+    await t.start();
+    assert.equal(t.fs.reads, 1000);
+    t.fs.write("/cfg/routes/0500.yaml", service("s500", 81));
+    t.watcher.on("/cfg").emit(change("routes/0500.yaml"));
+    t.fs.write("/cfg/routes/new.yaml", service("new"));
+    t.watcher.on("/cfg").emit(rename("routes/new.yaml.tmp"));
+    t.watcher.on("/cfg").emit(rename("routes/new.yaml"));
+    t.fs.remove("/cfg/routes/0007.yaml");
+    t.watcher.on("/cfg").emit(rename("routes/0007.yaml"));
+    t.watcher.on("/cfg").emit(change("routes/.0001.yaml.swp"));
+    await t.advance(50);
+    assert.equal(t.fs.reads, 1000 + 2, "0500.yaml and new.yaml");
+    const update = t.updates.at(-1);
+    assert.equal(update?.generation, 2);
+    assert.equal(update.snapshot.services.size, 1000);
+    assert.equal(update.snapshot.services.get("default/s500")?.spec?.ports?.[0]?.port, 81);
+    assert.equal(update.snapshot.services.has("default/new"), true);
+    assert.equal(update.snapshot.services.has("default/s7"), false);
+    await t.provider.stop();
+  });
+
+  test("what no event names exactly is read in full: unnamed events, the path itself, rescans", async () => {
+    const t = setup({ "/cfg/a.yaml": service("a"), "/cfg/b.yaml": service("b") }, { rescanMs: 10_000 });
+    await t.start();
+    assert.equal(t.fs.reads, 2);
+    t.watcher.on("/cfg").emit(rename(null));
+    await t.advance(50);
+    assert.equal(t.fs.reads, 4, "an event without a file name");
+    t.watcher.on("/").emit({ type: "change", filename: "cfg" });
+    await t.advance(50);
+    assert.equal(t.fs.reads, 6, "the directory itself");
+    // A change no event reported is found by the periodic rescan, counted from the last full load.
+    t.fs.write("/cfg/b.yaml", service("b", 81));
+    await t.advance(10_000 - 100);
+    assert.equal(t.fs.reads, 6);
+    assert.equal(t.updates.length, 1);
+    await t.advance(100 + 50);
+    assert.equal(t.fs.reads, 8);
+    assert.equal(t.updates.length, 2);
+    assert.equal(t.updates[1]?.snapshot.services.get("default/b")?.spec?.ports?.[0]?.port, 81);
+    assert.equal(t.clock.pending, 1, "the next rescan");
+    await t.provider.stop();
+  });
+
+  test("an update carries the time of the first change of its batch", async () => {
+    const t = setup({ "/cfg/a.yaml": service("a") });
+    await t.start();
+    assert.equal(t.updates[0]?.changedAt, undefined, "the initial load follows no change");
+    await t.advance(500);
+    t.fs.write("/cfg/a.yaml", service("a", 81));
+    t.watcher.on("/cfg").emit(change("a.yaml"));
+    const first = t.clock.now();
+    await t.advance(20);
+    t.watcher.on("/cfg").emit(change("a.yaml"));
+    await t.advance(50);
+    assert.equal(t.updates.length, 2);
+    assert.equal(t.updates[1]?.changedAt, first);
+    // A load held in flight: the change made meanwhile is read by it (the file is read after the
+    // write) and timed from the change that started its batch; the next load finds nothing new.
+    let release!: () => void;
+    t.fs.gate = new Promise((resolve) => (release = resolve));
+    t.fs.write("/cfg/a.yaml", service("a", 82));
+    t.watcher.on("/cfg").emit(change("a.yaml"));
+    const third = t.clock.now();
+    t.clock.advance(50);
+    assert.equal(t.provider.loadCount, 3, "in flight");
+    t.clock.advance(30);
+    t.fs.write("/cfg/a.yaml", service("a", 83));
+    t.watcher.on("/cfg").emit(change("a.yaml"));
+    t.fs.gate = undefined;
+    release();
+    await t.provider.whenIdle();
+    assert.equal(t.updates[2]?.snapshot.services.get("default/a")?.spec?.ports?.[0]?.port, 83);
+    assert.equal(t.updates[2]?.changedAt, third);
+    await t.advance(50);
+    assert.equal(t.provider.loadCount, 4);
+    assert.equal(t.updates.length, 3);
+    t.fs.write("/cfg/a.yaml", service("a", 84));
+    t.watcher.on("/cfg").emit(change("a.yaml"));
+    const fourth = t.clock.now();
+    await t.advance(50);
+    assert.equal(t.updates[3]?.changedAt, fourth);
+    await t.provider.stop();
   });
 
   test("start twice is a programming error", async () => {

@@ -7,11 +7,17 @@
 // cause exactly one more load after it. A burst of 1,000 writes therefore costs one or two loads.
 // A load whose input is byte-for-byte what the last delivered update was built from is not
 // delivered again (editors' swap files, `touch`, no-op saves cost a load but no translation).
-import { createHash } from "node:crypto";
+//
+// Loads are incremental (see FileIndex): the watch events name the files and directories that
+// changed, and only those are read again. A load walks the whole tree when that is not known: at
+// start, when the watched path itself changed or the watches were re-established, for an event
+// without a name, and every `rescanMs` as a safety net against lost events.
 import { basename, dirname, resolve } from "node:path";
 import { GatehouseError, InputError, LoadError } from "../../errors.ts";
-import { loadSnapshot, nodeFileSystem, ParseCache } from "../../resources/load.ts";
-import type { FileSystem, SnapshotLoadResult } from "../../resources/load.ts";
+import { FileIndex } from "../../resources/file-index.ts";
+import type { IndexedLoad } from "../../resources/file-index.ts";
+import { nodeFileSystem } from "../../resources/load.ts";
+import type { FileSystem } from "../../resources/load.ts";
 import { emptySnapshot } from "../../resources/snapshot.ts";
 import { systemClock } from "../clock.ts";
 import type { Clock, TimerHandle } from "../clock.ts";
@@ -22,10 +28,26 @@ import type { WatchEvent, WatchFactory, WatchHandle, WatchRequest } from "./watc
 export interface FileProviderOptions {
   /** A YAML file, or a directory searched recursively for `*.yaml`/`*.yml` (see loadPath). */
   path: string;
-  /** Quiet time after the last change before loading (default 50 ms). */
+  /**
+   * Quiet time after the last change before loading (default 5 ms: the events of one write, or of a
+   * write to a temporary file and its rename, arrive well within it).
+   */
   debounceMs?: number;
+  /**
+   * Quiet time when many files are being written, copied or checked out (default 50 ms), so that
+   * the burst is loaded once or twice, not once per pause in it. A batch is part of a burst when it
+   * has more than a few dozen changes, or when it started while a load ran or within this time
+   * after one.
+   */
+  burstDebounceMs?: number;
   /** Upper bound on how long a pending change may be postponed by further changes (default 1 s). */
   maxDelayMs?: number;
+  /**
+   * Interval of full re-reads of the tree, a safety net against changes no event reported (lost
+   * inotify events, a symbolic link's target outside the tree); an unchanged tree delivers nothing.
+   * Counted from the last full load. Default 30 s; 0 disables.
+   */
+  rescanMs?: number;
   /** Delay before retrying to watch when watching failed or the path's parent is missing (default 1 s). */
   retryMs?: number;
   /** Deliver an update even when the input is unchanged since the last one (default false). */
@@ -46,17 +68,28 @@ export interface FileProviderOptions {
 
 type State = "new" | "running" | "stopped";
 
+/**
+ * A batch with more changes than this is a burst (writing one file, even through a temporary file
+ * and a rename, makes about four) and waits for `burstDebounceMs` of quiet.
+ */
+const BURST_CHANGES = 32;
+
+/** Beyond this many distinct paths in one batch, the load walks the whole tree instead. */
+const MAX_NAMED_PATHS = 10_000;
+
 export class FileProvider implements Provider {
   readonly path: string;
   readonly #absolute: string;
   readonly #debounceMs: number;
+  readonly #burstDebounceMs: number;
   readonly #maxDelayMs: number;
   readonly #retryMs: number;
+  readonly #rescanMs: number;
   readonly #emitUnchanged: boolean;
   readonly #watch: WatchFactory;
   readonly #fs: FileSystem;
-  /** Unchanged files are not parsed and validated again (large trees: only the edited file is). */
-  readonly #cache = new ParseCache();
+  /** The input, file by file: a load re-reads what the events named (or everything, see #full). */
+  readonly #index: FileIndex;
   readonly #clock: Clock;
   readonly #warn: (message: string, cause?: unknown) => void;
 
@@ -67,10 +100,20 @@ export class FileProvider implements Provider {
   #dirty = false;
   /** The watched path may have been replaced: re-establish the watches before the next load. */
   #rewatch = true;
+  /** Paths (relative to the watched directory) that events named since the last load started. */
+  #changedPaths = new Set<string>();
+  /** A change whose extent is unknown was seen: the next load walks the whole tree. */
+  #full = true;
   #timer: TimerHandle | undefined;
   #retryTimer: TimerHandle | undefined;
+  #rescanTimer: TimerHandle | undefined;
   #firstChangeAt = 0;
   #lastChangeAt = 0;
+  /** Changes seen in the current batch (from the first change after a load started). */
+  #batchChanges = 0;
+  /** The current batch started during or right after a load (see burstDebounceMs). */
+  #batchFollows = false;
+  #lastLoadEndedAt = Number.NEGATIVE_INFINITY;
   #inFlight: Promise<void> | undefined;
   #loads = 0;
   #generation = 0;
@@ -80,12 +123,15 @@ export class FileProvider implements Provider {
   constructor(options: FileProviderOptions) {
     this.path = options.path;
     this.#absolute = resolve(options.path);
-    this.#debounceMs = options.debounceMs ?? 50;
+    this.#debounceMs = options.debounceMs ?? 5;
+    this.#burstDebounceMs = Math.max(options.burstDebounceMs ?? 50, this.#debounceMs);
     this.#maxDelayMs = Math.max(options.maxDelayMs ?? 1000, this.#debounceMs);
     this.#retryMs = options.retryMs ?? 1000;
+    this.#rescanMs = options.rescanMs ?? 30_000;
     this.#emitUnchanged = options.emitUnchanged ?? false;
     this.#watch = options.watcher ?? nodeWatch;
     this.#fs = options.fs ?? nodeFileSystem;
+    this.#index = new FileIndex(options.path, this.#fs);
     this.#clock = options.clock ?? systemClock;
     this.#warn = options.onWarning ?? defaultWarning;
   }
@@ -114,6 +160,7 @@ export class FileProvider implements Provider {
     this.#cancelTimer();
     if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    this.#cancelRescan();
     this.#closeWatches();
     await this.whenIdle();
   }
@@ -123,30 +170,49 @@ export class FileProvider implements Provider {
     while (this.#inFlight !== undefined) await this.#inFlight;
   }
 
-  /** Records a change; `rewatch` when the watched path itself may have been replaced. */
-  #changed(rewatch: boolean): void {
+  /**
+   * Records a change: of `path` (relative to the watched directory) when the event named one, of
+   * anything otherwise; `rewatch` when the watched path itself may have been replaced.
+   */
+  #changed(rewatch: boolean, path?: string): void {
     if (this.#state !== "running") return;
     if (rewatch) this.#rewatch = true;
+    if (rewatch || path === undefined || this.#changedPaths.size >= MAX_NAMED_PATHS) {
+      this.#full = true;
+      this.#changedPaths.clear();
+    } else if (!this.#full) {
+      this.#changedPaths.add(path);
+    }
     const now = this.#clock.now();
     this.#lastChangeAt = now;
     if (!this.#dirty) {
       this.#dirty = true;
       this.#firstChangeAt = now;
+      this.#batchChanges = 0;
+      this.#batchFollows =
+        this.#inFlight !== undefined || now - this.#lastLoadEndedAt < this.#burstDebounceMs;
     }
+    this.#batchChanges++;
     // While a load runs, the change is picked up when it ends (#run schedules one more load).
     if (this.#inFlight === undefined && this.#timer === undefined) this.#arm();
   }
 
+  /** When the current debounce window closes. */
+  #due(): number {
+    const burst = this.#batchFollows || this.#batchChanges > BURST_CHANGES;
+    const quiet = burst ? this.#burstDebounceMs : this.#debounceMs;
+    return Math.min(this.#lastChangeAt + quiet, this.#firstChangeAt + this.#maxDelayMs);
+  }
+
   /** Sets the timer to the end of the current debounce window. */
   #arm(): void {
-    const due = Math.min(this.#lastChangeAt + this.#debounceMs, this.#firstChangeAt + this.#maxDelayMs);
-    this.#timer = this.#clock.setTimeout(() => this.#fire(), Math.max(0, due - this.#clock.now()));
+    this.#timer = this.#clock.setTimeout(() => this.#fire(), Math.max(0, this.#due() - this.#clock.now()));
   }
 
   #fire(): void {
     this.#timer = undefined;
     if (this.#state !== "running" || this.#inFlight !== undefined) return;
-    const due = Math.min(this.#lastChangeAt + this.#debounceMs, this.#firstChangeAt + this.#maxDelayMs);
+    const due = this.#due();
     // Changes arrived since the timer was set: wait for the window to close (one timer per burst).
     if (due > this.#clock.now()) this.#arm();
     else void this.#run();
@@ -163,6 +229,7 @@ export class FileProvider implements Provider {
       .catch((error: unknown) => this.#warn(`loading ${this.path} failed unexpectedly`, error))
       .finally(() => {
         this.#inFlight = undefined;
+        this.#lastLoadEndedAt = this.#clock.now();
         if (this.#state === "running" && this.#dirty) this.#arm();
       });
     this.#inFlight = run;
@@ -170,14 +237,21 @@ export class FileProvider implements Provider {
   }
 
   async #loadOnce(): Promise<void> {
+    // The first change of this batch (none for the initial load): what propagation is timed from.
+    const changedAt = this.#dirty ? this.#firstChangeAt : undefined;
     this.#dirty = false;
+    let full = this.#full;
+    const paths = this.#changedPaths;
+    this.#full = false;
+    this.#changedPaths = new Set();
     if (this.#rewatch) {
       this.#rewatch = false;
+      full = true;
       await this.#watchPath();
     }
     if (this.#state !== "running") return;
     this.#loads++;
-    const { result, fingerprint } = await this.#load();
+    const { fingerprint, ...result } = await this.#load(full, paths);
     if (this.#state !== "running" || this.#listener === undefined) return;
     if (!this.#emitUnchanged && fingerprint === this.#fingerprint) return;
     this.#fingerprint = fingerprint;
@@ -186,6 +260,7 @@ export class FileProvider implements Provider {
       errors: result.errors,
       warnings: result.warnings,
       generation: ++this.#generation,
+      ...(changedAt === undefined ? {} : { changedAt }),
     };
     try {
       this.#listener(update);
@@ -194,32 +269,46 @@ export class FileProvider implements Provider {
     }
   }
 
-  /** Loads the path; never throws. The fingerprint covers everything the result was built from. */
-  async #load(): Promise<{ result: SnapshotLoadResult; fingerprint: string }> {
-    const hash = createHash("sha256");
-    const recording: FileSystem = {
-      stat: (path) => this.#fs.stat(path),
-      readdir: (path) => this.#fs.readdir(path),
-      readFile: async (path, encoding) => {
-        const text = await this.#fs.readFile(path, encoding);
-        hash.update(`file\0${path}\0${text.length}\0`).update(text);
-        return text;
-      },
-    };
-    let result: SnapshotLoadResult;
+  /**
+   * Loads the path: the named paths only, unless `full` (or the index cannot follow them exactly).
+   * Never throws. The fingerprint covers everything the result was built from.
+   */
+  async #load(full: boolean, paths: ReadonlySet<string>): Promise<IndexedLoad> {
     try {
-      result = await loadSnapshot(this.path, recording, this.#cache);
+      const refreshed = full ? undefined : await this.#index.refresh(paths);
+      if (refreshed !== undefined) return refreshed;
+      this.#cancelRescan();
+      const loaded = await this.#index.reload();
+      this.#armRescan();
+      return loaded;
     } catch (error) {
-      result = {
+      // The path itself cannot be read (or something unexpected): walk everything next time.
+      this.#full = true;
+      this.#armRescan();
+      const failure = pathError(this.path, error);
+      return {
         snapshot: emptySnapshot(),
         objects: [],
-        errors: [pathError(this.path, error)],
+        errors: [failure],
         warnings: [],
+        fingerprint: `error\0${failure.message}`,
       };
     }
-    for (const error of result.errors) hash.update(`error\0${error.message}\0`);
-    for (const warning of result.warnings) hash.update(`warning\0${warning}\0`);
-    return { result, fingerprint: hash.digest("hex") };
+  }
+
+  /** Schedules the next full re-read, `rescanMs` after this one. */
+  #armRescan(): void {
+    this.#cancelRescan();
+    if (this.#rescanMs <= 0 || this.#state !== "running") return;
+    this.#rescanTimer = this.#clock.setTimeout(() => {
+      this.#rescanTimer = undefined;
+      this.#changed(false);
+    }, this.#rescanMs);
+  }
+
+  #cancelRescan(): void {
+    if (this.#rescanTimer !== undefined) this.#clock.clearTimeout(this.#rescanTimer);
+    this.#rescanTimer = undefined;
   }
 
   /**
@@ -253,13 +342,17 @@ export class FileProvider implements Provider {
     if (kind === "directory") {
       failures.push(
         this.#open({ path: this.#absolute, recursive: true }, (event) => {
-          this.#changed(event.filename === "");
+          // "" is the directory itself; null: the platform did not say which entry changed.
+          if (event.filename === "") this.#changed(true);
+          else this.#changed(false, event.filename ?? undefined);
         }),
       );
     }
     const failure = failures.find((error) => error !== undefined);
     if (failure === undefined) {
       this.#watchFailing = false;
+      // Loads rely on events naming what changed: everything must be watched before the tree is read.
+      for (const handle of this.#watches) if (handle.ready !== undefined) await handle.ready;
       return;
     }
     // A missing parent is an input problem the load reports; anything else is worth a warning.

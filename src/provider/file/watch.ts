@@ -29,6 +29,11 @@ export interface WatchRequest {
 
 export interface WatchHandle {
   close(): void;
+  /**
+   * Resolves once everything that exists below the path is watched (a tree watch sets up its
+   * subdirectories' watches asynchronously); changes made after that are reported. Absent: at once.
+   */
+  readonly ready?: Promise<void>;
 }
 
 /**
@@ -57,6 +62,12 @@ export const nodeWatch: WatchFactory = (request, onEvent, onError) => {
  * event: writing 5,000 files blocked the event loop for about a minute (see bench/README.md). Here a
  * `rename` event only stats the one entry concerned, asynchronously, to start watching a new
  * subdirectory (walking it, since `mkdir -p a/b/c` reports only `a`) or to stop watching a removed one.
+ *
+ * A `rename` of a directory always re-establishes its watches: the watch follows the inode, so a
+ * directory moved away and another created under the same name (or moved in) would otherwise stay
+ * unwatched while the old watch reports the moved one under the old name. Files found by such a walk
+ * are reported as changed, as they may have changed before their watch existed. Entries are settled
+ * one at a time, in event order.
  */
 export function treeWatch(
   root: string,
@@ -65,22 +76,45 @@ export function treeWatch(
 ): WatchHandle {
   const watchers = new Map<string, FSWatcher>();
   let closed = false;
+  let settling = Promise.resolve();
   const report = (dir: string, type: WatchEventType, name: string | null): void => {
     const filename = name === null ? null : relative(root, join(dir, name));
     onEvent({ type, filename });
   };
-  const add = (dir: string): void => {
-    if (closed || watchers.has(dir)) return;
-    const watcher = watch(dir, { persistent: true, encoding: "utf8" }, (type, name) => {
-      const kind: WatchEventType = type === "rename" ? "rename" : "change";
-      report(dir, kind, name);
-      if (kind === "rename" && name !== null) void settle(join(dir, name));
-    });
+  /** Watching stops working as a whole: reported once (the caller then re-establishes or retries). */
+  let failed = false;
+  const fail = (error: unknown): void => {
+    if (failed || closed) return;
+    failed = true;
+    onError(error instanceof Error ? error : new Error(String(error)));
+  };
+  /** Watches `dir`; false when it cannot be (gone already, or watching failed as a whole). */
+  const add = (dir: string): boolean => {
+    if (closed) return false;
+    if (watchers.has(dir)) return true;
+    let watcher: FSWatcher;
+    try {
+      watcher = watch(dir, { persistent: true, encoding: "utf8" }, (type, name) => {
+        const kind: WatchEventType = type === "rename" ? "rename" : "change";
+        report(dir, kind, name);
+        if (kind === "rename" && name !== null) {
+          const path = join(dir, name);
+          settling = settling.then(() => settle(path)).catch(fail);
+        }
+      });
+    } catch (error) {
+      if (dir === root) throw error;
+      // Gone again before it could be watched: its removal is reported by its parent. Anything
+      // else (too many watches) means part of the tree would go unwatched.
+      if (!isCode(error, "ENOENT", "ENOTDIR")) fail(error);
+      return false;
+    }
     watcher.on("error", (error) => {
-      if (dir === root) onError(error);
+      if (dir === root) fail(error);
       else drop(dir);
     });
     watchers.set(dir, watcher);
+    return true;
   };
   const drop = (dir: string): void => {
     for (const [path, watcher] of watchers) {
@@ -90,17 +124,19 @@ export function treeWatch(
       }
     }
   };
-  /** An entry appeared or vanished: watch it (and what is below) if it is a directory. */
+  /** An entry appeared, vanished or was replaced: watch it (and what is below) if it is a directory. */
   const settle = async (path: string): Promise<void> => {
+    let directory: boolean;
     try {
-      if ((await stat(path)).isDirectory()) await walk(path, true);
-      else drop(path);
+      directory = (await stat(path)).isDirectory();
     } catch {
-      drop(path);
+      directory = false;
     }
+    drop(path);
+    if (directory) await walk(path, true);
   };
   const walk = async (dir: string, announce: boolean): Promise<void> => {
-    add(dir);
+    if (!add(dir)) return;
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -117,12 +153,16 @@ export function treeWatch(
     }
   };
   add(root); // synchronous: throws like fs.watch when the root cannot be watched
-  void walk(root, false);
   return {
+    ready: walk(root, false).catch(fail),
     close: () => {
       closed = true;
       for (const watcher of watchers.values()) watcher.close();
       watchers.clear();
     },
   };
+}
+
+function isCode(error: unknown, ...codes: string[]): boolean {
+  return typeof error === "object" && error !== null && "code" in error && codes.includes(String(error.code));
 }
