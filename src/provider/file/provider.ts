@@ -2,9 +2,10 @@
 // watches it and delivers a fresh snapshot whenever something changes.
 //
 // Coalescing: at most one load is in flight. A change starts a debounce window (`debounceMs` of quiet,
-// but never postponed by more than `maxDelayMs` in total, so a never-ending stream of writes still
-// gets loaded); every change inside the window joins it, and changes that arrive while a load runs
-// cause exactly one more load after it. A burst of 1,000 writes therefore costs one or two loads.
+// short so that a single edit is served at once; `burstDebounceMs` once many changes come in a row;
+// never postponed by more than `maxDelayMs` in total, so a never-ending stream of writes still gets
+// loaded); every change inside the window joins it, and changes that arrive while a load runs cause
+// exactly one more load after it. A burst of 1,000 writes therefore costs one or two loads.
 // A load whose input is byte-for-byte what the last delivered update was built from is not
 // delivered again (editors' swap files, `touch`, no-op saves cost a load but no translation).
 //
@@ -274,17 +275,21 @@ export class FileProvider implements Provider {
    * Never throws. The fingerprint covers everything the result was built from.
    */
   async #load(full: boolean, paths: ReadonlySet<string>): Promise<IndexedLoad> {
+    if (!full) {
+      try {
+        const refreshed = await this.#index.refresh(paths);
+        if (refreshed !== undefined) return refreshed;
+      } catch (error) {
+        // Not an input problem (those are in the result): a bug. Reading everything still works.
+        this.#warn(`loading the changes under ${this.path} failed, reading everything`, error);
+      }
+    }
+    this.#cancelRescan();
     try {
-      const refreshed = full ? undefined : await this.#index.refresh(paths);
-      if (refreshed !== undefined) return refreshed;
-      this.#cancelRescan();
-      const loaded = await this.#index.reload();
-      this.#armRescan();
-      return loaded;
+      return await this.#index.reload();
     } catch (error) {
-      // The path itself cannot be read (or something unexpected): walk everything next time.
+      // The path itself cannot be read (or something unexpected): walk everything next time too.
       this.#full = true;
-      this.#armRescan();
       const failure = pathError(this.path, error);
       return {
         snapshot: emptySnapshot(),
@@ -293,6 +298,8 @@ export class FileProvider implements Provider {
         warnings: [],
         fingerprint: `error\0${failure.message}`,
       };
+    } finally {
+      this.#armRescan();
     }
   }
 
