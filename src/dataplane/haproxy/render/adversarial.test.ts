@@ -253,7 +253,7 @@ test("a path with a blank cannot be a map key: it becomes an ACL line", () => {
   );
   assert.equal(rendered.files["maps/routes-00-regex.map"], undefined);
   const acl = parse(rendered.config).find((d) => d.words[0] === "acl");
-  assert.deepEqual(acl?.words.slice(2), ["var(txn.gh_path)", "-m", "reg", "--", "^(?:/a b/.*)$"]);
+  assert.deepEqual(acl?.words.slice(2), ["path", "-m", "reg", "--", "^(?:/a b/.*)$"]);
 });
 
 test("values no quoting can carry are refused with the field named", () => {

@@ -60,7 +60,8 @@ function pathLines(p: IRPathModifier, cond: string, acl: string): string[] {
 
 function redirectLines(r: IRRedirect, cond: string, acl: string): string[] {
   const out = r.path === undefined ? [] : pathLines(r.path, cond, acl);
-  const host = r.hostname === undefined ? "%[var(txn.gh_host)]" : lf(r.hostname);
+  // The request's host without its port (IP literals kept whole, unlike the routing expression).
+  const host = r.hostname === undefined ? "%[req.hdr(host),lower,regsub(:[0-9]+$,)]" : lf(r.hostname);
   const port = r.port === undefined ? "" : `:${r.port}`;
   // The path (rewritten above when the filter has a path modifier) and the query of the request.
   out.push(

@@ -3,14 +3,21 @@
 // and the choice's response filters. TCP: one route per TCP listener; TLS ports route by SNI
 // (passthrough) or hand terminated traffic to internal frontends over unix sockets.
 import { comment, word } from "./escape.ts";
-import { listenerSelection, tlsRouteSelection, vhostSelection } from "./hosts.ts";
+import {
+  HOST_EXPR,
+  listenerSelection,
+  literalListener,
+  SELECTED_LISTENER,
+  tlsRouteSelection,
+  vhostSelection,
+} from "./hosts.ts";
 import type { RenderContext, Section } from "./model.ts";
 import type { HttpFrontend, ListenerRef, TcpFrontend } from "./plan.ts";
 import type { RouteChain } from "./routing.ts";
 import type { PreparedRule } from "./rules.ts";
-import { choiceLines, INVALID_BACKEND, MAP_TIMEOUTS } from "./weights.ts";
+import { choiceLines, MAP_TIMEOUTS, ruleTimeoutMs } from "./weights.ts";
 
-function listenerComments(listeners: readonly ListenerRef[]): string[] {
+export function listenerComments(listeners: readonly ListenerRef[]): string[] {
   return listeners.map(
     (r) =>
       `# ${comment(`listener ${r.listener.id} (${r.listener.protocol} ${r.listener.hostname ?? "*"}) = ${r.lid}`)}`,
@@ -26,10 +33,16 @@ export function httpFrontend(
   const lids = new Set(fe.listeners.map((r) => r.lid));
   const mine = rules.filter((p) => lids.has(listenerIdOf(fe, p)));
   const lines = ["mode http", `bind ${fe.bind}`, ...listenerComments(fe.listeners)];
-  lines.push(`http-request set-var(txn.gh_host) ${word("req.hdr(host),lower,regsub(:[0-9]+$,)")}`);
-  lines.push("http-request set-var(txn.gh_path) path");
-  lines.push("http-request set-var(txn.gh_ps) path,concat(/)");
-  lines.push(...listenerSelection(ctx, fe.name, fe.listeners, "http-request", "txn.gh_host", "txn.gh_lst"));
+  // A lone catch-all listener needs no selection: its id is a literal and the Host expression is
+  // evaluated inside the virtual-host lookups (only the exact one on a hit). The 421 check of HTTPS
+  // compares the Host's and the SNI's listeners, so TLS frontends always select.
+  const literal = fe.tls ? undefined : literalListener(fe.listeners);
+  let host = HOST_EXPR;
+  if (literal === undefined) {
+    lines.push(`http-request set-var(txn.gh_host) ${word(HOST_EXPR)}`);
+    host = "var(txn.gh_host)";
+    lines.push(...listenerSelection(ctx, fe.name, fe.listeners, "http-request", "txn.gh_host", "txn.gh_lst"));
+  }
   if (fe.tls) {
     // The listener chosen by SNI must be the one chosen by Host (connection reuse across names).
     lines.push("http-request set-var(txn.gh_sni) ssl_fc_sni,lower");
@@ -38,27 +51,23 @@ export function httpFrontend(
       "http-request return status 421 content-type text/plain string 'misdirected request' if { var(txn.gh_lst) -m found } { ssl_fc_sni -m found } !{ var(txn.gh_slst),strcmp(txn.gh_lst) eq 0 }",
     );
   }
-  lines.push(...vhostSelection(ctx));
-  lines.push(
-    `http-request set-var(txn.gh_rk) ${word("var(txn.gh_vh),concat(#,txn.gh_path)")} if { var(txn.gh_vh) -m found }`,
-  );
-  lines.push("http-request set-var(txn.gh_rkp) var(txn.gh_rk),concat(/) if { var(txn.gh_rk) -m found }");
+  lines.push(...vhostSelection(ctx, host, literal ?? SELECTED_LISTENER));
   lines.push(...chain.lines(ctx, lids));
   lines.push("http-request return status 404 default-errorfiles if !{ var(txn.gh_rule) -m found }");
   for (const p of mine) {
     if (p.filters.request.length === 0) continue;
     lines.push(`# ${comment(`${p.instance.rid} filters: ${p.instance.rule.id}`)}`, ...p.filters.request);
   }
-  lines.push(
-    `http-request set-var(txn.gh_to) ${word(`var(txn.gh_rule),map_str_int(${ctx.mapPath(MAP_TIMEOUTS)})`)}`,
-  );
+  // Rule timeouts (read by every HTTP backend's `set-timeout`): only looked up when a rule here has one
+  // (the first timeout on a frontend is then a reload, not a map update).
+  if (mine.some((p) => ruleTimeoutMs(p.instance.rule.timeouts) !== undefined))
+    lines.push(
+      `http-request set-var(txn.gh_to) ${word(`var(txn.gh_rule),map_str_int(${ctx.mapPath(MAP_TIMEOUTS)})`)}`,
+    );
   const slots = Math.max(0, ...mine.map((p) => p.choices));
   const pins = mine.flatMap((p) => (p.pin === undefined ? [] : [p.pin]));
-  lines.push(...choiceLines(ctx, "http-request", slots, pins));
+  lines.push(...choiceLines(ctx, "http-request", slots, pins, true));
   lines.push("http-request return status 500 default-errorfiles if !{ var(txn.gh_be) -m found }");
-  lines.push(
-    `http-request return status 500 default-errorfiles if { var(txn.gh_be) -m str ${INVALID_BACKEND} }`,
-  );
   for (const p of mine) {
     for (const [k, f] of p.backendFilters.entries()) {
       if (f.request.length === 0) continue;
@@ -121,7 +130,6 @@ export function tcpFrontend(ctx: RenderContext, fe: TcpFrontend, l4: L4Prepared)
       lines.push(`${action} set-var(txn.gh_be) str(${loop}) if { var(txn.gh_lst) -m str ${r.lid} }`);
   }
   lines.push(`${action} reject if !{ var(txn.gh_be) -m found }`);
-  lines.push(`${action} reject if { var(txn.gh_be) -m str ${INVALID_BACKEND} }`);
   lines.push("use_backend %[var(txn.gh_be)]");
   return { header: `frontend ${fe.name}`, lines };
 }

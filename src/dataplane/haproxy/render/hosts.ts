@@ -17,6 +17,33 @@ export const MAP_TLS_ROUTES = "tls-routes";
 export const MAP_TLS_ROUTES_WILDCARD = "tls-routes-wildcard";
 export const MAP_TLS_ROUTES_ANY = "tls-routes-any";
 
+/**
+ * The request's hostname for routing: Host (HTTP/2 `:authority`) lowercased, port dropped. `field(1,:)`
+ * is cheaper than a regex; it differs only for IP literals (`[::1]:80`), which no route hostname
+ * matches either way (hostnames are DNS names).
+ */
+export const HOST_EXPR = "req.hdr(host),lower,field(1,:)";
+
+/**
+ * How a frontend's chain names its listener: `key` appends `@<listener>` to a hostname expression,
+ * `value` is the listener id. A frontend with one catch-all listener uses the id as a literal (no
+ * variable, no lookup); otherwise the listener selected into `txn.gh_lst`.
+ */
+export interface ListenerKey {
+  key: string;
+  value: string;
+}
+
+export const SELECTED_LISTENER: ListenerKey = { key: "concat(@,txn.gh_lst)", value: "var(txn.gh_lst)" };
+
+/** The literal listener of a frontend with a single catch-all listener, or undefined. */
+export function literalListener(listeners: readonly ListenerRef[]): ListenerKey | undefined {
+  const only = listeners.length === 1 ? listeners[0] : undefined;
+  const h = only?.listener.hostname;
+  if (only === undefined || (h !== undefined && h !== "*")) return undefined;
+  return { key: `concat(@${only.lid})`, value: `str(${only.lid})` };
+}
+
 /** `*.example.com` → `.example.com`; exact hostnames unchanged. */
 function suffix(hostname: string): string {
   return hostname.slice(1);
@@ -80,13 +107,16 @@ export function addVirtualHosts(ctx: RenderContext, r: ListenerRef): void {
   }
 }
 
-/** Lines selecting the virtual host (txn.gh_vh) from txn.gh_host within listener txn.gh_lst. */
-export function vhostSelection(ctx: RenderContext): string[] {
-  const key = "var(txn.gh_host),concat(@,txn.gh_lst)";
+/**
+ * Lines selecting the virtual host (txn.gh_vh) from the hostname expression `host` within the
+ * listener `listener`: exact, then wildcard (only on a miss), then the listener's catch-all.
+ */
+export function vhostSelection(ctx: RenderContext, host: string, listener: ListenerKey): string[] {
+  const key = `${host},${listener.key}`;
   return [
     `http-request set-var(txn.gh_vh) ${word(`${key},map_str(${ctx.mapPath(MAP_VHOSTS)})`)}`,
     `http-request set-var(txn.gh_vh) ${word(`${key},map_end(${ctx.mapPath(MAP_VHOSTS_WILDCARD)})`)} if !{ var(txn.gh_vh) -m found }`,
-    `http-request set-var(txn.gh_vh) ${word(`var(txn.gh_lst),map_str(${ctx.mapPath(MAP_VHOSTS_ANY)})`)} if !{ var(txn.gh_vh) -m found }`,
+    `http-request set-var(txn.gh_vh) ${word(`${listener.value},map_str(${ctx.mapPath(MAP_VHOSTS_ANY)})`)} if !{ var(txn.gh_vh) -m found }`,
   ];
 }
 

@@ -6,6 +6,7 @@ import type { IR, IRL4Route } from "../../../ir/types.ts";
 import { BackendSet } from "./backends.ts";
 import { checkIR, checkOptions } from "./check.ts";
 import { RenderError, type RenderIssue } from "./errors.ts";
+import { fastFrontend, statusBackends } from "./fast.ts";
 import { httpFrontend, tcpFrontend, type L4Prepared } from "./frontends.ts";
 import { mirrorFrontend, mirrorGlobalLines } from "./mirror.ts";
 import { globalSection, httpDefaults, metricsFrontend, tcpDefaults, writeErrorPages } from "./global.ts";
@@ -100,10 +101,13 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
 
   const httpSections: Section[] = [];
   const tcpSections: Section[] = [];
+  let fastRouting = false;
   for (const fe of plan.frontends) {
     if (fe.kind === "http") {
       if (fe.tls) writeCrtList(ctx, fe.name, fe.listeners, true);
-      httpSections.push(httpFrontend(ctx, fe, chain, prepared));
+      const fast = fastFrontend(ctx, fe, prepared);
+      fastRouting ||= fast !== undefined;
+      httpSections.push(fast ?? httpFrontend(ctx, fe, chain, prepared));
     } else {
       if (fe.tls) writeCrtList(ctx, fe.name, fe.listeners, false);
       tcpSections.push(tcpFrontend(ctx, fe, l4));
@@ -123,6 +127,7 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
     ...mirrorFrontend(ctx, ir),
     ...httpSections,
     ...backends.sections("http"),
+    ...(fastRouting ? statusBackends() : []),
     tcpDefaults(),
     ...tcpSections,
     ...backends.sections("tcp"),

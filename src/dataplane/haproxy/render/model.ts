@@ -98,8 +98,18 @@ export interface RenderedConfig {
 
 /** Short stable identifier derived from `text` (48 bits of SHA-256, hex). */
 export function digest(text: string, length = 12): string {
-  return createHash("sha256").update(text).digest("hex").slice(0, length);
+  let hex = digests.get(text);
+  if (hex === undefined) {
+    hex = createHash("sha256").update(text).digest("hex");
+    // Renders repeat the same identities (thousands per render): remember them, boundedly.
+    if (digests.size >= DIGEST_CACHE_SIZE) digests.clear();
+    digests.set(text, hex);
+  }
+  return hex.slice(0, length);
 }
+
+const DIGEST_CACHE_SIZE = 200_000;
+const digests = new Map<string, string>();
 
 /** A map file: entries in insertion order; the first entry for a key wins (later ones are dropped). */
 export class MapFile {
@@ -173,6 +183,8 @@ export class RenderContext {
   readonly stateDir: string;
   readonly files = new Map<string, string>();
   private readonly maps = new Map<string, MapFile>();
+  /** Maps some configuration line looks up (mapPath); the others are not output. */
+  private readonly referenced = new Set<string>();
   private readonly names = new Map<string, string>();
 
   constructor(options: RenderOptions) {
@@ -192,8 +204,12 @@ export class RenderContext {
     return m;
   }
 
-  /** Absolute path of `maps/<name>.map`, creating it so the file exists even when empty. */
+  /**
+   * Absolute path of `maps/<name>.map` for a configuration line that looks it up: the file is then
+   * output, even when empty.
+   */
   mapPath(name: string): string {
+    this.referenced.add(name);
     return this.abs(this.map(name).path);
   }
 
@@ -228,14 +244,15 @@ export class RenderContext {
   /** Entries of every map file by path. */
   allMaps(): Record<string, ReadonlyArray<readonly [string, string]>> {
     const out: Record<string, ReadonlyArray<readonly [string, string]>> = {};
-    for (const m of this.maps.values()) out[m.path] = m.entries;
+    for (const [name, m] of this.maps) if (this.referenced.has(name)) out[m.path] = m.entries;
     return out;
   }
 
   /** All output files, map files included, sorted by path. */
   allFiles(): Record<string, string> {
     const out = new Map(this.files);
-    for (const m of this.maps.values()) out.set(m.path, m.render());
+    // A map no line looks up is not loaded by HAProxy (and could not be updated at runtime).
+    for (const [name, m] of this.maps) if (this.referenced.has(name)) out.set(m.path, m.render());
     return Object.fromEntries([...out.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 }

@@ -151,16 +151,22 @@ test("a gateway with two addresses gets two frontends sharing the same routing d
     "frontend fe_192.0.2.1_80 192.0.2.1:80",
     "frontend fe_2001-db8--1_80 [2001:db8::1]:80",
   ]);
-  assert.equal(rendered.files["maps/routes-00-prefix.map"]?.trim().split("\n").length, 1);
+  // Fast routing (one plain PathPrefix rule): one entry, not one per frontend.
+  assert.equal(rendered.files["maps/fast.map"]?.trim().split("\n").length, 1);
 });
 
 test("rule ids are stable when other rules are added", () => {
+  // Timeouts keep the rules on the general chain (rule ids are not used by fast routing).
+  const timeouts = { timeouts: { requestMs: 1000 } };
   const one = simpleIR(
-    [rule("keep", "/keep", ["service/default/a/80"])],
+    [rule("keep", "/keep", ["service/default/a/80"], timeouts)],
     [backend("service/default/a/80", 1)],
   );
   const two = simpleIR(
-    [rule("new", "/new/longer", ["service/default/a/80"]), rule("keep", "/keep", ["service/default/a/80"])],
+    [
+      rule("new", "/new/longer", ["service/default/a/80"], timeouts),
+      rule("keep", "/keep", ["service/default/a/80"], timeouts),
+    ],
     [backend("service/default/a/80", 1)],
   );
   const id = (ir: IR): string | undefined =>

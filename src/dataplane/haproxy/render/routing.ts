@@ -55,6 +55,11 @@ interface Group {
 
 const MAP_FETCH: Record<MapKind, string> = { exact: "map_str", prefix: "map_beg", regex: "map_reg" };
 const LOOKUP_VAR: Record<MapKind, string> = { exact: "txn.gh_rk", prefix: "txn.gh_rkp", regex: "txn.gh_rk" };
+/** Lookup keys (log-format): the virtual host id, `#`, the path, and for prefixes a final `/`. */
+const LOOKUP_KEYS: ReadonlyArray<[string, string]> = [
+  ["txn.gh_rk", "%[var(txn.gh_vh)]#%[path]"],
+  ["txn.gh_rkp", "%[var(txn.gh_vh)]#%[path]/"],
+];
 
 export function ruleId(ctx: RenderContext, listener: IRListener, hostname: string, rule: IRHTTPRule): string {
   return ctx.shortId("r", `rule\0${listener.id}\0${hostname}\0${rule.id}`);
@@ -167,12 +172,25 @@ export class RouteChain {
     }
   }
 
-  /** The chain lines of a frontend serving `listeners` (their lids). */
+  /** The steps a frontend serving `lids` evaluates. */
+  private stepsOf(lids: ReadonlySet<string>): Step[] {
+    return this.steps.filter((s) => [...s.users].some((u) => lids.has(u)));
+  }
+
+  /**
+   * The chain lines of a frontend serving `listeners` (their lids), starting with the lookup keys
+   * its map steps read (`<vhost>#<path>`, `<vhost>#<path>/`), each built in one `set-var-fmt`.
+   */
   lines(ctx: RenderContext, lids: ReadonlySet<string>): string[] {
     const out: string[] = [];
+    const steps = this.stepsOf(lids);
+    const vars = new Set(steps.flatMap((s) => (s.kind === "cond" ? [] : [LOOKUP_VAR[s.kind]])));
+    for (const [name, format] of LOOKUP_KEYS) {
+      if (vars.has(name))
+        out.push(`http-request set-var-fmt(${name}) ${word(format)} if { var(txn.gh_vh) -m found }`);
+    }
     const notFound = "!{ var(txn.gh_rule) -m found }";
-    for (const s of this.steps) {
-      if (![...s.users].some((u) => lids.has(u))) continue;
+    for (const s of steps) {
       if (s.kind !== "cond") {
         const fetch = `var(${LOOKUP_VAR[s.kind]}),${MAP_FETCH[s.kind]}(${ctx.mapPath(s.file ?? "")})`;
         out.push(`http-request set-var(txn.gh_rule) ${word(fetch)} if ${notFound}`);
@@ -202,10 +220,10 @@ function matchAcls(r: RuleInstance): { acls: string[]; names: string[] } {
   const exact = (value: string): string => (value === "" ? "-m len 0" : `-m str -- ${word(value)}`);
   const regex = (value: string): string => `-m reg -- ${word(`^(?:${value})$`)}`;
   const p = r.rule.match.path;
-  if (p.type === "Exact") add("path", "var(txn.gh_path)", exact(p.value));
-  else if (p.type === "RegularExpression") add("path", "var(txn.gh_path)", regex(p.value));
+  if (p.type === "Exact") add("path", "path", exact(p.value));
+  else if (p.type === "RegularExpression") add("path", "path", regex(p.value));
   else if (normalizePrefix(p.value) !== "")
-    add("path", "var(txn.gh_ps)", `-m beg -- ${word(`${normalizePrefix(p.value)}/`)}`);
+    add("path", "path,concat(/)", `-m beg -- ${word(`${normalizePrefix(p.value)}/`)}`);
   for (const [i, h] of r.rule.match.headers.entries()) {
     add(`h${i}`, `req.fhdr(${arg(h.name)})`, h.type === "Exact" ? exact(h.value) : regex(h.value));
   }

@@ -2,6 +2,7 @@
 // timeouts map, filter lines, and the session persistence pin line.
 import type { IRHTTPRule, IRL4Route, IRListener, IRTLSRoute } from "../../../ir/types.ts";
 import type { BackendSet, Profile } from "./backends.ts";
+import { ERROR_BACKEND } from "./fast.ts";
 import { filterLines, type FilterLines } from "./filters.ts";
 import type { RenderContext } from "./model.ts";
 import type { RuleInstance } from "./routing.ts";
@@ -12,6 +13,11 @@ export interface PreparedRule {
   /** Number of weighted entries (choice lines needed); 0 when the rule never routes. */
   choices: number;
   pin?: string;
+  /**
+   * For fast routing (fast.ts): the HAProxy backend of a rule that matches a PathPrefix only and needs
+   * no per-request work besides choosing its single backend (ERROR_BACKEND when none is valid).
+   */
+  fast?: string;
   filters: FilterLines;
   backendFilters: FilterLines[];
 }
@@ -46,6 +52,8 @@ export function prepareRule(ctx: RenderContext, backends: BackendSet, r: RuleIns
   const rule = r.rule;
   const redirects = rule.filters.some((f) => f.type === "RequestRedirect");
   const cookie = rule.sessionPersistence?.type === "Cookie" ? rule.sessionPersistence.name : undefined;
+  // backendRef filters and persistence read the per-choice state (txn.gh_choice): no direct lookup.
+  const direct = cookie === undefined && rule.backends.every((wb) => wb.filters.length === 0);
   const choices = redirects
     ? 0
     : addChoices(
@@ -53,7 +61,7 @@ export function prepareRule(ctx: RenderContext, backends: BackendSet, r: RuleIns
         r.rid,
         rule.backends,
         (wb) => backends.proxy(wb.backend ?? "", ruleProfile(backends, wb.backend ?? "", rule)),
-        cookie === undefined ? undefined : (wb) => backends.tag(wb.backend ?? ""),
+        cookie === undefined ? { direct } : { tagFor: (wb) => backends.tag(wb.backend ?? "") },
       );
   // Mirrored copies go to the mirror backend's plain profile (no retries, no persistence).
   const mirrorProxy = (id: string): string =>
@@ -79,7 +87,27 @@ export function prepareRule(ctx: RenderContext, backends: BackendSet, r: RuleIns
     ),
   };
   if (cookie !== undefined && choices > 0) prepared.pin = pinLine(r.rid, cookie);
+  const fast = fastBackend(rule, timeout, (id) => backends.proxy(id, ruleProfile(backends, id, rule)));
+  if (fast !== undefined) prepared.fast = fast;
   return prepared;
+}
+
+/** See PreparedRule.fast. */
+function fastBackend(
+  rule: IRHTTPRule,
+  timeoutMs: number | undefined,
+  proxyOf: (backend: string) => string,
+): string | undefined {
+  const m = rule.match;
+  if (m.path.type !== "PathPrefix" || m.headers.length > 0 || m.queryParams.length > 0) return undefined;
+  if (m.method !== undefined || rule.filters.length > 0 || timeoutMs !== undefined) return undefined;
+  if (rule.sessionPersistence !== undefined || rule.backends.some((wb) => wb.filters.length > 0))
+    return undefined;
+  const drawn = rule.backends.filter((wb) => wb.weight > 0);
+  if (drawn.length > 1) return undefined;
+  const only = drawn[0];
+  if (only?.backend === undefined || only.invalid === true) return ERROR_BACKEND;
+  return proxyOf(only.backend);
 }
 
 export function l4RouteId(ctx: RenderContext, listener: IRListener, route: IRL4Route | IRTLSRoute): string {

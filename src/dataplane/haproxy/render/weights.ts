@@ -1,10 +1,13 @@
 // Weighted backend choice as data. For a rule (or TCP/TLS route) id R with weighted entries k:
 //   weights.map  R → total weight;  R/k → cumulative upper bound of entry k (weight-0 entries absent)
-//   choices.map  R/k → HAProxy backend name, or `gh_invalid` for an invalid backendRef (→ 500/reject)
+//   choices.map  R/k → HAProxy backend name (no entry for an invalid backendRef: → 500/reject)
 //   pins.map     R/p<tag> → R/k for cookie session persistence (tag identifies the IRBackend)
-// The frontend draws `rand mod total` once and takes the first k whose bound exceeds the draw, so a
-// weight change is a runtime map update (one map, one transaction). No entries (no backends, or all
-// weights 0) leaves txn.gh_be unset: HTTP answers 500, TCP rejects the connection.
+//   direct.map   R → HAProxy backend name, for HTTP rules whose weights leave one choice and that
+//                need no per-choice state (no backendRef filters, no persistence): one lookup
+// The frontend first looks R up in direct.map; otherwise it draws `rand mod total` once and takes
+// the first k whose bound exceeds the draw. Weight changes are runtime map updates. No backend
+// (no entries, all weights 0, an invalid ref drawn) leaves txn.gh_be unset: HTTP answers 500, TCP
+// rejects the connection.
 import type { IRWeightedBackend } from "../../../ir/types.ts";
 import { arg, word } from "./escape.ts";
 import type { RenderContext } from "./model.ts";
@@ -12,33 +15,43 @@ import type { RenderContext } from "./model.ts";
 export const MAP_WEIGHTS = "weights";
 export const MAP_CHOICES = "choices";
 export const MAP_PINS = "pins";
+export const MAP_DIRECT = "direct";
 export const MAP_TIMEOUTS = "timeouts";
-export const INVALID_BACKEND = "gh_invalid";
 
 /**
  * Registers the choices of `key` (a rule or route id). `proxyFor` names the HAProxy backend of an
- * entry; `tagFor` (session persistence) names the IRBackend tag of an entry. Returns the number of
- * choice lines this key needs (its entry count).
+ * entry; `tagFor` (session persistence) names the IRBackend tag of an entry. With `direct`, a key
+ * whose weights leave exactly one entry goes to direct.map instead. Returns the number of choice
+ * lines this key needs: its entry count, or 0 when it is resolved directly with a single entry (a
+ * directly resolved key with more entries keeps its lines, so re-weighting stays a map update).
  */
 export function addChoices(
   ctx: RenderContext,
   key: string,
   entries: readonly IRWeightedBackend[],
   proxyFor: (wb: IRWeightedBackend, k: number) => string,
-  tagFor?: (wb: IRWeightedBackend) => string,
+  options: { tagFor?: (wb: IRWeightedBackend) => string; direct?: boolean } = {},
 ): number {
   const total = entries.reduce((sum, wb) => sum + (wb.weight > 0 ? wb.weight : 0), 0);
   if (total === 0) return 0;
+  const valid = (wb: IRWeightedBackend): boolean => wb.invalid !== true && wb.backend !== undefined;
+  const drawn = [...entries.entries()].filter(([, wb]) => wb.weight > 0);
+  const only = drawn.length === 1 ? drawn[0] : undefined;
+  if (options.direct === true && only !== undefined) {
+    const [k, wb] = only;
+    if (valid(wb)) ctx.map(MAP_DIRECT).add(key, proxyFor(wb, k));
+    return entries.length === 1 ? 0 : entries.length;
+  }
   const weights = ctx.map(MAP_WEIGHTS);
   weights.add(key, total);
   let bound = 0;
-  for (const [k, wb] of entries.entries()) {
-    if (wb.weight <= 0) continue;
+  for (const [k, wb] of drawn) {
     bound += wb.weight;
-    const valid = wb.invalid !== true && wb.backend !== undefined;
     weights.add(`${key}/${k}`, bound);
-    ctx.map(MAP_CHOICES).add(`${key}/${k}`, valid ? proxyFor(wb, k) : INVALID_BACKEND);
-    if (valid && tagFor !== undefined) ctx.map(MAP_PINS).add(`${key}/p${tagFor(wb)}`, `${key}/${k}`);
+    if (!valid(wb)) continue;
+    ctx.map(MAP_CHOICES).add(`${key}/${k}`, proxyFor(wb, k));
+    const tagFor = options.tagFor;
+    if (tagFor !== undefined) ctx.map(MAP_PINS).add(`${key}/p${tagFor(wb)}`, `${key}/${k}`);
   }
   return entries.length;
 }
@@ -50,19 +63,30 @@ export function pinLine(rid: string, cookieName: string): string {
 
 /**
  * The choice lines of a frontend: `action` is `http-request` or `tcp-request content`; `slots` the
- * largest entry count of its rules; `pins` the per-rule cookie lines (HTTP only).
+ * largest entry count of its rules; `pins` the per-rule cookie lines (HTTP only); `direct` whether
+ * direct.map is consulted first (HTTP). The weighted draw only runs when direct.map had no answer.
  */
 export function choiceLines(
   ctx: RenderContext,
   action: string,
   slots: number,
   pins: readonly string[],
+  direct = false,
 ): string[] {
   const weights = ctx.mapPath(MAP_WEIGHTS);
-  const lines = [
-    `${action} set-var(txn.gh_wt) ${word(`var(txn.gh_rule),map_str_int(${weights})`)} if { var(txn.gh_rule) -m found }`,
+  const lines: string[] = [];
+  let undecided = "";
+  if (direct) {
+    lines.push(
+      `${action} set-var(txn.gh_be) ${word(`var(txn.gh_rule),map_str(${ctx.mapPath(MAP_DIRECT)})`)} if { var(txn.gh_rule) -m found }`,
+    );
+    if (slots === 0) return lines;
+    undecided = " !{ var(txn.gh_be) -m found }";
+  }
+  lines.push(
+    `${action} set-var(txn.gh_wt) ${word(`var(txn.gh_rule),map_str_int(${weights})`)} if { var(txn.gh_rule) -m found }${undecided}`,
     `${action} set-var(txn.gh_wr) ${word("rand,mod(txn.gh_wt)")} if { var(txn.gh_wt) -m int gt 0 }`,
-  ];
+  );
   if (pins.length > 0) {
     lines.push(...pins);
     lines.push(

@@ -1,0 +1,131 @@
+// Fast routing for the common case, at the cost of one key and one map lookup per request.
+//
+// A frontend qualifies when it has a single catch-all HTTP listener (no TLS) whose virtual hosts are
+// exact hostnames or `*`, and whose rules all match on a PathPrefix only and go to one backend with
+// no per-request work (no filters, no timeouts, no session persistence, at most one weighted entry;
+// retries are a backend setting and allowed). Such a listener's routing table is one `map_beg` map,
+// `fast.map`, keyed `<host>@<listener>#<prefix>/` → HAProxy backend:
+//
+// - the key of a request is `<Host, lowercased, cut at the first ':' and the first '@'>@<listener>#<path>/`.
+//   Cutting at '@' matters: the Host header is not validated by HAProxy, and a client-chosen `@` would
+//   otherwise let a Host name another listener's key. Hostnames in entries never contain '@', so an
+//   entry can only match a key whose host part is exactly its hostname.
+// - `<host>@<listener>#` (the sentinel) → gh_404: a known hostname whose paths do not match answers
+//   404 instead of falling through to the `*` virtual host (hostnames are exclusive, as in the
+//   general chain).
+// - the `*` virtual host has keys `@<listener>#<prefix>/`, looked up with `@<listener>#<path>/` only
+//   when the first lookup found nothing (a key with an empty host part is the same lookup).
+// - map_beg finds the longest prefix; PathPrefix rules are in IR order only when longer prefixes come
+//   first (the spec's precedence), which is checked, and `/`-terminated keys make the match
+//   segment-aware like the general chain.
+// - a rule whose backends are all invalid (or weigh 0) maps to gh_500.
+//
+// Adding or removing such a route is a map update. A rule that needs more (a filter, a header match,
+// a second weighted backend, ...) turns the frontend into the general chain: a reload.
+import type { IRListener } from "../../../ir/types.ts";
+import { comment, word } from "./escape.ts";
+import { listenerComments } from "./frontends.ts";
+import { literalListener } from "./hosts.ts";
+import type { RenderContext, Section } from "./model.ts";
+import type { HttpFrontend } from "./plan.ts";
+import { normalizePrefix } from "./routing.ts";
+import type { PreparedRule } from "./rules.ts";
+import { mapKeySafe } from "./syntax.ts";
+
+export const MAP_FAST = "fast";
+export const NOT_FOUND_BACKEND = "gh_404";
+export const ERROR_BACKEND = "gh_500";
+
+/** Listeners whose entries are in fast.map, per render. */
+const filled = new WeakMap<RenderContext, Set<string>>();
+
+/** The request's key host: lowercased, without port, cut at '@'. */
+const KEY_HOST = "req.fhdr(host),lower,field(1,:),field(1,@)";
+
+/** The map entries of a listener, or undefined when one of its rules needs the general chain. */
+function fastEntries(
+  listener: IRListener,
+  lid: string,
+  rules: readonly PreparedRule[],
+): Array<[string, string]> | undefined {
+  const byHost = new Map<string, PreparedRule[]>();
+  for (const p of rules) {
+    if (p.fast === undefined) return undefined;
+    const list = byHost.get(p.instance.hostname) ?? [];
+    list.push(p);
+    byHost.set(p.instance.hostname, list);
+  }
+  const entries: Array<[string, string]> = [];
+  for (const vh of listener.virtualHosts ?? []) {
+    if (vh.hostname !== "*" && vh.hostname.startsWith("*.")) return undefined;
+    const scope = `${vh.hostname === "*" ? "" : vh.hostname}@${lid}#`;
+    if (!mapKeySafe(scope)) return undefined;
+    if (vh.hostname !== "*") entries.push([scope, NOT_FOUND_BACKEND]);
+    let previous = Number.POSITIVE_INFINITY;
+    const seen = new Set<string>();
+    for (const p of byHost.get(vh.hostname) ?? []) {
+      const m = p.instance.rule.match.path;
+      const key = `${scope}${normalizePrefix(m.value)}/`;
+      // A longer prefix after a shorter one would be found first by map_beg: not IR order.
+      if (key.length > previous || !mapKeySafe(key)) return undefined;
+      previous = key.length;
+      if (seen.has(key)) continue; // unreachable: the earlier rule always wins
+      seen.add(key);
+      entries.push([key, p.fast ?? ERROR_BACKEND]);
+    }
+  }
+  return entries;
+}
+
+/**
+ * The frontend section when `fe` qualifies for fast routing (filling fast.map), else undefined.
+ * `rules` are all prepared HTTP rules (the frontend takes those of its listener).
+ */
+export function fastFrontend(
+  ctx: RenderContext,
+  fe: HttpFrontend,
+  rules: readonly PreparedRule[],
+): Section | undefined {
+  const ref = fe.tls ? undefined : fe.listeners.length === 1 ? fe.listeners[0] : undefined;
+  if (ref === undefined || literalListener(fe.listeners) === undefined) return undefined;
+  const mine = rules.filter((p) => p.instance.listener === ref.listener);
+  const entries = fastEntries(ref.listener, ref.lid, mine);
+  if (entries === undefined) return undefined;
+  // A listener bound on several addresses has several frontends and one set of entries.
+  const done = filled.get(ctx) ?? new Set<string>();
+  filled.set(ctx, done);
+  const map = ctx.map(MAP_FAST);
+  if (!done.has(ref.lid)) for (const [k, v] of entries) map.add(k, v);
+  done.add(ref.lid);
+  const lookup = `var(txn.gh_k),map_beg(${ctx.mapPath(MAP_FAST)})`;
+  const lines = [
+    "mode http",
+    `bind ${fe.bind}`,
+    ...listenerComments(fe.listeners),
+    `# ${comment(`fast routing: ${MAP_FAST}.map`)}`,
+    `http-request set-var-fmt(txn.gh_k) ${word(`%[${KEY_HOST}]@${ref.lid}#%[path]/`)}`,
+    `http-request set-var(txn.gh_be) ${word(lookup)}`,
+  ];
+  if ((ref.listener.virtualHosts ?? []).some((vh) => vh.hostname === "*")) {
+    const notFound = "!{ var(txn.gh_be) -m found }";
+    lines.push(`http-request set-var-fmt(txn.gh_k) ${word(`@${ref.lid}#%[path]/`)} if ${notFound}`);
+    lines.push(`http-request set-var(txn.gh_be) ${word(lookup)} if ${notFound}`);
+  }
+  lines.push("http-request return status 404 default-errorfiles if !{ var(txn.gh_be) -m found }");
+  lines.push("use_backend %[var(txn.gh_be)]");
+  return { header: `frontend ${fe.name}`, lines };
+}
+
+/** The backends fast.map names for "no route" and "no valid backend". */
+export function statusBackends(): Section[] {
+  return [
+    {
+      header: `backend ${NOT_FOUND_BACKEND}`,
+      lines: ["mode http", "http-request return status 404 default-errorfiles"],
+    },
+    {
+      header: `backend ${ERROR_BACKEND}`,
+      lines: ["mode http", "http-request return status 500 default-errorfiles"],
+    },
+  ];
+}
