@@ -179,7 +179,8 @@ describe("spare backends", () => {
     const removing = disappearing(h, "one.test", "one");
     const adding = appearing(h, "two.test", "two");
     await new Promise((r) => setTimeout(r, 50));
-    const applied = await h.write({ "one.yaml": null, "two.yaml": routeWithService(h, "two", "two") });
+    // One file replaced by another Service and route: one update (one rename).
+    const applied = await h.write({ "one.yaml": routeWithService(h, "two", "two") });
     await h.waitFor(
       "two.test served",
       async () => (await h.get("/", { host: "two.test" })).echo?.backend === "two",
@@ -251,6 +252,26 @@ describe("spare backends", () => {
     assert.equal((await h.get("/", { host: "two.test" })).echo?.backend, "two");
     assert.equal((await h.get("/", { host: "four.test" })).echo?.backend, "one");
     assert.equal((await h.get("/", { host: "one.test" })).status, 404);
+  });
+
+  test("a spare freed by one change and taken by the next serves the new Service, on the same connection", async () => {
+    const h = harness();
+    // After the reload of the previous test every spare is free.
+    assert.equal((await h.write({ "x1.yaml": routeWithService(h, "x1", "one") })).method, "runtime");
+    const spare = await spareOf(h, "x1");
+    assert.ok(spare !== undefined);
+    const agent = keepAliveAgent();
+    try {
+      const get = (host: string) => request({ address: h.ip, port: h.port, host, path: "/", agent });
+      assert.equal((await get("x1.test")).echo?.backend, "one");
+      assert.equal((await h.write({ "x1.yaml": null })).method, "runtime");
+      assert.equal((await h.write({ "x2.yaml": routeWithService(h, "x2", "two") })).method, "runtime");
+      assert.equal(await spareOf(h, "x2"), spare, "the freed spare was taken again");
+      // HAProxy must not reuse the server connection made for the previous Service's endpoint.
+      for (let i = 0; i < 5; i++) assert.equal((await get("x2.test")).echo?.backend, "two");
+    } finally {
+      agent.destroy();
+    }
   });
 
   test("more new Services than free spares: one reload, and all of them serve", async () => {
