@@ -14,6 +14,8 @@ export const GOLDEN_OPTIONS: RenderOptions = {
   runtimeSocket: "/run/gatehouse/haproxy.sock",
   serverSlots: 4,
   hardStopAfter: "30s",
+  // Two spares (gh_spare_1, gh_spare_2) in every configuration with an HTTP listener.
+  spareBackends: 2,
 };
 
 let available: boolean | undefined;
