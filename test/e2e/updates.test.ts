@@ -234,8 +234,9 @@ describe("hot updates", () => {
     assert.equal(await h.masterReloads(), reloadsBefore, "HAProxy reloaded for an endpoint change");
     assert.equal(await h.metric('gatehouse_reloads_total{result="success"}'), metricBefore);
     assert.ok((await h.metric('gatehouse_runtime_updates_total{type="server"}')) > serverUpdatesBefore);
+    // The harness's marker file may be loaded on its own after the change (an unchanged apply).
     const status = await h.status();
-    assert.equal(status.dataplane.lastApply?.method, "runtime");
+    assert.ok(["runtime", "unchanged"].includes(status.dataplane.lastApply?.method ?? ""));
   });
 
   test("more endpoints than slots: a reload, then everything serves", async (t) => {
