@@ -39,7 +39,7 @@ export interface PropagationSample {
   ms: number;
   /** reload | runtime | reload+runtime | none (how the change reached HAProxy, from /metrics). */
   method: string;
-  /** Gatehouse's own measure for this change (gatehouse_route_propagation_seconds: from the loaded update to applied), ms. */
+  /** Gatehouse's own measure for this change (gatehouse_route_propagation_seconds: from the first change the file provider saw to applied), ms. */
   internalMs: number;
   polls: number;
 }
@@ -54,7 +54,7 @@ export interface PropagationSize {
     p99Ms: number;
     maxMs: number;
     medianInternalMs: number;
-    /** Median of (total − internal): the file provider's debounce and full reload of the input. */
+    /** Median of (total − internal): the file-system notification, HAProxy taking the change, the client's polling. */
     medianOutsideMs: number;
     methods: Record<string, number>;
     timeouts: number;
@@ -199,7 +199,7 @@ export async function runPropagation(
       pollMs: POLL_MS,
       sizes,
       samplesPerKind,
-      note: "One file per route (HTTPRoute + its Service). Time = atomic rename of the new file → first 200 with the backend's body, polled on fresh connections; includes the file provider's 50 ms debounce.",
+      note: "One file per route (HTTPRoute + its Service). Time = atomic rename of the new file → first 200 with the backend's body, polled every 2 ms on fresh connections; includes the file provider's quiet window (5 ms).",
     },
     sizes: results,
     check: {
@@ -222,7 +222,7 @@ export function propagationMarkdown(r: PropagationResult): string {
       .map(([n, c]) => `${c} at ${n}`)
       .join(", ")}.`,
     ``,
-    `| Routes | Change | median ms | p99 ms | max ms | of which serve loop (translate → applied), median ms | of which before it (debounce + input reload), median ms | applied via | startup s |`,
+    `| Routes | Change | median ms | p99 ms | max ms | of which Gatehouse (change seen → applied), median ms | rest (notification, HAProxy, polling), median ms | applied via | startup s |`,
     `| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |`,
   ];
   for (const s of r.sizes) {

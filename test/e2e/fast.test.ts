@@ -6,6 +6,7 @@
 // back) without changing any answer.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
+import { connect } from "node:http2";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { useHarness, type Harness } from "./harness.ts";
@@ -148,5 +149,55 @@ describe("fast routing", () => {
     assert.deepEqual([...(await fastListeners(h)).keys()].sort(), ["one", "two"]);
     assert.equal(await backendOf(h, "/x", "new.test"), "c");
     await checkSemantics(h);
+  });
+
+  test("a gRPC rule without a valid backend answers UNAVAILABLE, on fast routing and on the chain", async () => {
+    const h = harness();
+    const grpcRoute = (matches: unknown[]): string =>
+      docs({
+        apiVersion: "gateway.networking.k8s.io/v1",
+        kind: "GRPCRoute",
+        metadata: { name: "grpc", namespace: "default" },
+        spec: {
+          // Listener two: on one, the catch-all HTTPRoute's hostname intersects (HostnameConflict).
+          parentRefs: [{ name: "gw", sectionName: "two" }],
+          hostnames: ["grpc.test"],
+          rules: [{ matches, backendRefs: [ref("missing")] }],
+        },
+      });
+    const call = (): Promise<{ status: number; grpcStatus: string | undefined }> =>
+      new Promise((resolve, reject) => {
+        const client = connect(`http://${h.ip}:${h.ports[1] ?? 0}`);
+        client.on("error", reject);
+        const req = client.request({
+          ":method": "POST",
+          ":path": "/pkg.Svc/Method",
+          ":authority": "grpc.test",
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
+        req.on("response", (headers) => {
+          const status = Number(headers[":status"]);
+          const grpcStatus = headers["grpc-status"];
+          req.resume();
+          req.on("end", () => {
+            client.close();
+            resolve({ status, grpcStatus: typeof grpcStatus === "string" ? grpcStatus : undefined });
+          });
+        });
+        req.on("error", reject);
+        req.end(Buffer.alloc(5));
+      });
+    for (const [mode, matches] of [
+      ["fast", []],
+      // An exact method match is an Exact path: the general chain.
+      ["chain", [{ method: { service: "pkg.Svc", method: "Method" } }]],
+    ] as const) {
+      await h.write({ "grpc.yaml": grpcRoute([...matches]) });
+      assert.equal((await fastListeners(h)).has("two"), mode === "fast", mode);
+      const r = await call();
+      assert.deepEqual(r, { status: 503, grpcStatus: "14" }, mode);
+    }
+    await h.write({ "grpc.yaml": null });
   });
 });

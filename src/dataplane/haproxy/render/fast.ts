@@ -24,7 +24,7 @@
 // a second weighted backend, ...) turns the frontend into the general chain: a reload.
 import type { IRListener } from "../../../ir/types.ts";
 import { comment, word } from "./escape.ts";
-import { listenerComments } from "./frontends.ts";
+import { GRPC_REQUEST, GRPC_UNAVAILABLE, listenerComments } from "./frontends.ts";
 import { literalListener } from "./hosts.ts";
 import type { RenderContext, Section } from "./model.ts";
 import type { HttpFrontend } from "./plan.ts";
@@ -116,7 +116,7 @@ export function fastFrontend(
   return { header: `frontend ${fe.name}`, lines };
 }
 
-/** The backends fast.map names for "no route" and "no valid backend". */
+/** The backends fast.map names for "no route" and "no valid backend" (gRPC: UNAVAILABLE). */
 export function statusBackends(): Section[] {
   return [
     {
@@ -125,7 +125,11 @@ export function statusBackends(): Section[] {
     },
     {
       header: `backend ${ERROR_BACKEND}`,
-      lines: ["mode http", "http-request return status 500 default-errorfiles"],
+      lines: [
+        "mode http",
+        `${GRPC_UNAVAILABLE} if ${GRPC_REQUEST}`,
+        "http-request return status 500 default-errorfiles",
+      ],
     },
   ];
 }

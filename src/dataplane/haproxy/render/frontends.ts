@@ -17,6 +17,18 @@ import type { RouteChain } from "./routing.ts";
 import type { PreparedRule } from "./rules.ts";
 import { choiceLines, MAP_TIMEOUTS, ruleTimeoutMs } from "./weights.ts";
 
+/** A gRPC request (GRPCRoute rules only ever match those). */
+export const GRPC_REQUEST = "{ req.hdr(content-type) -m beg application/grpc }";
+
+/**
+ * gRPC's answer when a rule has no valid backend: GRPCRoute requires status UNAVAILABLE, not HTTP
+ * 500. HTTP 503 is UNAVAILABLE in gRPC's HTTP-status mapping, and `grpc-status: 14` says so
+ * explicitly (HAProxy cannot send a trailers-only 200 with `content-type: application/grpc`: it
+ * drops the content type of a reply without a body).
+ */
+export const GRPC_UNAVAILABLE =
+  "http-request return status 503 hdr grpc-status 14 hdr grpc-message 'no valid backend'";
+
 export function listenerComments(listeners: readonly ListenerRef[]): string[] {
   return listeners.map(
     (r) =>
@@ -67,6 +79,8 @@ export function httpFrontend(
   const slots = Math.max(0, ...mine.map((p) => p.choices));
   const pins = mine.flatMap((p) => (p.pin === undefined ? [] : [p.pin]));
   lines.push(...choiceLines(ctx, "http-request", slots, pins, true));
+  if (mine.some((p) => p.instance.rule.grpc === true))
+    lines.push(`${GRPC_UNAVAILABLE} if !{ var(txn.gh_be) -m found } ${GRPC_REQUEST}`);
   lines.push("http-request return status 500 default-errorfiles if !{ var(txn.gh_be) -m found }");
   for (const p of mine) {
     for (const [k, f] of p.backendFilters.entries()) {
