@@ -2,7 +2,7 @@
 // one listener holding two certificates picked by SNI, and two listeners on one port each with its
 // own hostname and certificate.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -80,6 +80,10 @@ describe("HTTPS", { concurrency: true }, () => {
     const wild = await get(port, "x.two.tls.test");
     assert.equal(wild.status, 200);
     assert.equal(wild.peerCN, "two.tls.test");
+    // A lone catch-all HTTPS listener with plain routes routes fast (src/.../render/fast.ts).
+    const config = await readFile(join(h?.stateDir ?? "", "haproxy.cfg"), "utf8");
+    const multi = config.split("\n\n").find((s) => s.includes("# listener default/gw/multi "));
+    assert.ok(multi?.includes("# fast routing"), multi);
   });
 
   test("one listener: an unknown SNI gets the first (default) certificate", async () => {

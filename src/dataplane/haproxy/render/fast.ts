@@ -1,6 +1,6 @@
 // Fast routing for the common case, at the cost of one key and one map lookup per request.
 //
-// A frontend qualifies when it has a single catch-all HTTP listener (no TLS) whose virtual hosts are
+// A frontend qualifies when it has a single catch-all HTTP or HTTPS listener whose virtual hosts are
 // exact hostnames or `*`, and whose rules all match on a PathPrefix only and go to one backend with
 // no per-request work (no filters, no timeouts, no session persistence, at most one weighted entry;
 // retries are a backend setting and allowed). Such a listener's routing table is one `map_beg` map,
@@ -86,7 +86,8 @@ export function fastFrontend(
   fe: HttpFrontend,
   rules: readonly PreparedRule[],
 ): Section | undefined {
-  const ref = fe.tls ? undefined : fe.listeners.length === 1 ? fe.listeners[0] : undefined;
+  // TLS too: with one catch-all listener, the SNI and the Host always name the same listener (no 421).
+  const ref = fe.listeners.length === 1 ? fe.listeners[0] : undefined;
   if (ref === undefined || literalListener(fe.listeners) === undefined) return undefined;
   const mine = rules.filter((p) => p.instance.listener === ref.listener);
   const entries = fastEntries(ref.listener, ref.lid, mine);
