@@ -368,12 +368,38 @@ describe("filters", { concurrency: true }, () => {
       method: "OPTIONS",
       headers: { origin: "https://evil.test", "access-control-request-method": "GET" },
     });
+    assert.equal(denied.status, 204);
+    assert.equal(denied.echo, undefined, "a denied preflight must not reach the backend either");
     assert.equal(denied.headers["access-control-allow-origin"], undefined);
+    assert.equal(denied.headers["access-control-allow-methods"], undefined);
+    // The scheme's default port written out is the same origin; another port is not.
+    const defaultPort = await h.get("/api/x", {
+      host: "cors.test",
+      method: "OPTIONS",
+      headers: { origin: "https://www.example.com:443", "access-control-request-method": "GET" },
+    });
+    assert.equal(defaultPort.headers["access-control-allow-origin"], "https://www.example.com:443");
+    const otherPort = await h.get("/api/x", {
+      host: "cors.test",
+      method: "OPTIONS",
+      headers: { origin: "https://www.example.com:8443", "access-control-request-method": "GET" },
+    });
+    assert.equal(otherPort.status, 204);
+    assert.equal(otherPort.headers["access-control-allow-origin"], undefined);
+    // OPTIONS without Access-Control-Request-Method is not a preflight: the backend answers it.
+    const plainOptions = await h.get("/api/x", {
+      host: "cors.test",
+      method: "OPTIONS",
+      headers: { origin: "https://evil.test" },
+    });
+    assert.equal(plainOptions.echo?.backend, "echo");
     const deniedSimple = await h.get("/api/x", {
       host: "cors.test",
       headers: { origin: "https://evil.test" },
     });
+    assert.equal(deniedSimple.echo?.backend, "echo");
     assert.equal(deniedSimple.headers["access-control-allow-origin"], undefined);
+    assert.match(String(deniedSimple.headers["vary"]), /Origin/);
   });
 
   test("backendRef filters apply only when that backend is picked", async () => {

@@ -70,27 +70,54 @@ function redirectLines(r: IRRedirect, cond: string, acl: string): string[] {
   return out;
 }
 
+const DEFAULT_PORTS: Readonly<Record<string, string>> = { http: "80", https: "443" };
+
+/**
+ * One regex ACL line per allowed origin (`*` matches any Origin header). Scheme and host compare
+ * case-insensitively; a `*` in the host matches one or more DNS labels to its left; an origin
+ * without a port also matches its scheme's default port written out, and the other way round
+ * (`https://a.test` and `https://a.test:443` are the same origin).
+ */
 function originAcls(c: IRCORS, acl: string): string[] {
   return c.allowOrigins.map((o) => {
     if (o === "*") return `acl ${acl} req.fhdr(origin) -m found`;
-    if (!o.includes("*")) return `acl ${acl} req.fhdr(origin) -m str -i -- ${word(o)}`;
-    const pattern = o.split("*").map(regexLiteral).join("[A-Za-z0-9.-]+");
-    return `acl ${acl} req.fhdr(origin) -m reg -i -- ${word(`^${pattern}$`)}`;
+    const m = /^([^:]+):\/\/(.*?)(?::([0-9]+))?$/.exec(o);
+    const scheme = (m?.[1] ?? "").toLowerCase();
+    const host = m?.[2] ?? o;
+    const defaultPort = DEFAULT_PORTS[scheme];
+    const port = m?.[3];
+    const hostPattern = host.split("*").map(regexLiteral).join("[A-Za-z0-9.-]+");
+    let portPattern = "";
+    if (port !== undefined && port !== defaultPort) portPattern = `:${port}`;
+    else if (defaultPort !== undefined) portPattern = `(:${defaultPort})?`;
+    const pattern = `^${regexLiteral(scheme)}://${hostPattern}${portPattern}$`;
+    return `acl ${acl} req.fhdr(origin) -m reg -i -- ${word(pattern)}`;
   });
 }
 
-/** `*` answers: reflect the request's value with credentials (a literal `*` is not allowed then). */
+/**
+ * The value of an Access-Control-Allow-{Methods,Headers} answer: the configured list, or for `*`
+ * either `*` or, with credentials (where a literal `*` is not allowed), the request's own value.
+ */
 function corsList(values: readonly string[], credentials: boolean, reflect: string): string | undefined {
   if (values.length === 0) return undefined;
   if (values.includes("*")) return credentials ? `%[req.fhdr(${reflect})]` : "*";
   return lf(values.join(", "));
 }
 
-function corsLines(c: IRCORS, scope: FilterScope, acl: string): FilterLines {
-  const request = originAcls(c, acl);
-  request.push(`http-request set-var(txn.gh_cors) str(${scope.id}) if ${scope.cond} ${acl}`);
-  request.push(`http-request set-var(txn.gh_origin) req.fhdr(origin) if ${scope.cond} ${acl}`);
-  const headers: Array<[string, string | undefined]> = [
+/** Access-Control-Expose-Headers: `*` cannot be used with credentials, so it is left out then. */
+function exposeValue(c: IRCORS): string | undefined {
+  if (c.exposeHeaders.length === 0) return undefined;
+  if (c.exposeHeaders.includes("*")) return c.allowCredentials ? undefined : "*";
+  return lf(c.exposeHeaders.join(", "));
+}
+
+const PREFLIGHT =
+  "METH_OPTIONS { req.fhdr(origin) -m found } { req.fhdr(access-control-request-method) -m found }";
+
+/** The `hdr` arguments of the answer to an accepted preflight. */
+function preflightHeaders(c: IRCORS, withRequestHeaders: boolean): string {
+  const list: Array<[string, string | undefined]> = [
     ["Access-Control-Allow-Origin", "%[var(txn.gh_origin)]"],
     [
       "Access-Control-Allow-Methods",
@@ -98,31 +125,62 @@ function corsLines(c: IRCORS, scope: FilterScope, acl: string): FilterLines {
     ],
     [
       "Access-Control-Allow-Headers",
-      corsList(c.allowHeaders, c.allowCredentials, "access-control-request-headers"),
+      withRequestHeaders
+        ? corsList(c.allowHeaders, c.allowCredentials, "access-control-request-headers")
+        : undefined,
     ],
-    ["Access-Control-Expose-Headers", corsList(c.exposeHeaders, false, "")],
+    ["Access-Control-Expose-Headers", exposeValue(c)],
     ["Access-Control-Max-Age", String(c.maxAgeSeconds)],
     ["Access-Control-Allow-Credentials", c.allowCredentials ? "true" : undefined],
     ["Vary", "Origin"],
   ];
-  const hdrs = headers.flatMap(([name, value]) =>
-    value === undefined ? [] : [`hdr ${name} ${word(value)}`],
-  );
-  const mine = `{ var(txn.gh_cors) -m str ${scope.id} }`;
-  // Preflight from an accepted origin: answered here. Other preflights go to the backend untouched.
-  request.push(
-    `http-request return status 200 ${hdrs.join(" ")} if ${mine} METH_OPTIONS { req.fhdr(access-control-request-method) -m found }`,
-  );
-  const response = [
-    `http-response set-header Access-Control-Allow-Origin ${word("%[var(txn.gh_origin)]")} if ${mine}`,
-  ];
-  if (c.allowCredentials)
-    response.push(`http-response set-header Access-Control-Allow-Credentials true if ${mine}`);
-  const expose = corsList(c.exposeHeaders, false, "");
-  if (expose !== undefined) {
-    response.push(`http-response set-header Access-Control-Expose-Headers ${word(expose)} if ${mine}`);
+  return list
+    .flatMap(([name, value]) => (value === undefined ? [] : [`hdr ${name} ${word(value)}`]))
+    .join(" ");
+}
+
+/**
+ * The CORS filter (HTTPRoute CORSFilter spec): a preflight (OPTIONS with Origin and
+ * Access-Control-Request-Method) is answered by the gateway, never forwarded: 200 with the CORS
+ * headers from an allowed origin, 204 without any from another origin. Other requests from an
+ * allowed origin get Access-Control-Allow-Origin (the request's Origin), -Allow-Credentials and
+ * -Expose-Headers on the backend's response; every response of the rule varies on Origin.
+ */
+function corsLines(c: IRCORS, scope: FilterScope, acl: string): FilterLines {
+  const request = originAcls(c, acl);
+  const response: string[] = [];
+  if (request.length > 0) {
+    const mine = `{ var(txn.gh_cors) -m str ${scope.id} }`;
+    request.push(`http-request set-var(txn.gh_cors) str(${scope.id}) if ${scope.cond} ${acl}`);
+    request.push(`http-request set-var(txn.gh_origin) req.fhdr(origin) if ${scope.cond} ${acl}`);
+    if (c.allowCredentials && c.allowHeaders.includes("*")) {
+      // The requested headers are reflected; without Access-Control-Request-Headers there are none.
+      const asked = "{ req.fhdr(access-control-request-headers) -m found }";
+      request.push(
+        `http-request return status 200 ${preflightHeaders(c, true)} if ${mine} ${PREFLIGHT} ${asked}`,
+      );
+      request.push(
+        `http-request return status 200 ${preflightHeaders(c, false)} if ${mine} ${PREFLIGHT} !${asked}`,
+      );
+    } else {
+      request.push(`http-request return status 200 ${preflightHeaders(c, true)} if ${mine} ${PREFLIGHT}`);
+    }
+    response.push(
+      `http-response set-header Access-Control-Allow-Origin ${word("%[var(txn.gh_origin)]")} if ${mine}`,
+    );
+    if (c.allowCredentials)
+      response.push(`http-response set-header Access-Control-Allow-Credentials true if ${mine}`);
+    const expose = exposeValue(c);
+    if (expose !== undefined) {
+      response.push(`http-response set-header Access-Control-Expose-Headers ${word(expose)} if ${mine}`);
+    }
   }
-  response.push(`http-response add-header Vary Origin if ${mine}`);
+  // A preflight from an origin that is not allowed: answered here too, without CORS headers.
+  if (!c.allowOrigins.includes("*")) {
+    const denied = request.length > 0 ? `!${acl} ` : "";
+    request.push(`http-request return status 204 hdr Vary Origin if ${scope.cond} ${denied}${PREFLIGHT}`);
+  }
+  response.push(`http-response add-header Vary Origin if ${scope.cond}`);
   return { request, response };
 }
 
