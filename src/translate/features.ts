@@ -6,6 +6,7 @@ export const SUPPORTED_FEATURES: readonly string[] = [
   "GatewayPort8080",
   "GatewayStaticAddresses",
   "GatewayHTTPListenerIsolation",
+  "GatewayHTTPSListenerDetectMisdirectedRequests",
   "GRPCRoute",
   "GRPCRouteNamedRouteRule",
   "HTTPRoute",
