@@ -7,6 +7,8 @@ export const SUPPORTED_FEATURES: readonly string[] = [
   "GatewayStaticAddresses",
   "GatewayHTTPListenerIsolation",
   "GatewayHTTPSListenerDetectMisdirectedRequests",
+  "GatewayFrontendClientCertificateValidation",
+  "GatewayFrontendClientCertificateValidationInsecureFallback",
   "GRPCRoute",
   "GRPCRouteNamedRouteRule",
   "HTTPRoute",

@@ -65,6 +65,27 @@ export function listenerId(ctx: RenderContext, l: IRListener): string {
   return ctx.shortId("l", `listener\0${l.id}`);
 }
 
+/**
+ * Client certificate validation with mode AllowInsecureFallback accepts a missing or invalid
+ * certificate. HAProxy can ignore verification errors only for a whole bind line
+ * (`ca-ignore-err`/`crt-ignore-err` are not crt-list options), so a frontend whose verifying
+ * listeners all use AllowInsecureFallback gets those options on its bind and `verify optional` in
+ * its rows; where it shares a bind with AllowValidOnly listeners (whose failures must still fail),
+ * its rows use `verify none`: every client is accepted, without being asked for a certificate.
+ */
+export function ignoresClientCertErrors(listeners: readonly ListenerRef[]): boolean {
+  const modes = listeners.flatMap((r) => {
+    const cv = r.listener.tls?.clientValidation;
+    return cv !== undefined && cv.caCertificates.length > 0 ? [cv.mode] : [];
+  });
+  return modes.length > 0 && modes.every((m) => m === "AllowInsecureFallback");
+}
+
+/** Bind options for a TLS frontend serving `listeners` (see ignoresClientCertErrors). */
+export function tlsBindOptions(listeners: readonly ListenerRef[]): string {
+  return ignoresClientCertErrors(listeners) ? " ca-ignore-err all crt-ignore-err all" : "";
+}
+
 export function planFrontends(ctx: RenderContext, gateways: readonly IRGateway[]): Plan {
   const groups = new Map<string, { address: string; port: number; listeners: ListenerRef[] }>();
   for (const [gi, g] of gateways.entries()) {
@@ -121,7 +142,7 @@ export function planFrontends(ctx: RenderContext, gateways: readonly IRGateway[]
       plan.frontends.push({
         kind: "http",
         name,
-        bind: `${address} ssl crt-list ${ctx.abs(`tls/${name}.crtlist`)}`,
+        bind: `${address} ssl crt-list ${ctx.abs(`tls/${name}.crtlist`)}${tlsBindOptions(https)}`,
         tls: true,
         listeners: https,
       });
@@ -143,7 +164,7 @@ export function planFrontends(ctx: RenderContext, gateways: readonly IRGateway[]
         for (const r of listeners) loops.set(r.lid, loop);
         return {
           name: inner,
-          bind: `unix@${socket} accept-proxy ssl crt-list ${ctx.abs(`tls/${inner}.crtlist`)}`,
+          bind: `unix@${socket} accept-proxy ssl crt-list ${ctx.abs(`tls/${inner}.crtlist`)}${tlsBindOptions(listeners)}`,
         };
       };
       const terminated = tls.filter((r) => r.listener.tls?.mode === "Terminate");

@@ -5,7 +5,7 @@
 // the first certificate of the catch-all listener when there is one, else of the first listener.
 import type { IRCertificate } from "../../../ir/types.ts";
 import { digest, type RenderContext } from "./model.ts";
-import { bySpecificity, type ListenerRef } from "./plan.ts";
+import { bySpecificity, ignoresClientCertErrors, type ListenerRef } from "./plan.ts";
 
 function pemBundle(c: IRCertificate): string {
   return `${c.certPem.trim()}\n${c.keyPem.trim()}\n`;
@@ -45,6 +45,7 @@ export function writeCrtList(
   );
   const rows: string[] = [];
   const seen = new Set<string>();
+  const ignoreErrors = ignoresClientCertErrors(listeners);
   for (const r of ordered) {
     const tls = r.listener.tls;
     if (tls === undefined) continue;
@@ -52,8 +53,12 @@ export function writeCrtList(
     if (http) opts.push("alpn h2,http/1.1");
     const cv = tls.clientValidation;
     if (cv !== undefined && cv.caCertificates.length > 0) {
-      opts.push(`ca-file ${ctx.abs(clientCAFile(ctx, r, cv.caCertificates))}`);
-      opts.push(`verify ${cv.mode === "AllowValidOnly" ? "required" : "optional"}`);
+      if (cv.mode === "AllowValidOnly" || ignoreErrors) {
+        opts.push(`ca-file ${ctx.abs(clientCAFile(ctx, r, cv.caCertificates))}`);
+        opts.push(`verify ${cv.mode === "AllowValidOnly" ? "required" : "optional"}`);
+      } else {
+        opts.push("verify none");
+      }
     }
     for (const c of tls.certificates) {
       const h = r.listener.hostname;
