@@ -36,5 +36,9 @@ export const SUPPORTED_FEATURES: readonly string[] = [
   "HTTPRoute307RedirectStatusCode",
   "HTTPRoute308RedirectStatusCode",
   "ReferenceGrant",
+  "TCPRoute",
+  "TLSRoute",
+  "TLSRouteModeMixed",
+  "TLSRouteModeTerminate",
   "UDPRoute",
 ].toSorted();
