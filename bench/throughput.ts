@@ -19,7 +19,7 @@ import { gatewayYaml, routeYaml, serviceYaml, startGatehouse } from "./lib/gateh
 import type { Gatehouse } from "./lib/gatehouse.ts";
 import { freePort, LOOPBACK, tryGet } from "./lib/net.ts";
 import { tempDir } from "./lib/proc.ts";
-import { floorRouter, standaloneCopy, withForwardFor, withoutChain } from "./lib/prototype.ts";
+import { standaloneCopy, withForwardFor, withoutChain } from "./lib/prototype.ts";
 import {
   BACKEND_BODY,
   handwrittenHAProxyConfig,
@@ -231,11 +231,6 @@ export async function runThroughput(
         (p, d) => withoutChain(standaloneCopy(rendered, p, d), MEASURED_BACKEND),
       ],
       [
-        "proto-floor",
-        "one key, one map lookup, use_backend: floor of a map-based Host+path router",
-        (p, d) => floorRouter(standaloneCopy(rendered, p, d)),
-      ],
-      [
         "haproxy+xff",
         "hand-written HAProxy plus `option forwardfor` (Gatehouse always adds X-Forwarded-For)",
         (p) => withForwardFor(handwrittenHAProxyConfig(p, backendPort)),
@@ -349,7 +344,6 @@ export async function runThroughput(
     ["gatehouse", "nginx"],
     ["proto-rendered", "haproxy"],
     ["proto-nochain", "haproxy"],
-    ["proto-floor", "haproxy"],
     ["haproxy+xff", "haproxy"],
   ] as const) {
     const r = ratio(a, b);

@@ -19,7 +19,7 @@ import {
 import type { RuntimeApi } from "../runtime/socket.ts";
 import { render, type RenderedConfig, type RenderOptions } from "../render/index.ts";
 import { writeTree, type FileWriter } from "./files.ts";
-import { planApply, tcpListenAddresses, type ApplyPlan } from "./plan.ts";
+import { compactionReason, planApply, tcpListenAddresses, type ApplyPlan } from "./plan.ts";
 
 /** What the applier needs of the HAProxy process (HAProxyProcess implements it). */
 export interface DataplaneProcess {
@@ -119,6 +119,8 @@ export class HAProxyApplier {
           spares: assignedSpares(running.rendered),
         };
       }
+      const compaction = plan.kind === "runtime" ? compactionReason(rendered) : undefined;
+      if (compaction !== undefined) return await this.#reload(ir, compaction, t);
       if (plan.kind === "runtime") {
         try {
           const counts = await t.timeAsync("runtime", () => this.#runtime(plan));

@@ -5,7 +5,14 @@ import { parse } from "yaml";
 import type { IR } from "../../../ir/types.ts";
 import { render, type BackendSection, type RenderedConfig } from "../render/index.ts";
 import { GOLDEN_OPTIONS } from "../render/testutil.ts";
-import { mapSteps, parseMapFile, planApply, tcpListenAddresses, type RuntimeStep } from "./plan.ts";
+import {
+  compactionReason,
+  mapSteps,
+  parseMapFile,
+  planApply,
+  tcpListenAddresses,
+  type RuntimeStep,
+} from "./plan.ts";
 
 const base = parse(
   readFileSync(new URL("../../../../testdata/render/http-basic.ir.yaml", import.meta.url), "utf8"),
@@ -301,4 +308,23 @@ test("map steps: tree maps are added to and deleted from; changes and order-sens
     add: [],
     remove: [{ kind: "map-replace", file: "m", entries: [b] }],
   });
+});
+
+test("backend sections of removed Services are compacted by a reload once they are many", () => {
+  const withFresh = withNewService(base);
+  const running = render(withFresh, { ...SPARES, spareBackends: 0 });
+  // The route and Service `fresh` removed: its section stays (an orphan) in a runtime update.
+  const next = render(base, { ...SPARES, spareBackends: 0 }, running.layout);
+  const orphans = next.layout.sections.filter((s) => !s.spare && s.backend === undefined);
+  assert.equal(orphans.length, 1);
+  assert.equal(planApply(running, next).kind, "runtime");
+  assert.equal(compactionReason(next), undefined);
+  assert.equal(compactionReason(next, { min: 1, share: 0.25 }), undefined);
+  assert.match(
+    compactionReason(next, { min: 0, share: 0.1 }) ?? "",
+    /^compacting: 1 of \d+ backend sections belong to removed Services$/,
+  );
+  // A fresh render (what the reload uses) has none.
+  const fresh = render(base, { ...SPARES, spareBackends: 0 });
+  assert.equal(compactionReason(fresh, { min: 0, share: 0 }), undefined);
 });

@@ -226,3 +226,19 @@ export function tcpListenAddresses(config: string): Array<{ host: string; port: 
   }
   return [...out.values()];
 }
+
+/**
+ * Backend sections left by removed Services stay (servers disabled) while changes are applied at
+ * runtime, since removing one would change the configuration's structure. When they become many,
+ * the next change is applied with a reload instead, which drops them (and frees every spare): this
+ * says why, or undefined while they are few (at most `min`, or at most `share` of all sections).
+ */
+export function compactionReason(
+  next: RenderedConfig,
+  limits: { min: number; share: number } = { min: 64, share: 0.25 },
+): string | undefined {
+  const sections = next.layout.sections;
+  const orphans = sections.filter((s) => !s.spare && s.backend === undefined).length;
+  if (orphans <= limits.min || orphans <= sections.length * limits.share) return undefined;
+  return `compacting: ${orphans} of ${sections.length} backend sections belong to removed Services`;
+}
