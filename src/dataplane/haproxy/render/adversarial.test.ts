@@ -6,7 +6,14 @@ import { test } from "node:test";
 import type { IR, IRHTTPRule } from "../../../ir/types.ts";
 import { lf } from "./escape.ts";
 import { render, RenderError } from "./index.ts";
-import { GOLDEN_OPTIONS, haproxyAvailable, haproxyCheck, tokenize, type Directive } from "./testutil.ts";
+import {
+  gatewayIR,
+  GOLDEN_OPTIONS,
+  haproxyAvailable,
+  haproxyCheck,
+  tokenize,
+  type Directive,
+} from "./testutil.ts";
 
 function ir(rule: Partial<IRHTTPRule>): IR {
   const base: IRHTTPRule = {
@@ -18,26 +25,9 @@ function ir(rule: Partial<IRHTTPRule>): IR {
     filters: [],
     backends: [{ backend: "service/default/echo/80", weight: 1, filters: [] }],
   };
-  return {
-    gateways: [
-      {
-        id: "default/gw",
-        namespace: "default",
-        name: "gw",
-        gatewayClassName: "gatehouse",
-        addresses: [],
-        listeners: [
-          {
-            id: "default/gw/http",
-            name: "http",
-            port: 80,
-            protocol: "HTTP",
-            virtualHosts: [{ hostname: "*", rules: [{ ...base, ...rule }] }],
-          },
-        ],
-      },
-    ],
-    backends: [
+  return gatewayIR(
+    [{ hostname: "*", rules: [{ ...base, ...rule }] }],
+    [
       {
         id: "service/default/echo/80",
         source: { kind: "Service", namespace: "default", name: "echo" },
@@ -46,7 +36,7 @@ function ir(rule: Partial<IRHTTPRule>): IR {
         endpoints: [{ address: "10.0.0.1", port: 3000 }],
       },
     ],
-  };
+  );
 }
 
 /** Every context a header-like value reaches, in one rule. */

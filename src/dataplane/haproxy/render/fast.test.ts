@@ -2,9 +2,9 @@
 // that needs per-request work beyond one lookup, every listener shape the key cannot express.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { IR, IRHTTPRule, IRListener, IRVirtualHost } from "../../../ir/types.ts";
+import type { IR, IRBackend, IRHTTPRule, IRListener, IRVirtualHost } from "../../../ir/types.ts";
 import { render } from "./index.ts";
-import { GOLDEN_OPTIONS, haproxyAvailable, haproxyCheck } from "./testutil.ts";
+import { gatewayIR, GOLDEN_OPTIONS, haproxyAvailable, haproxyCheck } from "./testutil.ts";
 
 const BACKEND = "service/default/a/80";
 
@@ -22,29 +22,14 @@ function rule(path: string, extra: Partial<IRHTTPRule> = {}): IRHTTPRule {
 }
 
 function ir(virtualHosts: IRVirtualHost[], listener: Partial<IRListener> = {}): IR {
-  return {
-    gateways: [
-      {
-        id: "default/gw",
-        namespace: "default",
-        name: "gw",
-        gatewayClassName: "gatehouse",
-        addresses: [],
-        listeners: [
-          { id: "default/gw/http", name: "http", port: 80, protocol: "HTTP", virtualHosts, ...listener },
-        ],
-      },
-    ],
-    backends: [
-      {
-        id: BACKEND,
-        source: { kind: "Service", namespace: "default", name: "a" },
-        port: 80,
-        protocol: "http",
-        endpoints: [{ address: "10.0.0.1", port: 8080 }],
-      },
-    ],
+  const backend: IRBackend = {
+    id: BACKEND,
+    source: { kind: "Service", namespace: "default", name: "a" },
+    port: 80,
+    protocol: "http",
+    endpoints: [{ address: "10.0.0.1", port: 8080 }],
   };
+  return gatewayIR(virtualHosts, [backend], listener);
 }
 
 function isFast(input: IR): boolean {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { IR, IRBackend, IRHTTPRule } from "../../../ir/types.ts";
 import { checkRenderable, render, RenderError } from "./index.ts";
-import { GOLDEN_OPTIONS, haproxyAvailable, haproxyCheck, tokenize } from "./testutil.ts";
+import { gatewayIR, GOLDEN_OPTIONS, haproxyAvailable, haproxyCheck, tokenize } from "./testutil.ts";
 
 function backend(id: string, endpoints: number, extra: Partial<IRBackend> = {}): IRBackend {
   return {
@@ -29,27 +29,7 @@ function rule(id: string, path: string, backends: string[], extra: Partial<IRHTT
 }
 
 function simpleIR(rules: IRHTTPRule[], backends: IRBackend[], addresses: string[] = []): IR {
-  return {
-    gateways: [
-      {
-        id: "default/gw",
-        namespace: "default",
-        name: "gw",
-        gatewayClassName: "gatehouse",
-        addresses,
-        listeners: [
-          {
-            id: "default/gw/http",
-            name: "http",
-            port: 80,
-            protocol: "HTTP",
-            virtualHosts: [{ hostname: "*", rules }],
-          },
-        ],
-      },
-    ],
-    backends,
-  };
+  return gatewayIR([{ hostname: "*", rules }], backends, {}, addresses);
 }
 
 test("an empty IR renders a valid configuration", () => {

@@ -8,7 +8,7 @@ import { after, test } from "node:test";
 import type { IR, IRBackend, IRHTTPRule } from "../../../ir/types.ts";
 import { parse } from "yaml";
 import { render, RenderError, type RenderedConfig, type RenderOptions } from "./index.ts";
-import { GOLDEN_OPTIONS, haproxyAvailable, tokenize } from "./testutil.ts";
+import { gatewayIR, GOLDEN_OPTIONS, haproxyAvailable, tokenize } from "./testutil.ts";
 
 const DIR = mkdtempSync(join(tmpdir(), "gh-spares-"));
 after(() => rmSync(DIR, { recursive: true, force: true }));
@@ -65,29 +65,8 @@ function rule(name: string, backendName: string, extra: Partial<IRHTTPRule> = {}
 
 /** One HTTP listener, one virtual host; `routes` maps a route name to its backend name. */
 function ir(routes: Record<string, string>, backends: IRBackend[], rules: IRHTTPRule[] = []): IR {
-  return {
-    gateways: [
-      {
-        id: "default/gw",
-        namespace: "default",
-        name: "gw",
-        gatewayClassName: "gatehouse",
-        addresses: [],
-        listeners: [
-          {
-            id: "default/gw/http",
-            name: "http",
-            port: 80,
-            protocol: "HTTP",
-            virtualHosts: [
-              { hostname: "*", rules: [...Object.entries(routes).map(([r, b]) => rule(r, b)), ...rules] },
-            ],
-          },
-        ],
-      },
-    ],
-    backends,
-  };
+  const routed = Object.entries(routes).map(([r, b]) => rule(r, b));
+  return gatewayIR([{ hostname: "*", rules: [...routed, ...rules] }], backends);
 }
 
 /** Every map value of a render, as `file key value` lines. */

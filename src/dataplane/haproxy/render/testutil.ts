@@ -5,9 +5,36 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import type { IR } from "../../../ir/types.ts";
+import type { IR, IRBackend, IRListener, IRVirtualHost } from "../../../ir/types.ts";
 import { render } from "./index.ts";
 import type { RenderOptions } from "./model.ts";
+
+/**
+ * An IR with one Gateway (`default/gw`) and one listener: HTTP on port 80 named `http` unless
+ * `listener` says otherwise.
+ */
+export function gatewayIR(
+  virtualHosts: IRVirtualHost[],
+  backends: IRBackend[],
+  listener: Partial<IRListener> = {},
+  addresses: string[] = [],
+): IR {
+  return {
+    gateways: [
+      {
+        id: "default/gw",
+        namespace: "default",
+        name: "gw",
+        gatewayClassName: "gatehouse",
+        addresses,
+        listeners: [
+          { id: "default/gw/http", name: "http", port: 80, protocol: "HTTP", virtualHosts, ...listener },
+        ],
+      },
+    ],
+    backends,
+  };
+}
 
 export const GOLDEN_OPTIONS: RenderOptions = {
   stateDir: "/var/lib/gatehouse",
