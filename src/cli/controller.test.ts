@@ -18,6 +18,8 @@ describe("gatehouse controller: command line", () => {
     assert.equal(a.controllerName, "gatehouse.dev/gateway-controller");
     assert.equal(a.leaderElect, true);
     assert.deepEqual(a.admin, { host: "127.0.0.1", port: 9901 });
+    assert.deepEqual(a.udp, { idleTimeoutMs: 60_000, maxFlows: 4096 });
+    assert.equal(a.logFormat, "json");
   });
 
   test("flags", () => {
@@ -29,7 +31,12 @@ describe("gatehouse controller: command line", () => {
       "--lease-namespace=ns",
       "--controller-name=x.dev/y",
       "--admin=0.0.0.0:1234",
+      "--udp-idle-timeout=5",
+      "--udp-max-flows=10",
+      "--log-format=text",
     ]);
+    assert.deepEqual(a.udp, { idleTimeoutMs: 5000, maxFlows: 10 });
+    assert.equal(a.logFormat, "text");
     assert.equal(a.kubeconfig, "/k");
     assert.equal(a.addressPool?.cidr, "10.1.2.0/24");
     assert.equal(a.leaderElect, false);
@@ -59,6 +66,9 @@ describe("gatehouse controller: command line", () => {
       ["--spare-backends=-1"],
       ["--spare-backends=many"],
       ["--log-level=loud"],
+      ["--udp-idle-timeout=0"],
+      ["--udp-idle-timeout=1.5"],
+      ["--udp-max-flows=0"],
     ]) {
       assert.throws(() => parseControllerArgs(args), UsageError, args.join(" "));
     }

@@ -15,7 +15,7 @@ import { IpBinder, type AddressBinder } from "../infra/host/binder.ts";
 import { HostInfrastructure } from "../infra/host/host.ts";
 import { AddressPool } from "../infra/host/pool.ts";
 import type { GatewayInfrastructure } from "../infra/types.ts";
-import { createLogger, parseLogFormat, parseLogLevel } from "../observability/logger.ts";
+import { createLogger, type LogFormat, type LogLevel } from "../observability/logger.ts";
 import { systemClock, type Clock } from "../provider/clock.ts";
 import { HttpKubeApi, loadKubeConfig, type KubeApi } from "../provider/kubernetes/client.ts";
 import { KubernetesProvider } from "../provider/kubernetes/provider.ts";
@@ -68,6 +68,8 @@ Flags:
                              (default 127.0.0.1:9902).
       --log-format json|text Log format (default json).
       --log-level LEVEL      trace, debug, info, warn, error (default info).
+      --udp-idle-timeout S   UDP listeners: seconds an idle client flow is kept (default 60).
+      --udp-max-flows N      UDP listeners: client flows kept at most (default 4096).
   -h, --help                 Show this help.
 `;
 
@@ -95,8 +97,9 @@ export interface ControllerArgs {
   spareBackends: number;
   hardStopAfter: string;
   metricsAddress: string;
-  logFormat: string;
-  logLevel: string;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+  udp: { idleTimeoutMs: number; maxFlows: number };
 }
 
 export function parseControllerArgs(args: readonly string[]): ControllerArgs {
@@ -149,6 +152,7 @@ export function parseControllerArgs(args: readonly string[]): ControllerArgs {
     metricsAddress: flags.metricsAddress,
     logFormat: flags.logFormat,
     logLevel: flags.logLevel,
+    udp: flags.udp,
   };
 }
 
@@ -283,7 +287,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
 
 async function runController(args: readonly string[], io: CliIO): Promise<number> {
   const a = parseControllerArgs(args);
-  const logger = createLogger({ format: parseLogFormat(a.logFormat), level: parseLogLevel(a.logLevel) });
+  const logger = createLogger({ format: a.logFormat, level: a.logLevel });
   const { config, source } = loadKubeConfig({ path: a.kubeconfig });
   const cluster = config.getCurrentCluster();
   if (cluster === null) throw new GatehouseError(`kubeconfig (${source}): no current cluster`);
@@ -313,6 +317,7 @@ async function runController(args: readonly string[], io: CliIO): Promise<number
       spareBackends: a.spareBackends,
       hardStopAfter: a.hardStopAfter,
       metricsAddress: a.metricsAddress,
+      udp: a.udp,
       now: () => io.now(),
     },
     infrastructure,

@@ -18,6 +18,8 @@ export const DATAPLANE_OPTIONS = {
   "haproxy-metrics": { type: "string" },
   "log-format": { type: "string" },
   "log-level": { type: "string" },
+  "udp-idle-timeout": { type: "string" },
+  "udp-max-flows": { type: "string" },
 } as const;
 
 export type DataplaneFlagValues = { readonly [K in keyof typeof DATAPLANE_OPTIONS]?: string | undefined };
@@ -33,6 +35,8 @@ export interface DataplaneFlags {
   metricsAddress: string;
   logFormat: LogFormat;
   logLevel: LogLevel;
+  /** The UDP forwarder: how long an idle client flow lives, and how many flows it keeps at most. */
+  udp: { idleTimeoutMs: number; maxFlows: number };
 }
 
 /** Validates and defaults the shared flags; a bad value is a UsageError. */
@@ -43,6 +47,12 @@ export function parseDataplaneFlags(values: DataplaneFlagValues, defaultStateDir
   const spareBackends = Number(values["spare-backends"] ?? "16");
   if (!Number.isInteger(spareBackends) || spareBackends < 0 || spareBackends > 1024)
     throw new UsageError("--spare-backends must be 0..1024");
+  const udpIdleS = Number(values["udp-idle-timeout"] ?? "60");
+  if (!Number.isInteger(udpIdleS) || udpIdleS < 1 || udpIdleS > 86_400)
+    throw new UsageError("--udp-idle-timeout must be 1..86400 (seconds)");
+  const udpMaxFlows = Number(values["udp-max-flows"] ?? "4096");
+  if (!Number.isInteger(udpMaxFlows) || udpMaxFlows < 1 || udpMaxFlows > 1_000_000)
+    throw new UsageError("--udp-max-flows must be 1..1000000");
   return {
     admin: parseAdminAddress(values.admin ?? "127.0.0.1:9901"),
     stateDir: resolve(values["state-dir"] ?? defaultStateDir),
@@ -54,5 +64,6 @@ export function parseDataplaneFlags(values: DataplaneFlagValues, defaultStateDir
     metricsAddress: values["haproxy-metrics"] ?? "127.0.0.1:9902",
     logFormat: parseLogFormat(values["log-format"] ?? "json"),
     logLevel: parseLogLevel(values["log-level"] ?? "info"),
+    udp: { idleTimeoutMs: udpIdleS * 1000, maxFlows: udpMaxFlows },
   };
 }

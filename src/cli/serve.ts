@@ -38,6 +38,9 @@ Flags:
                              (default 127.0.0.1:9902; proxied at /metrics/haproxy).
       --log-format json|text Log format (default json).
       --log-level LEVEL      trace, debug, info, warn, error (default info).
+      --udp-idle-timeout S   UDP listeners: seconds an idle client flow is kept (default 60).
+      --udp-max-flows N      UDP listeners: client flows kept at most, the least recently
+                             active evicted first (default 4096).
   -h, --help                 Show this help.
 `;
 
@@ -74,6 +77,7 @@ async function runServe(args: readonly string[], io: CliIO): Promise<number> {
     spareBackends: flags.spareBackends,
     hardStopAfter: flags.hardStopAfter,
     metricsAddress: flags.metricsAddress,
+    udp: flags.udp,
     now: () => io.now(),
   });
   const signal = await stopped;
