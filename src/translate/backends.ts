@@ -5,6 +5,7 @@ import type { IRBackend, IRBackendProtocol, IREndpoint } from "../ir/types.ts";
 import type { Service, ServicePort } from "../resources/core.ts";
 import type { Snapshot } from "../resources/snapshot.ts";
 import type { RouteRefReason } from "./conditions.ts";
+import { backendTLSIndex } from "./backendtls.ts";
 import { referenceAllowed } from "./referencegrant.ts";
 
 /**
@@ -29,7 +30,17 @@ export interface RefSource {
 }
 
 export type BackendResult =
-  { ok: true; backend: IRBackend } | { ok: false; reason: RouteRefReason; message: string };
+  | { ok: true; backend: IRBackend }
+  | {
+      ok: false;
+      reason: RouteRefReason;
+      message: string;
+      /**
+       * The reference resolves, but the BackendTLSPolicy in effect for it is unusable: its requests
+       * fail (5xx) and the policy's status says why; the route's ResolvedRefs is not affected.
+       */
+      policyFailure?: true;
+    };
 
 /** Which backend protocols a route kind can use. */
 export type ProtocolFamily = "http" | "grpc" | "l4tcp" | "l4udp";
@@ -92,7 +103,12 @@ export function resolveBackendRef(
       message: `${field}: Service ${namespace}/${ref.name} has no port ${ref.port}`,
     };
   }
-  const protocol = backendProtocol(servicePort, family);
+  // Upstream TLS from the BackendTLSPolicy in effect for this port (HTTP and gRPC routes).
+  const policy =
+    family === "http" || family === "grpc"
+      ? backendTLSIndex(snapshot).forPort(namespace, ref.name, servicePort)
+      : undefined;
+  const protocol = policy === undefined ? backendProtocol(servicePort, family) : tlsProtocol(servicePort);
   if (protocol === undefined) {
     return {
       ok: false,
@@ -101,19 +117,17 @@ export function resolveBackendRef(
         servicePort.appProtocol !== undefined
           ? `appProtocol ${servicePort.appProtocol}`
           : `protocol ${servicePort.protocol ?? "TCP"}`
-      }, which ${familyName(family)} cannot use`,
+      }, which ${familyName(family)} cannot use${policy === undefined ? "" : " with TLS (BackendTLSPolicy)"}`,
     };
   }
-  // A BackendRef is invalid if "a BackendTLSPolicy is present that refers to the Service, and the
-  // implementation is unable to meet the requirement": Gatehouse does not originate TLS to backends
-  // yet, so it refuses rather than send the traffic in clear text.
-  const policy =
-    family === "http" || family === "grpc" ? backendTLSPolicyFor(snapshot, service, servicePort) : undefined;
-  if (policy !== undefined) {
+  // "Connections using an invalid CACertificateRef MUST fail": the policy reports why in its status;
+  // the route's references themselves are resolved.
+  if (policy !== undefined && policy.tls === undefined) {
     return {
       ok: false,
       reason: "UnsupportedProtocol",
-      message: `${field}: BackendTLSPolicy ${namespace}/${policy} requires TLS to Service ${namespace}/${ref.name} port ${ref.port}, which Gatehouse does not support`,
+      message: `${field}: BackendTLSPolicy ${policy.key} for Service ${namespace}/${ref.name} port ${ref.port} is not usable: ${policy.problem ?? "invalid"}`,
+      policyFailure: true,
     };
   }
   return {
@@ -124,25 +138,9 @@ export function resolveBackendRef(
       port: ref.port,
       protocol,
       endpoints: endpointsOf(snapshot, service, servicePort),
+      ...(policy?.tls !== undefined ? { tls: policy.tls } : {}),
     },
   };
-}
-
-/** The name of a BackendTLSPolicy targeting the Service (as a whole, or this port by name), if any. */
-function backendTLSPolicyFor(snapshot: Snapshot, service: Service, port: ServicePort): string | undefined {
-  const namespace = service.metadata.namespace ?? "default";
-  for (const policy of snapshot.backendTLSPolicies.values()) {
-    if ((policy.metadata.namespace ?? "default") !== namespace) continue;
-    const targets = policy.spec.targetRefs.some(
-      (t) =>
-        t.group === "" &&
-        t.kind === "Service" &&
-        t.name === service.metadata.name &&
-        (t.sectionName === undefined || t.sectionName === port.name),
-    );
-    if (targets) return policy.metadata.name;
-  }
-  return undefined;
 }
 
 /**
@@ -175,7 +173,7 @@ function backendProtocol(port: ServicePort, family: ProtocolFamily): IRBackendPr
   if (family === "l4tcp") return "tcp";
   const app = port.appProtocol?.toLowerCase();
   if (family === "grpc") {
-    // gRPC needs HTTP/2: cleartext unless a BackendTLSPolicy applies (not yet supported).
+    // gRPC needs HTTP/2: cleartext here (with a BackendTLSPolicy: tlsProtocol, ALPN h2).
     if (app === undefined || app === "kubernetes.io/h2c" || app === "grpc" || app === "http2") return "h2c";
     return undefined;
   }
@@ -191,6 +189,15 @@ function backendProtocol(port: ServicePort, family: ProtocolFamily): IRBackendPr
     default:
       return undefined;
   }
+}
+
+/** The backend protocol for a Service port a BackendTLSPolicy applies to: HTTP (or gRPC) over TLS. */
+function tlsProtocol(port: ServicePort): IRBackendProtocol | undefined {
+  if ((port.protocol ?? "TCP") !== "TCP") return undefined;
+  const app = port.appProtocol?.toLowerCase();
+  return app === undefined || app === "http" || app === "https" || app === "grpc" || app === "http2"
+    ? "https"
+    : undefined;
 }
 
 /** Ready endpoints of a Service port, sorted and deduplicated. */

@@ -12,6 +12,7 @@ import type {
 import type { GRPCRoute, HTTPRoute } from "../resources/generated/types.ts";
 import type { Snapshot } from "../resources/snapshot.ts";
 import type { StatusEntry } from "../status/types.ts";
+import { backendTLSIndex, policyAncestors, recordServiceUses, type ServiceUses } from "./backendtls.ts";
 import { stampConditions, type ConditionSpec } from "./conditions.ts";
 import { SUPPORTED_FEATURES } from "./features.ts";
 import { resolveGatewayClasses } from "./gatewayclass.ts";
@@ -76,7 +77,19 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
     if (attachments.length > 0) attached.push({ kind: "GRPCRoute", route, attachments });
   }
   settleHostnameConflicts(attached);
+  const serviceUses: ServiceUses = new Map();
   for (const r of attached) {
+    recordServiceUses(
+      snapshot,
+      serviceUses,
+      r.route,
+      r.attachments
+        .filter((a) => a.accepted)
+        .map((a) => ({
+          namespace: a.gateway.gateway.metadata.namespace ?? "default",
+          name: a.gateway.gateway.metadata.name,
+        })),
+    );
     // Backends are registered only once the route is actually served by some listener.
     const routeBackends = new Map<string, IRBackend>();
     const result =
@@ -158,6 +171,21 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   }
   for (const g of gatewayNodes) statuses.push(gatewayStatus(g, options.now));
   for (const r of routeStatuses) statuses.push(routeStatus(r, options));
+  for (const node of backendTLSIndex(snapshot).nodes) {
+    const generation = node.policy.metadata.generation;
+    statuses.push({
+      apiVersion: API_VERSION,
+      kind: "BackendTLSPolicy",
+      metadata: { name: node.policy.metadata.name, namespace: node.policy.metadata.namespace ?? "default" },
+      status: {
+        ancestors: policyAncestors(node, serviceUses).map((g) => ({
+          ancestorRef: { group: GATEWAY_GROUP, kind: "Gateway", namespace: g.namespace, name: g.name },
+          controllerName: options.controllerName,
+          conditions: stampConditions(node.conditions, generation, options.now),
+        })),
+      },
+    });
+  }
   statuses.sort(compareStatusEntries);
   return { statuses, ir };
 }
@@ -258,7 +286,16 @@ function routeStatus(r: RouteStatusInput, options: TranslateOptions): StatusEntr
   };
 }
 
-const KIND_ORDER = ["GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute"];
+const KIND_ORDER = [
+  "GatewayClass",
+  "Gateway",
+  "HTTPRoute",
+  "GRPCRoute",
+  "TLSRoute",
+  "TCPRoute",
+  "UDPRoute",
+  "BackendTLSPolicy",
+];
 
 function compareStatusEntries(a: StatusEntry, b: StatusEntry): number {
   const k = KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind);

@@ -136,7 +136,7 @@ export function translateRules<R extends CommonRule>(
         resolved.set(r.backend.id, r.backend);
         draft.mirrors.set(i, { backend: r.backend.id, percent: mirrorPercent(f.requestMirror) });
       } else {
-        refFailures.push(r);
+        if (r.policyFailure !== true) refFailures.push(r);
         draft.mirrors.set(i, undefined);
       }
     }
@@ -154,7 +154,7 @@ export function translateRules<R extends CommonRule>(
         else problems.push(problem.message);
       }
       const r = resolveBackendRef(snapshot, from, ref, input.family, bfield);
-      if (!r.ok) refFailures.push(r);
+      if (!r.ok && r.policyFailure !== true) refFailures.push(r);
       if (!r.ok || unusable) {
         draft.backends.push({ weight, filters: [], invalid: true });
         continue;
