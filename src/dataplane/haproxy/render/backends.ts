@@ -337,7 +337,10 @@ export class BackendSet {
     const r = profile.retry;
     if (r !== undefined) {
       lines.push(`retries ${r.attempts}`);
-      lines.push(["retry-on conn-failure empty-response", ...r.codes.map(String)].join(" "));
+      // Connection errors (refused, reset or closed before any response) are always retried;
+      // a server timeout only when the rule allows it (see retryProfile in rules.ts).
+      const on = ["conn-failure", "empty-response", ...(r.timeout === true ? ["response-timeout"] : [])];
+      lines.push(["retry-on", ...on, ...r.codes.map(String)].join(" "));
       lines.push("option redispatch 1");
     }
     const c = profile.cookie;

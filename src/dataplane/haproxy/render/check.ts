@@ -23,7 +23,7 @@ import {
 } from "./syntax.ts";
 
 /** `retry-on` status codes HAProxy 2.6 accepts. */
-export const RETRY_CODES: ReadonlySet<number> = new Set([404, 408, 425, 500, 501, 502, 503, 504]);
+export const RETRY_CODES: ReadonlySet<number> = new Set([401, 403, 404, 408, 425, 500, 501, 502, 503, 504]);
 const REDIRECT_CODES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 const METHOD = /^[A-Z]+$/;
 const SAFE_PATH = /^\/[A-Za-z0-9._/-]*$/;
@@ -279,7 +279,10 @@ function checkRule(rule: IRHTTPRule, report: Report, backends: ReadonlyMap<strin
       }
     }
     if (r.backoffMs !== undefined)
-      report(".retry.backoffMs", "HAProxy 2.6 has no configurable retry backoff");
+      report(
+        ".retry.backoffMs",
+        "HAProxy 2.6 cannot wait between retries (it retries at once), so a retry backoff cannot be honoured",
+      );
   }
   const sp = rule.sessionPersistence;
   if (sp !== undefined) {

@@ -28,7 +28,8 @@ export interface Profile {
   mode: "http" | "tcp";
   /** HTTP/2 to the server: `proto h2` (cleartext) or `alpn h2` (TLS). */
   h2: boolean;
-  retry?: { attempts: number; codes: number[] };
+  /** `timeout`: also retry when the server timeout strikes before a response (`response-timeout`). */
+  retry?: { attempts: number; codes: number[]; timeout?: true };
   cookie?: { name: string; maxIdleS?: number; maxLifeS?: number; maxAgeS?: number };
 }
 

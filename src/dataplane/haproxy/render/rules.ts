@@ -26,14 +26,39 @@ function seconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
 }
 
+/**
+ * The retry settings of a rule's backend variant. `attempts` (default 1) is HAProxy's `retries`: both
+ * count retries after the first try. Connection errors and the codes are always retried. A backend
+ * request that times out is retried (`response-timeout`) only when the rule has a backendRequest
+ * timeout and every try can time out within the request timeout ((attempts + 1) × backendRequest ≤
+ * request): HAProxy 2.6 has no timeout on the whole request, and the request timeout must bound the
+ * tries together. Otherwise a timeout ends the request (504).
+ */
+export function retryProfile(rule: Pick<IRHTTPRule, "retry" | "timeouts">): Profile["retry"] {
+  const retry = rule.retry;
+  if (retry === undefined) return undefined;
+  const attempts = retry.attempts ?? 1;
+  const profile: NonNullable<Profile["retry"]> = {
+    attempts,
+    codes: [...new Set(retry.codes)].sort((a, b) => a - b),
+  };
+  const backendMs = rule.timeouts?.backendRequestMs;
+  const requestMs = rule.timeouts?.requestMs;
+  if (
+    attempts > 0 &&
+    backendMs !== undefined &&
+    backendMs > 0 &&
+    (requestMs === undefined || requestMs === 0 || requestMs >= (attempts + 1) * backendMs)
+  ) {
+    profile.timeout = true;
+  }
+  return profile;
+}
+
 function ruleProfile(backends: BackendSet, id: string, rule: IRHTTPRule): Profile {
   const profile = backends.httpProfile(id, rule.grpc === true);
-  if (rule.retry !== undefined) {
-    profile.retry = {
-      attempts: rule.retry.attempts ?? 1,
-      codes: [...new Set(rule.retry.codes)].sort((a, b) => a - b),
-    };
-  }
+  const retry = retryProfile(rule);
+  if (retry !== undefined) profile.retry = retry;
   const sp = rule.sessionPersistence;
   if (sp?.type === "Cookie") {
     const cookie: NonNullable<Profile["cookie"]> = { name: sp.name };
