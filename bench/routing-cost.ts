@@ -2,8 +2,8 @@
 // `http_process_req_common` (the function that runs a proxy's `http-request` rules), counted by
 // callgrind for configurations the real renderer produces from small IRs, next to a hand-written
 // `default_backend` configuration. Unlike wall-clock throughput this does not move with other work
-// on the machine, so it can compare routing shapes (fast routing, the general chain with filters,
-// weights, header matches, wildcard hosts) precisely. Not part of `npm run bench` (valgrind makes
+// on the machine, so it can compare routing shapes (fast routing with and without filters, the
+// general chain for weights, header matches, wildcard hosts) precisely. Not part of `npm run bench` (valgrind makes
 // HAProxy ~50× slower; a run takes about a minute):
 //
 //   node bench/routing-cost.ts [--quick]
@@ -135,8 +135,8 @@ const CASES: Case[] = [
     config: (dir, port, bp) => rendered(dir, port, hosts(rule("/", [["web", 1]])), bp),
   },
   {
-    name: "chain: a filter",
-    description: "the same with a RequestHeaderModifier on the matched rule (general chain)",
+    name: "fast routing: a filter",
+    description: "the same with a RequestHeaderModifier on the matched rule (found in fast-rules.map)",
     host: HOST,
     config: (dir, port, bp) => rendered(dir, port, hosts(rule("/", [["web", 1]], { filters: [header] })), bp),
   },

@@ -103,45 +103,46 @@ describe("fast routing", () => {
     assert.equal(await backendOf(h, "/cart", "shop.test@junk"), "a");
   });
 
-  test("a new plain route is a runtime map update; a filter switches to the general chain and back", async () => {
+  test("a new plain route is a runtime map update; filters stay fast; a header match switches to the chain and back", async () => {
     const h = harness();
-    const added = await h.write({
-      "new.yaml": docs(
+    const newRoute = (rule: Record<string, unknown>): string =>
+      docs(
         httpRoute("new", {
           parentRefs: [{ name: "gw", sectionName: "one" }],
           hostnames: ["new.test"],
-          rules: [{ matches: [prefix("/")], backendRefs: [ref("d")] }],
+          rules: [{ matches: [prefix("/")], backendRefs: [ref("d")], ...rule }],
         }),
-      ),
-    });
+      );
+    const added = await h.write({ "new.yaml": newRoute({}) });
     assert.equal(added.method, "runtime");
     assert.equal(await backendOf(h, "/x", "new.test"), "d");
 
-    const filtered = await h.write({
-      "new.yaml": docs(
-        httpRoute("new", {
-          parentRefs: [{ name: "gw", sectionName: "one" }],
-          hostnames: ["new.test"],
-          rules: [
-            {
-              matches: [prefix("/")],
-              filters: [
-                {
-                  type: "RequestHeaderModifier",
-                  requestHeaderModifier: { set: [{ name: "x-new", value: "1" }] },
-                },
-              ],
-              backendRefs: [ref("d")],
-            },
-          ],
-        }),
-      ),
-    });
+    // A rule-level filter keeps fast routing (the rule is found in fast-rules.map by the same key).
+    const setHeader = {
+      type: "RequestHeaderModifier",
+      requestHeaderModifier: { set: [{ name: "x-new", value: "1" }] },
+    };
+    const filtered = await h.write({ "new.yaml": newRoute({ filters: [setHeader] }) });
     assert.equal(filtered.method, "reload");
-    assert.deepEqual([...(await fastListeners(h)).keys()], ["two"]);
+    assert.deepEqual([...(await fastListeners(h)).keys()].sort(), ["one", "two"]);
     const r = await h.get("/x", { host: "new.test" });
     assert.equal(r.echo?.backend, "d");
     assert.deepEqual(r.echo.headers["x-new"], ["1"]);
+    // Other routes of the listener do not get the filter.
+    const other = await h.get("/cart", { host: "shop.test" });
+    assert.equal(other.echo?.backend, "a");
+    assert.equal(other.echo.headers["x-new"], undefined);
+    await checkSemantics(h);
+
+    // A header match needs the general chain.
+    const matched = await h.write({
+      "new.yaml": newRoute({ matches: [{ headers: [{ name: "x-env", value: "prod" }] }] }),
+    });
+    assert.equal(matched.method, "reload");
+    assert.deepEqual([...(await fastListeners(h)).keys()], ["two"]);
+    assert.equal(await backendOf(h, "/x", "new.test"), "404");
+    const prod = await h.get("/x", { host: "new.test", headers: { "x-env": "prod" } });
+    assert.equal(prod.echo?.backend, "d");
     await checkSemantics(h);
 
     const removed = await h.write({ "new.yaml": null });

@@ -109,24 +109,6 @@ test("anything needing per-request work, or a key fast routing cannot express, k
         },
       ]),
     ],
-    [
-      "a filter",
-      ir([
-        {
-          hostname: "*",
-          rules: [
-            rule("/", {
-              filters: [
-                {
-                  type: "RequestHeaderModifier",
-                  headers: { set: [{ name: "x", value: "1" }], add: [], remove: [] },
-                },
-              ],
-            }),
-          ],
-        },
-      ]),
-    ],
     ["a timeout", ir([{ hostname: "*", rules: [rule("/", { timeouts: { requestMs: 1000 } })] }])],
     [
       "session persistence",
@@ -190,4 +172,36 @@ test("anything needing per-request work, or a key fast routing cannot express, k
     isFast(ir([{ hostname: "*", rules: [rule("/", { retry: { attempts: 2, codes: [503] } })] }])),
     true,
   );
+});
+
+test("rule-level filters keep fast routing: the rule is found in fast-rules.map by the same key", () => {
+  const filter = {
+    type: "RequestHeaderModifier" as const,
+    headers: { set: [{ name: "x", value: "1" }], add: [], remove: [] },
+  };
+  const input = ir([
+    { hostname: "a.example.com", rules: [rule("/f", { filters: [filter] }), rule("/")] },
+    { hostname: "*", rules: [rule("/")] },
+  ]);
+  const out = render(input, GOLDEN_OPTIONS);
+  assert.ok(out.config.includes("# fast routing"));
+  const rules = out.files["maps/fast-rules.map"] ?? "";
+  const fast = out.files["maps/fast.map"] ?? "";
+  // The same keys in the same order; sentinels name no rule.
+  assert.deepEqual(
+    rules.split("\n").map((l) => l.split(" ")[0]),
+    fast.split("\n").map((l) => l.split(" ")[0]),
+  );
+  assert.match(rules, /^a\.example\.com@l\w+# -$/m);
+  const rid = /#\/f\/ (r\w+)$/m.exec(rules)?.[1];
+  assert.ok(rid !== undefined);
+  assert.ok(out.config.includes(`http-request set-header x 1 if { var(txn.gh_rule) -m str ${rid} }`));
+  // Without filters there is no second lookup.
+  const plain = render(ir([{ hostname: "*", rules: [rule("/")] }]), GOLDEN_OPTIONS);
+  assert.equal(plain.files["maps/fast-rules.map"], undefined);
+  assert.ok(!plain.config.includes("txn.gh_rule"));
+  if (haproxyAvailable()) {
+    const check = haproxyCheck(input);
+    assert.ok(check.ok, check.output);
+  }
 });

@@ -2,9 +2,9 @@
 //
 // A frontend qualifies when it has a single catch-all HTTP or HTTPS listener whose virtual hosts are
 // exact hostnames or `*`, and whose rules all match on a PathPrefix only and go to one backend with
-// no per-request work (no filters, no timeouts, no session persistence, at most one weighted entry;
-// retries are a backend setting and allowed). Such a listener's routing table is one `map_beg` map,
-// `fast.map`, keyed `<host>@<listener>#<prefix>/` → HAProxy backend:
+// no per-choice work (no backendRef filters, timeouts, session persistence, or second weighted
+// entry; retries are a backend setting and allowed). Such a listener's routing table is one
+// `map_beg` map, `fast.map`, keyed `<host>@<listener>#<prefix>/` → HAProxy backend:
 //
 // - the key of a request is `<Host, lowercased, cut at the first ':' and the first '@'>@<listener>#<path>/`.
 //   Cutting at '@' matters: the Host header is not validated by HAProxy, and a client-chosen `@` would
@@ -19,9 +19,12 @@
 //   first (the spec's precedence), which is checked, and `/`-terminated keys make the match
 //   segment-aware like the general chain.
 // - a rule whose backends are all invalid (or weigh 0) maps to gh_500.
+// - rule-level filters (header modifiers, rewrites, redirects, mirrors, CORS): when a rule of the
+//   listener has some, `fast-rules.map` holds the same keys → rule id (`-` for sentinels), looked up
+//   into txn.gh_rule with the same key, and the rules' filter lines follow, as in the general chain.
 //
-// Adding or removing such a route is a map update. A rule that needs more (a filter, a header match,
-// a second weighted backend, ...) turns the frontend into the general chain: a reload.
+// Adding or removing such a route is a map update. A rule that needs more (a header match, a second
+// weighted backend, a timeout, ...) turns the frontend into the general chain: a reload.
 import type { IRListener } from "../../../ir/types.ts";
 import { comment, word } from "./escape.ts";
 import { GRPC_REQUEST, GRPC_UNAVAILABLE, listenerComments } from "./frontends.ts";
@@ -33,6 +36,7 @@ import type { PreparedRule } from "./rules.ts";
 import { mapKeySafe } from "./syntax.ts";
 
 export const MAP_FAST = "fast";
+export const MAP_FAST_RULES = "fast-rules";
 export const NOT_FOUND_BACKEND = "gh_404";
 export const ERROR_BACKEND = "gh_500";
 
@@ -42,12 +46,14 @@ const filled = new WeakMap<RenderContext, Set<string>>();
 /** The request's key host: lowercased, without port, cut at '@'. */
 const KEY_HOST = "req.fhdr(host),lower,field(1,:),field(1,@)";
 
+/** A fast.map key with its backend and the rule id (`NO_RULE` for a sentinel). */
+type Entry = [key: string, backend: string, rid: string];
+
+/** fast-rules.map's value for a sentinel: no rule matched, so no rule's filters apply. */
+const NO_RULE = "-";
+
 /** The map entries of a listener, or undefined when one of its rules needs the general chain. */
-function fastEntries(
-  listener: IRListener,
-  lid: string,
-  rules: readonly PreparedRule[],
-): Array<[string, string]> | undefined {
+function fastEntries(listener: IRListener, lid: string, rules: readonly PreparedRule[]): Entry[] | undefined {
   const byHost = new Map<string, PreparedRule[]>();
   for (const p of rules) {
     if (p.fast === undefined) return undefined;
@@ -55,12 +61,12 @@ function fastEntries(
     list.push(p);
     byHost.set(p.instance.hostname, list);
   }
-  const entries: Array<[string, string]> = [];
+  const entries: Entry[] = [];
   for (const vh of listener.virtualHosts ?? []) {
     if (vh.hostname !== "*" && vh.hostname.startsWith("*.")) return undefined;
     const scope = `${vh.hostname === "*" ? "" : vh.hostname}@${lid}#`;
     if (!mapKeySafe(scope)) return undefined;
-    if (vh.hostname !== "*") entries.push([scope, NOT_FOUND_BACKEND]);
+    if (vh.hostname !== "*") entries.push([scope, NOT_FOUND_BACKEND, NO_RULE]);
     let previous = Number.POSITIVE_INFINITY;
     const seen = new Set<string>();
     for (const p of byHost.get(vh.hostname) ?? []) {
@@ -71,7 +77,7 @@ function fastEntries(
       previous = key.length;
       if (seen.has(key)) continue; // unreachable: the earlier rule always wins
       seen.add(key);
-      entries.push([key, p.fast ?? ERROR_BACKEND]);
+      entries.push([key, p.fast ?? ERROR_BACKEND, p.instance.rid]);
     }
   }
   return entries;
@@ -92,27 +98,45 @@ export function fastFrontend(
   const mine = rules.filter((p) => p.instance.listener === ref.listener);
   const entries = fastEntries(ref.listener, ref.lid, mine);
   if (entries === undefined) return undefined;
+  // Rules with filters: their lines are conditioned on txn.gh_rule, found by a second lookup of the
+  // same key in fast-rules.map (the same keys, so the same longest prefix wins).
+  const filtered = mine.filter((p) => p.filters.request.length > 0 || p.filters.response.length > 0);
   // A listener bound on several addresses has several frontends and one set of entries.
   const done = filled.get(ctx) ?? new Set<string>();
   filled.set(ctx, done);
-  const map = ctx.map(MAP_FAST);
-  if (!done.has(ref.lid)) for (const [k, v] of entries) map.add(k, v);
+  if (!done.has(ref.lid)) {
+    for (const [k, backend, rid] of entries) {
+      ctx.map(MAP_FAST).add(k, backend);
+      if (filtered.length > 0) ctx.map(MAP_FAST_RULES).add(k, rid);
+    }
+  }
   done.add(ref.lid);
-  const lookup = `var(txn.gh_k),map_beg(${ctx.mapPath(MAP_FAST)})`;
+  const lookups: string[] = [
+    `http-request set-var(txn.gh_be) ${word(`var(txn.gh_k),map_beg(${ctx.mapPath(MAP_FAST)})`)}`,
+  ];
+  if (filtered.length > 0)
+    lookups.push(
+      `http-request set-var(txn.gh_rule) ${word(`var(txn.gh_k),map_beg(${ctx.mapPath(MAP_FAST_RULES)})`)}`,
+    );
   const lines = [
     "mode http",
     `bind ${fe.bind}`,
     ...listenerComments(fe.listeners),
-    `# ${comment(`fast routing: ${MAP_FAST}.map`)}`,
+    `# ${comment(`fast routing: ${MAP_FAST}.map${filtered.length > 0 ? `, rules with filters: ${MAP_FAST_RULES}.map` : ""}`)}`,
     `http-request set-var-fmt(txn.gh_k) ${word(`%[${KEY_HOST}]@${ref.lid}#%[path]/`)}`,
-    `http-request set-var(txn.gh_be) ${word(lookup)}`,
+    ...lookups,
   ];
   if ((ref.listener.virtualHosts ?? []).some((vh) => vh.hostname === "*")) {
     const notFound = "!{ var(txn.gh_be) -m found }";
     lines.push(`http-request set-var-fmt(txn.gh_k) ${word(`@${ref.lid}#%[path]/`)} if ${notFound}`);
-    lines.push(`http-request set-var(txn.gh_be) ${word(lookup)} if ${notFound}`);
+    lines.push(...lookups.map((l) => `${l} if ${notFound}`));
   }
   lines.push("http-request return status 404 default-errorfiles if !{ var(txn.gh_be) -m found }");
+  for (const p of filtered) {
+    if (p.filters.request.length === 0) continue;
+    lines.push(`# ${comment(`${p.instance.rid} filters: ${p.instance.rule.id}`)}`, ...p.filters.request);
+  }
+  for (const p of filtered) lines.push(...p.filters.response);
   lines.push("use_backend %[var(txn.gh_be)]");
   return { header: `frontend ${fe.name}`, lines };
 }

@@ -14,8 +14,9 @@ export interface PreparedRule {
   choices: number;
   pin?: string;
   /**
-   * For fast routing (fast.ts): the HAProxy backend of a rule that matches a PathPrefix only and needs
-   * no per-request work besides choosing its single backend (ERROR_BACKEND when none is valid).
+   * For fast routing (fast.ts): the HAProxy backend of a rule that matches a PathPrefix only and goes
+   * to a single backend with no per-choice work (ERROR_BACKEND when none is valid). Its rule-level
+   * filters are allowed (they key on txn.gh_rule, which fast routing sets when any rule has some).
    */
   fast?: string;
   filters: FilterLines;
@@ -125,7 +126,7 @@ function fastBackend(
 ): string | undefined {
   const m = rule.match;
   if (m.path.type !== "PathPrefix" || m.headers.length > 0 || m.queryParams.length > 0) return undefined;
-  if (m.method !== undefined || rule.filters.length > 0 || timeoutMs !== undefined) return undefined;
+  if (m.method !== undefined || timeoutMs !== undefined) return undefined;
   if (rule.sessionPersistence !== undefined || rule.backends.some((wb) => wb.filters.length > 0))
     return undefined;
   const drawn = rule.backends.filter((wb) => wb.weight > 0);
