@@ -122,12 +122,36 @@ describe("fast routing", () => {
       type: "RequestHeaderModifier",
       requestHeaderModifier: { set: [{ name: "x-new", value: "1" }] },
     };
-    const filtered = await h.write({ "new.yaml": newRoute({ filters: [setHeader] }) });
+    // Also on a catch-all (`*`) virtual host, found by the second lookup (listener two).
+    const catchAll = docs(
+      httpRoute("any-two", {
+        parentRefs: [{ name: "gw", sectionName: "two" }],
+        rules: [
+          {
+            matches: [prefix("/")],
+            filters: [
+              {
+                type: "RequestHeaderModifier",
+                requestHeaderModifier: { set: [{ name: "x-any", value: "2" }] },
+              },
+            ],
+            backendRefs: [ref("d")],
+          },
+        ],
+      }),
+    );
+    const filtered = await h.write({
+      "new.yaml": newRoute({ filters: [setHeader] }),
+      "any-two.yaml": catchAll,
+    });
     assert.equal(filtered.method, "reload");
     assert.deepEqual([...(await fastListeners(h)).keys()].sort(), ["one", "two"]);
     const r = await h.get("/x", { host: "new.test" });
     assert.equal(r.echo?.backend, "d");
     assert.deepEqual(r.echo.headers["x-new"], ["1"]);
+    const two = await h.get("/x", { host: "other.test", port: h.ports[1] ?? 0 });
+    assert.equal(two.echo?.backend, "d");
+    assert.deepEqual(two.echo.headers["x-any"], ["2"]);
     // Other routes of the listener do not get the filter.
     const other = await h.get("/cart", { host: "shop.test" });
     assert.equal(other.echo?.backend, "a");
@@ -145,7 +169,7 @@ describe("fast routing", () => {
     assert.equal(prod.echo?.backend, "d");
     await checkSemantics(h);
 
-    const removed = await h.write({ "new.yaml": null });
+    const removed = await h.write({ "new.yaml": null, "any-two.yaml": null });
     assert.equal(removed.method, "reload");
     assert.deepEqual([...(await fastListeners(h)).keys()].sort(), ["one", "two"]);
     assert.equal(await backendOf(h, "/x", "new.test"), "c");

@@ -129,7 +129,8 @@ export function fastFrontend(
   if ((ref.listener.virtualHosts ?? []).some((vh) => vh.hostname === "*")) {
     const notFound = "!{ var(txn.gh_be) -m found }";
     lines.push(`http-request set-var-fmt(txn.gh_k) ${word(`@${ref.lid}#%[path]/`)} if ${notFound}`);
-    lines.push(...lookups.map((l) => `${l} if ${notFound}`));
+    // The rule first: the backend lookup makes the condition false.
+    lines.push(...[...lookups].reverse().map((l) => `${l} if ${notFound}`));
   }
   lines.push("http-request return status 404 default-errorfiles if !{ var(txn.gh_be) -m found }");
   for (const p of filtered) {
