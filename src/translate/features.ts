@@ -2,6 +2,7 @@
 // Only features whose translation is implemented end to end belong here: a feature listed here is
 // run by the conformance suite (see README, "Conformance").
 export const SUPPORTED_FEATURES: readonly string[] = [
+  "BackendTLSPolicy",
   "Gateway",
   "GatewayPort8080",
   "GatewayStaticAddresses",
@@ -31,6 +32,9 @@ export const SUPPORTED_FEATURES: readonly string[] = [
   "HTTPRouteRequestPercentageMirror",
   "HTTPRouteRequestTimeout",
   "HTTPRouteResponseHeaderModification",
+  "HTTPRouteRetry",
+  "HTTPRouteRetryBackendTimeout",
+  "HTTPRouteRetryConnectionError",
   "HTTPRouteSchemeRedirect",
   "HTTPRoute303RedirectStatusCode",
   "HTTPRoute307RedirectStatusCode",
