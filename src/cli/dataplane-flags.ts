@@ -39,20 +39,27 @@ export interface DataplaneFlags {
   udp: { idleTimeoutMs: number; maxFlows: number };
 }
 
+/** An integer flag within [min, max] (default `fallback`); anything else is a UsageError. */
+function integerFlag(
+  values: DataplaneFlagValues,
+  name: keyof DataplaneFlagValues,
+  fallback: number,
+  [min, max]: readonly [number, number],
+  unit = "",
+): number {
+  const raw = values[name];
+  const n = raw === undefined ? fallback : Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`--${name} must be ${min}..${max}${unit === "" ? "" : ` (${unit})`}`);
+  return n;
+}
+
 /** Validates and defaults the shared flags; a bad value is a UsageError. */
 export function parseDataplaneFlags(values: DataplaneFlagValues, defaultStateDir: string): DataplaneFlags {
-  const serverSlots = Number(values["server-slots"] ?? "16");
-  if (!Number.isInteger(serverSlots) || serverSlots < 1 || serverSlots > 4096)
-    throw new UsageError("--server-slots must be 1..4096");
-  const spareBackends = Number(values["spare-backends"] ?? "16");
-  if (!Number.isInteger(spareBackends) || spareBackends < 0 || spareBackends > 1024)
-    throw new UsageError("--spare-backends must be 0..1024");
-  const udpIdleS = Number(values["udp-idle-timeout"] ?? "60");
-  if (!Number.isInteger(udpIdleS) || udpIdleS < 1 || udpIdleS > 86_400)
-    throw new UsageError("--udp-idle-timeout must be 1..86400 (seconds)");
-  const udpMaxFlows = Number(values["udp-max-flows"] ?? "4096");
-  if (!Number.isInteger(udpMaxFlows) || udpMaxFlows < 1 || udpMaxFlows > 1_000_000)
-    throw new UsageError("--udp-max-flows must be 1..1000000");
+  const serverSlots = integerFlag(values, "server-slots", 16, [1, 4096]);
+  const spareBackends = integerFlag(values, "spare-backends", 16, [0, 1024]);
+  const udpIdleS = integerFlag(values, "udp-idle-timeout", 60, [1, 86_400], "seconds");
+  const udpMaxFlows = integerFlag(values, "udp-max-flows", 4096, [1, 1_000_000]);
   return {
     admin: parseAdminAddress(values.admin ?? "127.0.0.1:9901"),
     stateDir: resolve(values["state-dir"] ?? defaultStateDir),
