@@ -3,7 +3,7 @@
 // reload fails). Good routes keep serving, /status names the file/object/field, route and Gateway
 // statuses carry the conditions, and the pipeline (and HAProxy) keep running.
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:net";
+import { createServer, type AddressInfo, type Server } from "node:net";
 import { describe, test } from "node:test";
 import type { StatusDocument } from "../../src/admin/state.ts";
 import type { StatusEntry } from "../../src/status/types.ts";
@@ -12,21 +12,22 @@ import { docs, gateway, gatewayClass, httpRoute, ref, service, type Obj } from "
 
 const harness = useHarness({
   backends: { echo: "http" },
-  ports: 2,
+  ports: 1,
   files: (h) => ({
-    "gateway.yaml": gatewayFile(h, false),
+    "gateway.yaml": gatewayFile(h),
     "good.yaml": docs(
       httpRoute("good", { hostnames: ["good.test"], rules: [{ backendRefs: [ref("echo")] }] }),
     ),
   }),
 });
 
-function gatewayFile(h: Harness, withTakenPort: boolean): string {
+/** The Gateway; with `takenPort`, plus a listener on that port (which another process holds). */
+function gatewayFile(h: Harness, takenPort?: number): string {
   return docs(
     gatewayClass(),
     gateway("gw", h.ip, [
       { name: "http", port: h.port },
-      ...(withTakenPort ? [{ name: "taken", port: h.ports[1] ?? 0 }] : []),
+      ...(takenPort !== undefined ? [{ name: "taken", port: takenPort }] : []),
     ]),
     service("echo", { endpoints: [h.backend("echo").endpoint] }),
   );
@@ -136,8 +137,11 @@ describe("bad input", () => {
 
   test("a listener on a port another process holds: refused before any reload, no interruption", async (t) => {
     const h = harness();
+    // The squatter takes a port of the kernel's choosing at this moment: a port reserved earlier
+    // may meanwhile serve as the ephemeral source port of a connection to this address.
     const squatter: Server = createServer();
-    await new Promise<void>((resolve) => squatter.listen(h.ports[1], h.ip, resolve));
+    await new Promise<void>((resolve) => squatter.listen(0, h.ip, resolve));
+    const takenPort = (squatter.address() as AddressInfo).port;
     // Good traffic meanwhile: were HAProxy reloaded, 2.6 would pause the serving worker's listeners
     // while the new process retries the bind (about 2 s of refused connections). None may fail.
     let running = true;
@@ -157,7 +161,7 @@ describe("bad input", () => {
     })();
     try {
       const applied = await h.write({
-        "gateway.yaml": gatewayFile(h, true),
+        "gateway.yaml": gatewayFile(h, takenPort),
         "late.yaml": docs(
           httpRoute("late", { hostnames: ["late.test"], rules: [{ backendRefs: [ref("echo")] }] }),
         ),
@@ -193,9 +197,9 @@ describe("bad input", () => {
     const retried = await h.write({});
     assert.equal(retried.result, "success", h.logs.slice(-15).join("\n"));
     assert.equal((await h.get("/", { host: "late.test" })).status, 200);
-    assert.equal((await h.get("/", { host: "late.test", port: h.ports[1] ?? 0 })).status, 200);
+    assert.equal((await h.get("/", { host: "late.test", port: takenPort })).status, 200);
     assert.equal(gatewayCondition(await h.status(), "Programmed")?.status, "True");
-    await h.write({ "gateway.yaml": gatewayFile(h, false), "late.yaml": null });
+    await h.write({ "gateway.yaml": gatewayFile(h), "late.yaml": null });
     await goodStillServes(h);
   });
 
