@@ -102,9 +102,9 @@ export class Harness {
       const root = await mkdtemp(join(tmpdir(), "gh-e2e-"));
       cleanups.push(() => rm(root, { recursive: true, force: true }));
       const ip = await loopbackAddress();
-      const ports: number[] = [];
-      for (let i = 0; i < (options.ports ?? 1); i++) ports.push(await freePort(ip));
-      const metricsPort = await freePort(ip);
+      // Every port of this address at once (distinct), the admin server's included: a port chosen
+      // and released earlier could otherwise be handed to a later `listen(0)` on the same address.
+      const [adminPort = 0, metricsPort = 0, ...ports] = await freePorts(ip, 2 + (options.ports ?? 1));
       const backends: Record<string, EchoBackend> = {};
       for (const [name, protocol] of Object.entries(options.backends ?? {})) {
         const backend = await startEchoBackend(name, { protocol });
@@ -146,7 +146,7 @@ export class Harness {
         provider,
         stateDir: h.stateDir,
         logger,
-        admin: { host: ip, port: 0 },
+        admin: { host: ip, port: adminPort },
         metricsAddress: `${ip}:${metricsPort}`,
         hostAddresses: [ip],
         serverSlots: options.serverSlots ?? 4,
@@ -407,6 +407,24 @@ async function findOnPath(binary: string): Promise<string> {
 }
 
 /** A port that was free on `address` a moment ago. */
+/** `n` distinct free ports of `address`: all are held open until every one is chosen. */
+export async function freePorts(address: string, n: number): Promise<number[]> {
+  const servers: Array<ReturnType<typeof createServer>> = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(0, address, resolve);
+      });
+    }
+    return servers.map((s) => (s.address() as AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+}
+
 export async function freePort(address: string): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
