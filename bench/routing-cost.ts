@@ -14,6 +14,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { IR, IRBackend, IRHTTPRule, IRVirtualHost } from "../src/ir/types.ts";
 import { render } from "../src/dataplane/haproxy/render/index.ts";
+import { gatewayIR } from "../src/dataplane/haproxy/render/testutil.ts";
 import { isMain, runStandalone, type CommonOptions } from "./lib/cli.ts";
 import { freePort } from "./lib/net.ts";
 import { runSync, start, stop, tempDir } from "./lib/proc.ts";
@@ -57,19 +58,7 @@ function ir(virtualHosts: IRVirtualHost[], backendPort: number): IR {
     protocol: "http",
     endpoints: [{ address: "127.0.0.1", port: backendPort }],
   });
-  return {
-    gateways: [
-      {
-        id: "default/bench",
-        namespace: "default",
-        name: "bench",
-        gatewayClassName: "gatehouse",
-        addresses: [],
-        listeners: [{ id: "default/bench/http", name: "http", port: 80, protocol: "HTTP", virtualHosts }],
-      },
-    ],
-    backends: [backend("web"), backend("api")],
-  };
+  return gatewayIR(virtualHosts, [backend("web"), backend("api")]);
 }
 
 /** The throughput bench's input: `/api` → api and `/` → web on bench.test, `/` → api on another host. */

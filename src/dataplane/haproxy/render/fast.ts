@@ -27,7 +27,7 @@
 // weighted backend, a timeout, ...) turns the frontend into the general chain: a reload.
 import type { IRListener } from "../../../ir/types.ts";
 import { comment, word } from "./escape.ts";
-import { GRPC_REQUEST, GRPC_UNAVAILABLE, listenerComments } from "./frontends.ts";
+import { GRPC_REQUEST, GRPC_UNAVAILABLE, listenerComments, requestFilterLines } from "./frontends.ts";
 import { literalListener } from "./hosts.ts";
 import type { RenderContext, Section } from "./model.ts";
 import type { HttpFrontend } from "./plan.ts";
@@ -39,9 +39,6 @@ export const MAP_FAST = "fast";
 export const MAP_FAST_RULES = "fast-rules";
 export const NOT_FOUND_BACKEND = "gh_404";
 export const ERROR_BACKEND = "gh_500";
-
-/** Listeners whose entries are in fast.map, per render. */
-const filled = new WeakMap<RenderContext, Set<string>>();
 
 /** The request's key host: lowercased, without port, cut at '@'. */
 const KEY_HOST = "req.fhdr(host),lower,field(1,:),field(1,@)";
@@ -101,16 +98,12 @@ export function fastFrontend(
   // Rules with filters: their lines are conditioned on txn.gh_rule, found by a second lookup of the
   // same key in fast-rules.map (the same keys, so the same longest prefix wins).
   const filtered = mine.filter((p) => p.filters.request.length > 0 || p.filters.response.length > 0);
-  // A listener bound on several addresses has several frontends and one set of entries.
-  const done = filled.get(ctx) ?? new Set<string>();
-  filled.set(ctx, done);
-  if (!done.has(ref.lid)) {
-    for (const [k, backend, rid] of entries) {
-      ctx.map(MAP_FAST).add(k, backend);
-      if (filtered.length > 0) ctx.map(MAP_FAST_RULES).add(k, rid);
-    }
+  // A listener bound on several addresses has several frontends: their identical entries are added
+  // once (a map file keeps the first entry of a key).
+  for (const [k, backend, rid] of entries) {
+    ctx.map(MAP_FAST).add(k, backend);
+    if (filtered.length > 0) ctx.map(MAP_FAST_RULES).add(k, rid);
   }
-  done.add(ref.lid);
   const lookups: string[] = [
     `http-request set-var(txn.gh_be) ${word(`var(txn.gh_k),map_beg(${ctx.mapPath(MAP_FAST)})`)}`,
   ];
@@ -133,10 +126,7 @@ export function fastFrontend(
     lines.push(...[...lookups].reverse().map((l) => `${l} if ${notFound}`));
   }
   lines.push("http-request return status 404 default-errorfiles if !{ var(txn.gh_be) -m found }");
-  for (const p of filtered) {
-    if (p.filters.request.length === 0) continue;
-    lines.push(`# ${comment(`${p.instance.rid} filters: ${p.instance.rule.id}`)}`, ...p.filters.request);
-  }
+  lines.push(...requestFilterLines(filtered));
   for (const p of filtered) lines.push(...p.filters.response);
   lines.push("use_backend %[var(txn.gh_be)]");
   return { header: `frontend ${fe.name}`, lines };

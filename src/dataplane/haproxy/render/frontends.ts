@@ -36,6 +36,15 @@ export function listenerComments(listeners: readonly ListenerRef[]): string[] {
   );
 }
 
+/** The rules' request filter lines in rule order, each rule's under a comment naming it. */
+export function requestFilterLines(rules: readonly PreparedRule[]): string[] {
+  return rules.flatMap((p) =>
+    p.filters.request.length === 0
+      ? []
+      : [`# ${comment(`${p.instance.rid} filters: ${p.instance.rule.id}`)}`, ...p.filters.request],
+  );
+}
+
 export function httpFrontend(
   ctx: RenderContext,
   fe: HttpFrontend,
@@ -66,10 +75,7 @@ export function httpFrontend(
   lines.push(...vhostSelection(ctx, host, literal ?? SELECTED_LISTENER));
   lines.push(...chain.lines(ctx, lids));
   lines.push("http-request return status 404 default-errorfiles if !{ var(txn.gh_rule) -m found }");
-  for (const p of mine) {
-    if (p.filters.request.length === 0) continue;
-    lines.push(`# ${comment(`${p.instance.rid} filters: ${p.instance.rule.id}`)}`, ...p.filters.request);
-  }
+  lines.push(...requestFilterLines(mine));
   // Rule timeouts (read by every HTTP backend's `set-timeout`): only looked up when a rule here has one
   // (the first timeout on a frontend is then a reload, not a map update).
   if (mine.some((p) => ruleTimeoutMs(p.instance.rule.timeouts) !== undefined))
