@@ -21,6 +21,7 @@ import { loadSnapshot } from "../src/resources/load.ts";
 import { translate } from "../src/translate/index.ts";
 import { freePort } from "./lib/net.ts";
 import { gatewayYaml, numberedRoute, routeWithServiceYaml, routeYaml, CONTROLLER } from "./lib/gatehouse.ts";
+import { haproxyValidators } from "../src/dataplane/haproxy/capabilities.ts";
 
 const { values } = parseArgs({
   options: {
@@ -67,7 +68,11 @@ try {
   const step = async (): Promise<{ outcome: ApplyOutcome; phases: Record<string, number> }> => {
     const { snapshot } = await loadSnapshot(configDir);
     const t0 = performance.now();
-    const { ir } = translate(snapshot, { controllerName: CONTROLLER, now: "2026-01-01T00:00:00Z" });
+    const { ir } = translate(snapshot, {
+      controllerName: CONTROLLER,
+      now: "2026-01-01T00:00:00Z",
+      validators: haproxyValidators,
+    });
     const t1 = performance.now();
     const issues = checkRenderable(ir, { ...render, stateDir });
     if (issues.length > 0) throw new Error(`not renderable: ${issues[0]?.message ?? ""}`);

@@ -12,6 +12,7 @@ import { DEFAULT_CONTROLLER_NAME, translate } from "../translate/index.ts";
 import { startAdminServer } from "./server.ts";
 import { AdminStateStore } from "./state.ts";
 import type { StatusDocument } from "./state.ts";
+import { haproxyValidators } from "../dataplane/haproxy/capabilities.ts";
 
 test("provider updates reach /status, /config, /ready and /metrics", async () => {
   const root = await mkdtemp(join(tmpdir(), "gatehouse-admin-"));
@@ -34,6 +35,7 @@ test("provider updates reach /status, /config, /ready and /metrics", async () =>
       const result = translate(update.snapshot, {
         controllerName: DEFAULT_CONTROLLER_NAME,
         now: "2025-01-01T00:00:00Z",
+        validators: haproxyValidators,
       });
       metrics.translations.inc();
       store.setStatuses(result.statuses);

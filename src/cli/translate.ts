@@ -6,6 +6,7 @@ import { GatehouseError, LoadError, UsageError } from "../errors.ts";
 import { loadSnapshot } from "../resources/load.ts";
 import { DEFAULT_CONTROLLER_NAME, translate } from "../translate/index.ts";
 import type { CliIO, Command } from "./main.ts";
+import { haproxyValidators } from "../dataplane/haproxy/capabilities.ts";
 
 const USAGE = `Usage: gatehouse translate --config PATH [--controller-name NAME] [--now RFC3339]
 
@@ -79,7 +80,7 @@ async function runTranslate(args: readonly string[], io: CliIO): Promise<number>
     throw new GatehouseError(`nothing to translate in ${path}: ${why}`);
   }
 
-  const { statuses, ir } = translate(loaded.snapshot, { controllerName, now });
+  const { statuses, ir } = translate(loaded.snapshot, { controllerName, now, validators: haproxyValidators });
   io.stdout(`${JSON.stringify({ statuses, ir }, null, 2)}\n`);
   return 0;
 }

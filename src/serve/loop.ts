@@ -8,12 +8,14 @@ import { degrade, markDegraded, type Degradation } from "../dataplane/haproxy/de
 import { checkRenderable, formatIssue, type RenderOptions } from "../dataplane/haproxy/render/index.ts";
 import { markUnavailableListeners, type UnavailableListener } from "../dataplane/udp/status.ts";
 import type { IR } from "../ir/types.ts";
+import { validateIR } from "../ir/validate.ts";
 import { recordConfigErrors, type Metrics } from "../observability/metrics.ts";
 import type { ProviderUpdate } from "../provider/types.ts";
 import type { StatusEntry, Condition } from "../status/types.ts";
 import { translate } from "../translate/index.ts";
 import type { GatewayInfrastructure } from "../infra/types.ts";
 import { withBoundAddresses } from "./addresses.ts";
+import { haproxyValidators } from "../dataplane/haproxy/capabilities.ts";
 
 export interface Dataplane {
   /**
@@ -136,7 +138,11 @@ export class ServeLoop {
       .toISOString()
       .replace(/\.\d+Z$/, "Z");
     const started = performance.now();
-    const result = translate(update.snapshot, { controllerName: this.#o.controllerName, now });
+    const result = translate(update.snapshot, {
+      controllerName: this.#o.controllerName,
+      now,
+      validators: haproxyValidators,
+    });
     metrics.translations.inc();
     metrics.translationDuration.observe((performance.now() - started) / 1000);
 
@@ -162,8 +168,14 @@ export class ServeLoop {
       this.#o.hostAddresses,
     );
 
-    if (fatal.length > 0) {
-      const message = `cannot render the configuration: ${fatal.map(formatIssue).join("; ")}`;
+    // The IR's invariants (every reference resolves, ids are unique, ...) are the translator's
+    // promise; a broken one is a bug, and applying it could break traffic that works now.
+    const broken = validateIR(ir);
+    if (fatal.length > 0 || broken.length > 0) {
+      const message =
+        broken.length > 0
+          ? `internal error: the IR violates its invariants: ${broken.slice(0, 5).join("; ")}`
+          : `cannot render the configuration: ${fatal.map(formatIssue).join("; ")}`;
       logger.error({ generation: update.generation }, message);
       store.recordApply(update.generation, ir, { ok: false, error: new ApplyError(message) });
       metrics.reloads.inc({ result: "invalid" });

@@ -14,12 +14,17 @@ import { validateIR } from "../ir/validate.ts";
 import { formatSource, parseDocuments } from "../resources/load.ts";
 import { buildSnapshot, isClusterScoped, type DuplicateObject } from "../resources/snapshot.ts";
 import { translate } from "./index.ts";
+import { haproxyValidators } from "../dataplane/haproxy/capabilities.ts";
 
 const DIR = join(import.meta.dirname, "..", "..", "testdata", "translate");
 const IN = ".in.yaml";
 const OUT = ".out.yaml";
 const UPDATE = process.env["GATEHOUSE_UPDATE_GOLDEN"] === "1";
-const OPTIONS = { controllerName: "gatehouse.dev/gateway-controller", now: "2026-01-01T00:00:00Z" };
+const OPTIONS = {
+  controllerName: "gatehouse.dev/gateway-controller",
+  now: "2026-01-01T00:00:00Z",
+  validators: haproxyValidators,
+};
 const REGENERATE = "run `npm run golden:update` to regenerate it, then review the diff";
 
 const files = readdirSync(DIR).sort();

@@ -94,8 +94,8 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
     const routeBackends = new Map<string, IRBackend>();
     const result =
       r.kind === "HTTPRoute"
-        ? translateHTTPRoute(snapshot, r.route, routeBackends)
-        : translateGRPCRoute(snapshot, r.route, routeBackends);
+        ? translateHTTPRoute(snapshot, r.route, routeBackends, options.validators)
+        : translateGRPCRoute(snapshot, r.route, routeBackends, options.validators);
     // A route rejected because none of its rules can be implemented is still emitted: every rule of
     // it answers with an error, so that its requests are never served by another route without the
     // filters it asked for (a filter that cannot be applied "MUST NOT be skipped").

@@ -1,3 +1,5 @@
+import type { DataplaneValidators } from "../dataplane/capabilities.ts";
+
 export const DEFAULT_CONTROLLER_NAME = "gatehouse.dev/gateway-controller";
 
 export interface TranslateOptions {
@@ -5,4 +7,9 @@ export interface TranslateOptions {
   controllerName: string;
   /** RFC 3339 time written as lastTransitionTime of conditions (the translator reads no clock). */
   now: string;
+  /**
+   * What the data plane can express, asked while each rule is built: a value it cannot express
+   * becomes the owning rule's condition and never reaches the IR.
+   */
+  validators: DataplaneValidators;
 }

@@ -12,6 +12,7 @@ import { validateIR } from "../ir/validate.ts";
 import type { IR } from "../ir/types.ts";
 import { listenerHostnamesOverlap } from "./hostname.ts";
 import { translate } from "./index.ts";
+import { haproxyValidators } from "../dataplane/haproxy/capabilities.ts";
 
 const GROUP = "gateway.networking.k8s.io/v1";
 /**
@@ -383,7 +384,11 @@ function admitted(objects: readonly unknown[]): KubeObject[] {
 function run(objects: readonly KubeObject[]): string {
   const { snapshot } = buildSnapshot(objects.map((object, index) => ({ object, source: { index } })));
   return JSON.stringify(
-    translate(snapshot, { controllerName: "gatehouse.dev/gateway-controller", now: "2026-01-01T00:00:00Z" }),
+    translate(snapshot, {
+      controllerName: "gatehouse.dev/gateway-controller",
+      now: "2026-01-01T00:00:00Z",
+      validators: haproxyValidators,
+    }),
   );
 }
 

@@ -10,7 +10,7 @@ import { checkRenderable } from "./render/index.ts";
 const load = (name: string): IR =>
   parse(readFileSync(new URL(`../../../testdata/render/${name}.ir.yaml`, import.meta.url), "utf8")) as IR;
 
-test("a rule the renderer refuses answers 500; everything else still renders", () => {
+test("a rule the renderer refuses is left out, match included; everything else still renders", () => {
   const ir = load("http-basic");
   const vh = ir.gateways[0]?.listeners[0]?.virtualHosts?.[0];
   const rule = vh?.rules[0];
@@ -26,10 +26,15 @@ test("a rule the renderer refuses answers 500; everything else still renders", (
   const out = degrade(ir, issues);
   assert.deepEqual(out.fatal, []);
   assert.deepEqual(checkRenderable(out.ir), []);
-  const degraded = out.ir.gateways[0]?.listeners[0]?.virtualHosts?.[0]?.rules[0];
-  assert.deepEqual(degraded?.backends, []);
-  assert.deepEqual(degraded?.filters, []);
+  const rules = out.ir.gateways[0]?.listeners[0]?.virtualHosts?.[0]?.rules ?? [];
+  assert.equal(rules.length, (vh?.rules.length ?? 0) - 1);
+  assert.ok(rules.every((r) => r.id !== rule.id));
   assert.deepEqual(out.degradations[0]?.route, rule.route);
+  // A match the renderer refuses goes with its rule (it must not stay behind in an error rule).
+  rule.match.path = { type: "RegularExpression", value: "/x(a|b)\n  http-request deny" };
+  const again = degrade(ir, checkRenderable(ir));
+  assert.deepEqual(again.fatal, []);
+  assert.deepEqual(checkRenderable(again.ir), []);
   // The input IR is untouched.
   assert.equal(rule.filters.length > 0, true);
 });

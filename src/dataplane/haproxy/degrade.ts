@@ -1,7 +1,10 @@
-// What the renderer cannot express must not take good traffic down with it. `degrade` takes the
-// renderer's issues and makes the IR renderable by narrowing the damage to the offending element:
-// a rule answers 500, an L4 route or a listener is left out, a backend's share answers 500. It also
-// says which objects were affected, so their status tells the user (see markDegraded).
+// The last line of defence behind the data plane's validators (../capabilities.ts), which the
+// translator calls while it builds each rule so that nothing HAProxy cannot express reaches the IR.
+// Should the renderer still find something (a gap in the validators, an IR built elsewhere),
+// `degrade` narrows the damage to the offending element instead of failing the whole configuration:
+// a rule is left out (every string of it, its match included, goes with it), an L4 route loses its
+// backends, a listener is left out, a backend's share answers 500. It also says which objects were
+// affected, so their status tells the user (see markDegraded).
 import type { IR, IRHTTPRule, IRListener, IRWeightedBackend } from "../../ir/types.ts";
 import type { StatusEntry } from "../../status/types.ts";
 import type { Condition } from "../../status/types.ts";
@@ -35,6 +38,7 @@ export function degrade(ir: IR, issues: readonly RenderIssue[]): DegradeResult {
   const degradations: Degradation[] = [];
   const fatal: RenderIssue[] = [];
   const dropListeners = new Set<IRListener>();
+  const dropRules = new Set<IRHTTPRule>();
   const deadBackends = new Set<string>();
   for (const issue of issues) {
     const path = issue.path;
@@ -46,7 +50,7 @@ export function degrade(ir: IR, issues: readonly RenderIssue[]): DegradeResult {
       const ri = indexIn(path, "rules");
       const rule = vi !== undefined && ri !== undefined ? listener.virtualHosts?.[vi]?.rules[ri] : undefined;
       if (rule !== undefined) {
-        answer500(rule);
+        dropRules.add(rule);
         degradations.push({ issue, route: rule.route });
         continue;
       }
@@ -73,7 +77,12 @@ export function degrade(ir: IR, issues: readonly RenderIssue[]): DegradeResult {
     }
     fatal.push(issue);
   }
-  for (const g of out.gateways) g.listeners = g.listeners.filter((l) => !dropListeners.has(l));
+  for (const g of out.gateways) {
+    g.listeners = g.listeners.filter((l) => !dropListeners.has(l));
+    for (const l of g.listeners) {
+      for (const vh of l.virtualHosts ?? []) vh.rules = vh.rules.filter((r) => !dropRules.has(r));
+    }
+  }
   if (deadBackends.size > 0) {
     out.backends = out.backends.filter((b) => !deadBackends.has(b.id));
     const fix = (list: IRWeightedBackend[]): IRWeightedBackend[] =>
@@ -98,15 +107,6 @@ export function degrade(ir: IR, issues: readonly RenderIssue[]): DegradeResult {
     }
   }
   return { ir: out, degradations, fatal };
-}
-
-/** A rule that answers 500: no filters, no backends (the renderer's rule for "nothing to forward to"). */
-function answer500(rule: IRHTTPRule): void {
-  rule.filters = [];
-  rule.backends = [];
-  delete rule.retry;
-  delete rule.sessionPersistence;
-  delete rule.timeouts;
 }
 
 /**
@@ -145,7 +145,7 @@ export function markDegraded(
               type: "PartiallyInvalid",
               status: "True",
               reason: "UnsupportedValue",
-              message: `Dropped Rule(s): the data plane cannot express: ${routeMessages.join("; ")}; those rules answer 500`,
+              message: `Dropped Rule(s): the data plane cannot express: ${routeMessages.join("; ")}; those rules are left out`,
               lastTransitionTime: now,
             }),
           })),

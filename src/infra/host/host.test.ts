@@ -7,6 +7,7 @@ import { translate } from "../../translate/index.ts";
 import { FakeBinder } from "./binder.ts";
 import { HostInfrastructure } from "./host.ts";
 import { AddressPool } from "./pool.ts";
+import { haproxyValidators } from "../../dataplane/haproxy/capabilities.ts";
 
 const NOW = "2025-01-01T00:00:00Z";
 const CONTROLLER = "gatehouse.dev/gateway-controller";
@@ -50,7 +51,11 @@ spec: { controllerName: ${CONTROLLER} }
 }
 
 async function prepare(infra: HostInfrastructure, snapshot: Snapshot) {
-  const { ir, statuses } = translate(snapshot, { controllerName: CONTROLLER, now: NOW });
+  const { ir, statuses } = translate(snapshot, {
+    controllerName: CONTROLLER,
+    now: NOW,
+    validators: haproxyValidators,
+  });
   return infra.prepare({ ir, statuses, snapshot, now: NOW });
 }
 

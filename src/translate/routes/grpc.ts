@@ -13,10 +13,12 @@
 // rules carry `grpc: true` instead, for what the data plane must do differently (HTTP/2 upstream,
 // gRPC-style errors).
 import { RE2JS } from "@bufbuild/re2";
+import type { DataplaneValidators } from "../../dataplane/capabilities.ts";
 import type { IRBackend, IRHTTPMatch } from "../../ir/types.ts";
 import type { GRPCRoute, GRPCRouteSpec } from "../../resources/generated/types.ts";
 import type { Snapshot } from "../../resources/snapshot.ts";
 import type { GRPCMethodMatchType } from "../precedence.ts";
+import { matchProblems } from "./capabilities.ts";
 import { firstPerName, translateRules, type MatchDraft, type RouteResult } from "./rules.ts";
 
 export type GRPCRouteRule = NonNullable<GRPCRouteSpec["rules"]>[number];
@@ -26,6 +28,7 @@ export function translateGRPCRoute(
   snapshot: Snapshot,
   route: GRPCRoute,
   backends: Map<string, IRBackend>,
+  validators: DataplaneValidators,
 ): RouteResult {
   return translateRules(
     snapshot,
@@ -36,13 +39,19 @@ export function translateGRPCRoute(
       rules: route.spec.rules ?? [],
       family: "grpc",
       matchesOf,
+      validators,
     },
     backends,
   );
 }
 
 /** "If no matches are specified, the implementation MUST match every gRPC request." */
-function matchesOf(rule: GRPCRouteRule, field: string, problems: string[]): MatchDraft[] {
+function matchesOf(
+  rule: GRPCRouteRule,
+  field: string,
+  problems: string[],
+  validators: DataplaneValidators,
+): MatchDraft[] {
   const matches = rule.matches === undefined || rule.matches.length === 0 ? [{}] : rule.matches;
   return matches.map((m, i) => {
     const type: GRPCMethodMatchType = m.method?.type ?? "Exact";
@@ -51,13 +60,23 @@ function matchesOf(rule: GRPCRouteRule, field: string, problems: string[]): Matc
     const method = nonEmpty(m.method?.method);
     const before = problems.length;
     const path = grpcPath(type, service, method, `${field}.matches[${i}].method`, problems);
-    const headers = firstPerName(m.headers ?? []).map((h) => ({
-      type: h.type ?? "Exact",
-      name: h.name,
-      value: h.value,
-    }));
+    const kept = firstPerName((m.headers ?? []).map((h, index) => ({ ...h, index })));
+    const headers = kept.map((h) => ({ type: h.type ?? "Exact", name: h.name, value: h.value }));
+    const match: IRHTTPMatch = { path, headers, queryParams: [] };
+    // The method's path is only checked when each side was a valid RE2 expression on its own.
+    if (problems.length === before) {
+      const at = `${field}.matches[${i}]`;
+      problems.push(
+        ...matchProblems(validators, match, {
+          path: `${at}.method`,
+          header: (k) => `${at}.headers[${kept[k]?.index ?? k}]`,
+          query: (k) => `${at}.queryParams[${k}]`,
+          method: `${at}.method`,
+        }),
+      );
+    }
     return {
-      match: { path, headers, queryParams: [] },
+      match,
       order: {
         kind: "GRPCRoute",
         ...(service !== undefined ? { service } : {}),

@@ -23,6 +23,8 @@ import {
   type RouteIdentity,
   type RouteMatchCandidate,
 } from "../precedence.ts";
+import type { DataplaneValidators } from "../../dataplane/capabilities.ts";
+import { behaviourProblems, filterProblems } from "./capabilities.ts";
 import { convertFilters, filterProblem, mirrorPercent, type HTTPRouteRule } from "./filters.ts";
 import type { ListenerAttachment, ParentAttachment } from "./parents.ts";
 
@@ -98,8 +100,13 @@ export interface RulesInput<R extends CommonRule> {
   rules: readonly R[];
   /** Backend protocols the kind can use (HTTP routes: "http"; gRPC routes: "grpc", i.e. HTTP/2). */
   family: ProtocolFamily;
-  /** The rule's matches; a problem pushed onto `problems` makes the rule invalid. */
-  matchesOf: (rule: R, field: string, problems: string[]) => MatchDraft[];
+  /**
+   * The rule's matches; a problem pushed onto `problems` makes the rule invalid (a match the data
+   * plane cannot express is marked `unusable`, see matchDrafts).
+   */
+  matchesOf: (rule: R, field: string, problems: string[], validators: DataplaneValidators) => MatchDraft[];
+  /** What the data plane can express (called while each rule is built). */
+  validators: DataplaneValidators;
 }
 
 type RouteRefFailure = { reason: cond.RouteRefReason; message: string };
@@ -116,9 +123,10 @@ export function translateRules<R extends CommonRule>(
   const drafts: RuleDraft[] = input.rules.map((rule, index) => {
     const field = `spec.rules[${index}]`;
     const problems: string[] = [];
-    const matches = input.matchesOf(rule, field, problems);
+    const matches = input.matchesOf(rule, field, problems, input.validators);
     const draft: RuleDraft = { index, rule, matches, backends: [], mirrors: new Map() };
     for (const [i, f] of (rule.filters ?? []).entries()) {
+      problems.push(...filterProblems(input.validators, f, `${field}.filters[${i}]`, false));
       const problem = filterProblem(f, `${field}.filters[${i}]`);
       if (problem === undefined) continue;
       if (!problem.unresolvedRef) problems.push(problem.message);
@@ -147,6 +155,11 @@ export function translateRules<R extends CommonRule>(
       // A backendRef-level filter that cannot be applied fails the requests sent to that backend.
       let unusable = false;
       for (const [j, f] of (ref.filters ?? []).entries()) {
+        const valueProblems = filterProblems(input.validators, f, `${bfield}.filters[${j}]`, true);
+        if (valueProblems.length > 0) {
+          unusable = true;
+          problems.push(...valueProblems);
+        }
         const problem = filterProblem(f, `${bfield}.filters[${j}]`);
         if (problem === undefined) continue;
         unusable = true;
@@ -163,7 +176,7 @@ export function translateRules<R extends CommonRule>(
       draft.backends.push({ backend: r.backend.id, weight, filters: [] });
     }
 
-    addTimingAndPersistence(draft, field, problems);
+    addTimingAndPersistence(draft, field, problems, input.validators);
     if (problems.length > 0) draft.invalid = problems.join("; ");
     return draft;
   });
@@ -207,7 +220,12 @@ export function translateRules<R extends CommonRule>(
 }
 
 /** Timeouts and retry (HTTPRoute only) and session persistence (both kinds). */
-function addTimingAndPersistence(draft: RuleDraft, field: string, problems: string[]): void {
+function addTimingAndPersistence(
+  draft: RuleDraft,
+  field: string,
+  problems: string[],
+  validators: DataplaneValidators,
+): void {
   const { rule, index } = draft;
   const timeouts = rule.timeouts;
   if (timeouts !== undefined) {
@@ -245,6 +263,16 @@ function addTimingAndPersistence(draft: RuleDraft, field: string, problems: stri
       ...(idleMs !== undefined ? { idleTimeoutMs: idleMs } : {}),
     };
   }
+  problems.push(
+    ...behaviourProblems(
+      validators,
+      field,
+      rule.retry === undefined || draft.retry === undefined
+        ? undefined
+        : { ...draft.retry, codes: rule.retry.codes ?? [] },
+      draft.sessionPersistence,
+    ),
+  );
 }
 
 /**

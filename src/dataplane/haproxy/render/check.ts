@@ -12,20 +12,10 @@ import type {
 } from "../../../ir/types.ts";
 import type { RenderIssue } from "./errors.ts";
 import type { RenderOptions } from "./model.ts";
-import {
-  controlIssue,
-  corsOriginIssue,
-  headerValueIssue,
-  hostnameIssue,
-  pathIssue,
-  regexIssue,
-  tokenIssue,
-} from "./syntax.ts";
+import { haproxyValidators } from "../capabilities.ts";
+import { hostnameIssue } from "./syntax.ts";
 
-/** `retry-on` status codes HAProxy 2.6 accepts. */
-export const RETRY_CODES: ReadonlySet<number> = new Set([401, 403, 404, 408, 425, 500, 501, 502, 503, 504]);
 const REDIRECT_CODES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
-const METHOD = /^[A-Z]+$/;
 const SAFE_PATH = /^\/[A-Za-z0-9._/-]*$/;
 const DURATION = /^[0-9]+(?:us|ms|s|m|h|d)?$/;
 /** Unix socket paths are limited to 108 bytes; HAProxy appends `.<pid>.tmp` while binding. */
@@ -228,32 +218,18 @@ function checkWeighted(
 }
 
 function checkRule(rule: IRHTTPRule, report: Report, backends: ReadonlyMap<string, IRBackend>): void {
+  const v = haproxyValidators;
   const m = rule.match;
-  if (m.path.type === "RegularExpression") optional(report, ".match.path.value", regexIssue(m.path.value));
-  else
-    optional(
-      report,
-      ".match.path.value",
-      m.path.value.startsWith("/") ? controlIssue(m.path.value) : 'must start with "/"',
-    );
+  optional(report, ".match.path.value", v.matchPath(m.path.type, m.path.value));
   for (const [i, h] of m.headers.entries()) {
-    optional(report, `.match.headers[${i}].name`, tokenIssue(h.name, "header name"));
-    optional(
-      report,
-      `.match.headers[${i}].value`,
-      h.type === "RegularExpression" ? regexIssue(h.value) : headerValueIssue(h.value),
-    );
+    optional(report, `.match.headers[${i}].name`, v.matchHeaderName(h.name));
+    optional(report, `.match.headers[${i}].value`, v.matchHeaderValue(h.type, h.value));
   }
   for (const [i, q] of m.queryParams.entries()) {
-    optional(report, `.match.queryParams[${i}].name`, tokenIssue(q.name, "query parameter name"));
-    optional(
-      report,
-      `.match.queryParams[${i}].value`,
-      q.type === "RegularExpression" ? regexIssue(q.value) : headerValueIssue(q.value),
-    );
+    optional(report, `.match.queryParams[${i}].name`, v.matchQueryParamName(q.name));
+    optional(report, `.match.queryParams[${i}].value`, v.matchQueryParamValue(q.type, q.value));
   }
-  if (m.method !== undefined && !METHOD.test(m.method))
-    report(".match.method", `${JSON.stringify(m.method)} is not a method`);
+  if (m.method !== undefined) optional(report, ".match.method", v.matchMethod(m.method));
   checkFilters(rule.filters, ".filters", report, true);
   for (const [k, wb] of rule.backends.entries()) {
     checkWeighted(wb, `.backends[${k}]`, report, backends);
@@ -261,38 +237,26 @@ function checkRule(rule: IRHTTPRule, report: Report, backends: ReadonlyMap<strin
   }
   const t = rule.timeouts;
   for (const field of ["requestMs", "backendRequestMs"] as const) {
-    const v = t?.[field];
-    if (v !== undefined && (!Number.isInteger(v) || v < 0))
-      report(`.timeouts.${field}`, `${v} must be a non-negative integer`);
+    const value = t?.[field];
+    if (value !== undefined && (!Number.isInteger(value) || value < 0))
+      report(`.timeouts.${field}`, `${value} must be a non-negative integer`);
   }
   if (rule.retry !== undefined) {
     const r = rule.retry;
     if (r.attempts !== undefined && (!Number.isInteger(r.attempts) || r.attempts < 0 || r.attempts > 100)) {
       report(".retry.attempts", `${r.attempts} must be an integer in 0..100`);
     }
-    for (const [i, code] of r.codes.entries()) {
-      if (!RETRY_CODES.has(code)) {
-        report(
-          `.retry.codes[${i}]`,
-          `HAProxy 2.6 retry-on cannot retry on status ${code} (only ${[...RETRY_CODES].join(", ")})`,
-        );
-      }
-    }
-    if (r.backoffMs !== undefined)
-      report(
-        ".retry.backoffMs",
-        "HAProxy 2.6 cannot wait between retries (it retries at once), so a retry backoff cannot be honoured",
-      );
+    for (const [i, code] of r.codes.entries()) optional(report, `.retry.codes[${i}]`, v.retryCode(code));
+    if (r.backoffMs !== undefined) optional(report, ".retry.backoffMs", v.retryBackoff(r.backoffMs));
   }
   const sp = rule.sessionPersistence;
   if (sp !== undefined) {
-    if (sp.type === "Header")
-      report(".sessionPersistence.type", "header-based session persistence is not supported by HAProxy 2.6");
-    else optional(report, ".sessionPersistence.name", tokenIssue(sp.name, "cookie name"));
+    optional(report, ".sessionPersistence.type", v.sessionPersistenceType(sp.type));
+    optional(report, ".sessionPersistence.name", v.sessionName(sp.name));
     for (const field of ["absoluteTimeoutMs", "idleTimeoutMs"] as const) {
-      const v = sp[field];
-      if (v !== undefined && (!Number.isInteger(v) || v < 0))
-        report(`.sessionPersistence.${field}`, `${v} must be a non-negative integer`);
+      const value = sp[field];
+      if (value !== undefined && (!Number.isInteger(value) || value < 0))
+        report(`.sessionPersistence.${field}`, `${value} must be a non-negative integer`);
     }
   }
 }
@@ -303,34 +267,35 @@ function checkFilters(
   report: Report,
   ruleLevel: boolean,
 ): void {
+  const v = haproxyValidators;
   for (const [i, f] of filters.entries()) {
     const path = `${at}[${i}]`;
+    if (!ruleLevel) optional(report, path, v.backendRefFilter(f.type));
     switch (f.type) {
       case "RequestHeaderModifier":
       case "ResponseHeaderModifier": {
         const h = f.headers;
         for (const [j, s] of h.set.entries()) {
-          optional(report, `${path}.headers.set[${j}].name`, tokenIssue(s.name, "header name"));
-          optional(report, `${path}.headers.set[${j}].value`, headerValueIssue(s.value));
+          optional(report, `${path}.headers.set[${j}].name`, v.headerModifierName(s.name));
+          optional(report, `${path}.headers.set[${j}].value`, v.headerModifierValue(s.value));
         }
         for (const [j, s] of h.add.entries()) {
-          optional(report, `${path}.headers.add[${j}].name`, tokenIssue(s.name, "header name"));
-          optional(report, `${path}.headers.add[${j}].value`, headerValueIssue(s.value));
+          optional(report, `${path}.headers.add[${j}].name`, v.headerModifierName(s.name));
+          optional(report, `${path}.headers.add[${j}].value`, v.headerModifierValue(s.value));
         }
         for (const [j, name] of h.remove.entries())
-          optional(report, `${path}.headers.remove[${j}]`, tokenIssue(name, "header name"));
+          optional(report, `${path}.headers.remove[${j}]`, v.headerModifierName(name));
         break;
       }
       case "URLRewrite":
         if (f.rewrite.hostname !== undefined)
-          optional(report, `${path}.rewrite.hostname`, hostnameIssue(f.rewrite.hostname, false));
+          optional(report, `${path}.rewrite.hostname`, v.filterHostname(f.rewrite.hostname));
         if (f.rewrite.path !== undefined) checkPathModifier(f.rewrite.path, `${path}.rewrite.path`, report);
         break;
       case "RequestRedirect": {
         const r = f.redirect;
-        if (!ruleLevel) report(path, "RequestRedirect is not supported on backendRefs");
         if (r.hostname !== undefined)
-          optional(report, `${path}.redirect.hostname`, hostnameIssue(r.hostname, false));
+          optional(report, `${path}.redirect.hostname`, v.filterHostname(r.hostname));
         if (r.port !== undefined && (!Number.isInteger(r.port) || r.port < 1 || r.port > 65535)) {
           report(`${path}.redirect.port`, `${r.port} is not a port`);
         }
@@ -346,19 +311,15 @@ function checkFilters(
           report(`${path}.mirror.percent`, `${f.mirror.percent} is outside 0..100`);
         break;
       case "CORS": {
-        if (!ruleLevel) report(path, "CORS is not supported on backendRefs");
         const c = f.cors;
         for (const [j, o] of c.allowOrigins.entries())
-          optional(report, `${path}.cors.allowOrigins[${j}]`, corsOriginIssue(o));
-        for (const [j, m] of c.allowMethods.entries()) {
-          if (m !== "*") optional(report, `${path}.cors.allowMethods[${j}]`, tokenIssue(m, "method"));
-        }
-        for (const [j, h] of c.allowHeaders.entries()) {
-          if (h !== "*") optional(report, `${path}.cors.allowHeaders[${j}]`, tokenIssue(h, "header name"));
-        }
-        for (const [j, h] of c.exposeHeaders.entries()) {
-          if (h !== "*") optional(report, `${path}.cors.exposeHeaders[${j}]`, tokenIssue(h, "header name"));
-        }
+          optional(report, `${path}.cors.allowOrigins[${j}]`, v.corsOrigin(o));
+        for (const [j, m] of c.allowMethods.entries())
+          optional(report, `${path}.cors.allowMethods[${j}]`, v.corsMethod(m));
+        for (const [j, h] of c.allowHeaders.entries())
+          optional(report, `${path}.cors.allowHeaders[${j}]`, v.corsHeaderName(h));
+        for (const [j, h] of c.exposeHeaders.entries())
+          optional(report, `${path}.cors.exposeHeaders[${j}]`, v.corsHeaderName(h));
         if (!Number.isInteger(c.maxAgeSeconds) || c.maxAgeSeconds < 0)
           report(`${path}.cors.maxAgeSeconds`, `${c.maxAgeSeconds} must be a non-negative integer`);
         break;
@@ -368,11 +329,12 @@ function checkFilters(
 }
 
 function checkPathModifier(p: IRPathModifier, at: string, report: Report): void {
+  const v = haproxyValidators;
   if (p.type === "ReplaceFullPath") {
-    optional(report, `${at}.value`, pathIssue(p.value));
+    optional(report, `${at}.value`, v.filterPath(p.value));
     return;
   }
   // ReplacePrefixMatch: "" replaces the prefix with nothing (the result is then "/").
-  if (p.value !== "") optional(report, `${at}.value`, pathIssue(p.value));
-  optional(report, `${at}.prefix`, pathIssue(p.prefix));
+  if (p.value !== "") optional(report, `${at}.value`, v.filterPath(p.value));
+  optional(report, `${at}.prefix`, v.filterPath(p.prefix));
 }
