@@ -151,3 +151,16 @@ export function compareHostnameSpecificity(a: string, b: string): number {
     compareStrings(a, b)
   );
 }
+
+/** The Gateway API `Hostname` type: lowercase DNS labels, optionally a leading `*.` (at most 253). */
+const HOSTNAME = /^(?:\*\.)?[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * Whether `value` is a Gateway API Hostname. The API server refuses anything else; a value that got
+ * past it anyway (an object not validated, a schema bug) must match no listener rather than reach
+ * the data plane.
+ */
+export function isHostname(value: string): boolean {
+  return value.length <= 253 && HOSTNAME.test(value);
+}
+

@@ -4,8 +4,8 @@
 // reloads). A WebSocket opened before the reloads keeps working after them.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { keepAliveAgent, request } from "./client.ts";
-import { useHarness, type Harness } from "./harness.ts";
+import { useHarness } from "./harness.ts";
+import { load } from "./load.ts";
 import { docs, gateway, gatewayClass, httpRoute, ref, service } from "./resources.ts";
 import { openWebSocket } from "./ws.ts";
 
@@ -25,54 +25,13 @@ const harness = useHarness({
   }),
 });
 
-interface Load {
-  stop(): Promise<{ ok: number; failures: string[] }>;
-}
-
-/** `clients` loops of requests to steady.test until stopped; every answer must come from `steady`. */
-function load(h: Harness, clients: Array<"keep-alive" | "new-connection">): Load {
-  let running = true;
-  let ok = 0;
-  const failures: string[] = [];
-  const loops = clients.map(async (kind, i) => {
-    const agent = kind === "keep-alive" ? keepAliveAgent() : false;
-    try {
-      while (running) {
-        try {
-          const res = await request({
-            address: h.ip,
-            port: h.port,
-            host: "steady.test",
-            path: `/load/${kind}/${i}`,
-            agent,
-            timeoutMs: 5000,
-          });
-          if (res.status === 200 && res.echo?.backend === "steady") ok++;
-          else failures.push(`${kind}: status ${res.status} ${res.body.slice(0, 100)}`);
-        } catch (err) {
-          failures.push(`${kind}: ${String(err)}`);
-        }
-      }
-    } finally {
-      if (agent !== false) agent.destroy();
-    }
-  });
-  return {
-    stop: async () => {
-      running = false;
-      await Promise.all(loops);
-      return { ok, failures };
-    },
-  };
-}
-
 describe("zero downtime", () => {
   test(`no failed request over ${CHANGES} changes (runtime updates and reloads)`, async (t) => {
     const h = harness();
     const ws = await openWebSocket({ address: h.ip, port: h.port, host: "steady.test", path: "/ws" });
     assert.equal(await ws.roundTrip("before"), "steady:before");
     const reloadsBefore = await h.masterReloads();
-    const traffic = load(h, ["keep-alive", "new-connection"]);
+    const traffic = load(h, ["keep-alive", "new-connection"], { host: "steady.test", backend: "steady" });
     const methods = new Map<string, number>();
     const started = performance.now();
     let pool = 1;

@@ -4,7 +4,7 @@ import type { Snapshot } from "../../resources/snapshot.ts";
 import * as cond from "../conditions.ts";
 import type { ConditionSpec } from "../conditions.ts";
 import { GATEWAY_GROUP, type GatewayNode, type ListenerNode } from "../gateway.ts";
-import { intersectHostnames } from "../hostname.ts";
+import { intersectHostnames, isHostname } from "../hostname.ts";
 import { selectorMatches } from "../labels.ts";
 
 export type RouteKind = "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "TCPRoute" | "UDPRoute";
@@ -110,18 +110,21 @@ function attachToGateway(
     return result;
   }
   const routeHostnames = route.spec.hostnames ?? [];
+  // A value that is not a hostname matches no listener (and an empty list would mean "any").
+  const usable = routeHostnames.filter(isHostname);
   for (const l of allowed) {
     if (!HOSTNAME_KINDS.has(kind)) {
       result.listeners.push({ listener: l, hostnames: [] });
       continue;
     }
-    const hostnames = intersectHostnames(l.listener.hostname, routeHostnames);
+    if (usable.length === 0 && routeHostnames.length > 0) continue;
+    const hostnames = intersectHostnames(l.listener.hostname, usable);
     if (hostnames.length > 0) result.listeners.push({ listener: l, hostnames });
   }
   if (result.listeners.length === 0) {
     result.conditions.push(
       cond.routeNoMatchingListenerHostname(
-        `Hostnames ${routeHostnames.join(", ")} match no listener hostname of Gateway ${gateway.key} (${allowed
+        `Hostnames ${routeHostnames.map((h) => JSON.stringify(h)).join(", ")} match no listener hostname of Gateway ${gateway.key} (${allowed
           .map((l) => `${l.listener.name}: ${l.listener.hostname ?? "any"}`)
           .join(", ")})`,
       ),
