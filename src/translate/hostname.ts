@@ -163,4 +163,3 @@ const HOSTNAME = /^(?:\*\.)?[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z
 export function isHostname(value: string): boolean {
   return value.length <= 253 && HOSTNAME.test(value);
 }
-
