@@ -4,17 +4,16 @@
 import type { Logger } from "pino";
 import type { AdminStateStore } from "../admin/state.ts";
 import { ApplyError, type ApplyOutcome } from "../dataplane/haproxy/apply/applier.ts";
-import { degrade, markDegraded, type Degradation } from "../dataplane/haproxy/degrade.ts";
+import { degrade, type Degradation } from "../dataplane/haproxy/degrade.ts";
 import { checkRenderable, formatIssue, type RenderOptions } from "../dataplane/haproxy/render/index.ts";
-import { markUnavailableListeners, type UnavailableListener } from "../dataplane/udp/status.ts";
 import type { IR } from "../ir/types.ts";
 import { validateIR } from "../ir/validate.ts";
 import { recordConfigErrors, type Metrics } from "../observability/metrics.ts";
 import type { ProviderUpdate } from "../provider/types.ts";
-import type { StatusEntry, Condition } from "../status/types.ts";
+import { withFeedback, type DataplaneFeedback, type UnavailableListener } from "../status/feedback.ts";
+import type { StatusEntry } from "../status/types.ts";
 import { translate } from "../translate/index.ts";
 import type { GatewayInfrastructure } from "../infra/types.ts";
-import { withBoundAddresses } from "./addresses.ts";
 import { haproxyValidators } from "../dataplane/haproxy/capabilities.ts";
 
 export interface Dataplane {
@@ -161,12 +160,19 @@ export class ServeLoop {
     }
 
     const { ir, degradations, fatal } = renderable(prepared.ir, this.#o.renderOptions);
+    // The validators should have kept all of this out of the IR: a degradation is a gap in them.
     for (const d of degradations)
-      logger.warn({ generation: update.generation }, `not programmed: ${formatIssue(d.issue)}`);
-    let statuses = withBoundAddresses(
-      markDegraded(prepared.statuses, degradations, now),
-      this.#o.hostAddresses,
-    );
+      logger.error({ generation: update.generation }, `not programmed: ${formatIssue(d.issue)}`);
+    const feedback: DataplaneFeedback = {
+      hostAddresses: this.#o.hostAddresses,
+      leftOut: degradations.map((d) => ({
+        message: d.issue.message,
+        ...(d.route !== undefined ? { route: d.route } : {}),
+        ...(d.listenerId !== undefined ? { listenerId: d.listenerId } : {}),
+      })),
+    };
+    const publish = (extra: Partial<DataplaneFeedback>): void =>
+      this.#publish(withFeedback(prepared.statuses, { ...feedback, ...extra }, now), update);
 
     // The IR's invariants (every reference resolves, ids are unique, ...) are the translator's
     // promise; a broken one is a bug, and applying it could break traffic that works now.
@@ -179,7 +185,7 @@ export class ServeLoop {
       logger.error({ generation: update.generation }, message);
       store.recordApply(update.generation, ir, { ok: false, error: new ApplyError(message) });
       metrics.reloads.inc({ result: "invalid" });
-      this.#publish(markNotProgrammed(statuses, message, now), update);
+      publish({ notApplied: message });
       return true; // the same input renders the same way: nothing to retry
     }
     let unavailable: readonly UnavailableListener[] = [];
@@ -208,17 +214,11 @@ export class ServeLoop {
         result: err instanceof ApplyError && output !== undefined ? "invalid" : "failure",
       });
       store.recordApply(update.generation, ir, { ok: false, error: err });
-      statuses = markNotProgrammed(
-        statuses,
-        `${message}${output !== undefined ? `: ${lastLines(output)}` : ""}`,
-        now,
-      );
-      this.#publish(statuses, update);
+      publish({ notApplied: `${message}${output !== undefined ? `: ${lastLines(output)}` : ""}` });
       // HAProxy rejecting the configuration is final for this input; anything else may pass later.
       return output !== undefined;
     }
-    statuses = markUnavailableListeners(statuses, unavailable, now);
-    this.#publish(statuses, update);
+    publish({ unavailableListeners: unavailable });
     return !unavailable.some((u) => u.reason === "Pending");
   }
 
@@ -244,30 +244,6 @@ function renderable(
     current = step.ir;
   }
   return { ir: current, degradations: all, fatal: checkRenderable(current, options) };
-}
-
-/** Every Gateway we report on: Programmed False, the previous configuration keeps serving. */
-function markNotProgrammed(statuses: readonly StatusEntry[], message: string, now: string): StatusEntry[] {
-  return statuses.map((entry) => {
-    if (entry.kind !== "Gateway") return entry;
-    const conditions = (entry.status["conditions"] as Condition[] | undefined) ?? [];
-    const generation = conditions[0]?.observedGeneration;
-    const programmed: Condition = {
-      type: "Programmed",
-      status: "False",
-      reason: "Invalid",
-      message: `The new configuration was not applied (the previous one keeps serving): ${message}`,
-      ...(generation !== undefined ? { observedGeneration: generation } : {}),
-      lastTransitionTime: now,
-    };
-    return {
-      ...entry,
-      status: {
-        ...entry.status,
-        conditions: [...conditions.filter((c) => c.type !== "Programmed"), programmed],
-      },
-    };
-  });
 }
 
 function lastLines(text: string): string {

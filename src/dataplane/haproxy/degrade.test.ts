@@ -3,8 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import type { IR } from "../../ir/types.ts";
-import type { StatusEntry } from "../../status/types.ts";
-import { degrade, markDegraded } from "./degrade.ts";
+import { degrade } from "./degrade.ts";
 import { checkRenderable } from "./render/index.ts";
 
 const load = (name: string): IR =>
@@ -37,48 +36,4 @@ test("a rule the renderer refuses is left out, match included; everything else s
   assert.deepEqual(checkRenderable(again.ir), []);
   // The input IR is untouched.
   assert.equal(rule.filters.length > 0, true);
-});
-
-test("markDegraded adds PartiallyInvalid to the route's parents and keeps observedGeneration", () => {
-  const statuses: StatusEntry[] = [
-    {
-      apiVersion: "gateway.networking.k8s.io/v1",
-      kind: "HTTPRoute",
-      metadata: { name: "web", namespace: "default" },
-      status: {
-        parents: [
-          {
-            parentRef: { name: "gw" },
-            controllerName: "x",
-            conditions: [
-              {
-                type: "Accepted",
-                status: "True",
-                reason: "Accepted",
-                message: "",
-                observedGeneration: 3,
-                lastTransitionTime: "t",
-              },
-            ],
-          },
-        ],
-      },
-    },
-  ];
-  const out = markDegraded(
-    statuses,
-    [
-      {
-        issue: { path: "p", subject: "s", message: "RequestMirror is not supported" },
-        route: { kind: "HTTPRoute", namespace: "default", name: "web" },
-      },
-    ],
-    "now",
-  );
-  const parents = out[0]?.status["parents"] as Array<{
-    conditions: Array<{ type: string; reason: string; observedGeneration?: number }>;
-  }>;
-  const partially = parents[0]?.conditions.find((c) => c.type === "PartiallyInvalid");
-  assert.equal(partially?.reason, "UnsupportedValue");
-  assert.equal(partially?.observedGeneration, 3);
 });

@@ -4,10 +4,8 @@
 // `degrade` narrows the damage to the offending element instead of failing the whole configuration:
 // a rule is left out (every string of it, its match included, goes with it), an L4 route loses its
 // backends, a listener is left out, a backend's share answers 500. It also says which objects were
-// affected, so their status tells the user (see markDegraded).
+// affected, so their status tells the user (status/feedback.ts).
 import type { IR, IRHTTPRule, IRListener, IRWeightedBackend } from "../../ir/types.ts";
-import type { StatusEntry } from "../../status/types.ts";
-import type { Condition } from "../../status/types.ts";
 import type { RenderIssue } from "./render/index.ts";
 
 export interface Degradation {
@@ -107,87 +105,4 @@ export function degrade(ir: IR, issues: readonly RenderIssue[]): DegradeResult {
     }
   }
   return { ir: out, degradations, fatal };
-}
-
-/**
- * Adds the degradations to the statuses: a route gets `PartiallyInvalid` (reason UnsupportedValue)
- * on every parent of ours naming what the data plane could not do; a listener left out gets
- * `Programmed: False` (reason Invalid).
- */
-export function markDegraded(
-  statuses: readonly StatusEntry[],
-  degradations: readonly Degradation[],
-  now: string,
-): StatusEntry[] {
-  if (degradations.length === 0) return [...statuses];
-  const byRoute = new Map<string, string[]>();
-  const byListener = new Map<string, string[]>();
-  for (const d of degradations) {
-    if (d.route !== undefined) {
-      const k = `${d.route.kind}/${d.route.namespace}/${d.route.name}`;
-      byRoute.set(k, [...(byRoute.get(k) ?? []), d.issue.message]);
-    }
-    if (d.listenerId !== undefined)
-      byListener.set(d.listenerId, [...(byListener.get(d.listenerId) ?? []), d.issue.message]);
-  }
-  return statuses.map((entry) => {
-    const key = `${entry.kind}/${entry.metadata.namespace ?? ""}/${entry.metadata.name}`;
-    const routeMessages = byRoute.get(key);
-    if (routeMessages !== undefined) {
-      const parents = (entry.status["parents"] as Array<{ conditions: Condition[] }> | undefined) ?? [];
-      return {
-        ...entry,
-        status: {
-          ...entry.status,
-          parents: parents.map((p) => ({
-            ...p,
-            conditions: upsert(p.conditions, {
-              type: "PartiallyInvalid",
-              status: "True",
-              reason: "UnsupportedValue",
-              message: `Dropped Rule(s): the data plane cannot express: ${routeMessages.join("; ")}; those rules are left out`,
-              lastTransitionTime: now,
-            }),
-          })),
-        },
-      };
-    }
-    if (entry.kind !== "Gateway") return entry;
-    const listeners =
-      (entry.status["listeners"] as Array<{ name: string; conditions: Condition[] }> | undefined) ?? [];
-    let touched = false;
-    const next = listeners.map((l) => {
-      const messages = byListener.get(`${entry.metadata.namespace ?? ""}/${entry.metadata.name}/${l.name}`);
-      if (messages === undefined) return l;
-      touched = true;
-      return {
-        ...l,
-        conditions: upsert(l.conditions, {
-          type: "Programmed",
-          status: "False",
-          reason: "Invalid",
-          message: `The data plane cannot express this listener: ${messages.join("; ")}`,
-          lastTransitionTime: now,
-        }),
-      };
-    });
-    return touched ? { ...entry, status: { ...entry.status, listeners: next } } : entry;
-  });
-}
-
-function upsert(
-  conditions: readonly Condition[],
-  condition: Omit<Condition, "observedGeneration">,
-): Condition[] {
-  const existing = conditions.find((c) => c.type === condition.type);
-  const generation = conditions[0]?.observedGeneration;
-  const stamped: Condition = {
-    ...condition,
-    ...(generation !== undefined ? { observedGeneration: generation } : {}),
-  };
-  const rest = conditions.filter((c) => c.type !== condition.type);
-  if (existing !== undefined && existing.type === "PartiallyInvalid") {
-    stamped.message = `${existing.message}; ${stamped.message}`;
-  }
-  return [...rest, stamped].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
 }

@@ -5,7 +5,7 @@
 import type { ApplyOutcome } from "../haproxy/apply/applier.ts";
 import type { IR } from "../../ir/types.ts";
 import type { UdpForwarder } from "./forwarder.ts";
-import type { UnavailableListener } from "./status.ts";
+import type { UnavailableListener } from "../../status/feedback.ts";
 
 export interface CombinedOutcome extends ApplyOutcome {
   /** Listeners that are not served (so far only UDP ones the forwarder could not bind). */

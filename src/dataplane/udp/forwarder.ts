@@ -20,7 +20,7 @@ import {
   type UdpListenerProblem,
   type UdpRoutePlan,
 } from "./plan.ts";
-import type { UnavailableListener } from "./status.ts";
+import type { UnavailableListener } from "../../status/feedback.ts";
 import {
   UdpBindError,
   type UdpListenSocket,

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Condition, StatusEntry } from "../../status/types.ts";
-import { markUnavailableListeners } from "./status.ts";
+import type { Condition, StatusEntry } from "./types.ts";
+import { withFeedback, type UnavailableListener } from "./feedback.ts";
+
+const markUnavailableListeners = (
+  statuses: StatusEntry[],
+  unavailableListeners: UnavailableListener[],
+  now: string,
+): StatusEntry[] => withFeedback(statuses, { unavailableListeners }, now);
 
 const cond = (type: string, status: "True" | "False", reason: string): Condition => ({
   type,
@@ -90,4 +96,73 @@ test("a Gateway none of whose listeners is served is not Programmed; Invalid win
 test("nothing unavailable: statuses unchanged", () => {
   const entries = [gateway("gw", ["dns"])];
   assert.deepEqual(markUnavailableListeners(entries, [], "now"), entries);
+});
+
+test("not applied: every Gateway reports Programmed False and keeps its other conditions", () => {
+  const [gw] = withFeedback([gateway("gw", ["web"])], { notApplied: "haproxy -c failed" }, "later");
+  const programmed = conditionsOf(gw).find((c) => c.type === "Programmed");
+  assert.equal(programmed?.status, "False");
+  assert.equal(programmed?.reason, "Invalid");
+  assert.equal(programmed?.observedGeneration, 3);
+  assert.match(programmed?.message ?? "", /previous one keeps serving\): haproxy -c failed$/);
+  assert.equal(conditionsOf(gw).find((c) => c.type === "Accepted")?.status, "True");
+});
+
+test("host addresses: only on programmed Gateways that have none of their own", () => {
+  const own = gateway("own", ["web"]);
+  own.status["addresses"] = [{ type: "IPAddress", value: "10.0.0.9" }];
+  const pending = gateway("pending", ["web"]);
+  pending.status["conditions"] = [cond("Programmed", "False", "Pending")];
+  const [plain, withOwn, notProgrammed] = withFeedback(
+    [gateway("plain", ["web"]), own, pending],
+    { hostAddresses: ["192.0.2.1", "127.0.0.1"] },
+    "now",
+  );
+  assert.deepEqual(plain?.status["addresses"], [
+    { type: "IPAddress", value: "192.0.2.1" },
+    { type: "IPAddress", value: "127.0.0.1" },
+  ]);
+  assert.deepEqual(withOwn?.status["addresses"], [{ type: "IPAddress", value: "10.0.0.9" }]);
+  assert.equal(notProgrammed?.status["addresses"], undefined);
+});
+
+test("left out by the renderer: PartiallyInvalid on the route's parents, Programmed False on a listener", () => {
+  const route: StatusEntry = {
+    apiVersion: "gateway.networking.k8s.io/v1",
+    kind: "HTTPRoute",
+    metadata: { name: "web", namespace: "default" },
+    status: {
+      parents: [
+        {
+          parentRef: { name: "gw" },
+          controllerName: "x",
+          conditions: [cond("Accepted", "True", "Accepted")],
+        },
+      ],
+    },
+  };
+  const [gw, r] = withFeedback(
+    [gateway("gw", ["web", "dns"]), route],
+    {
+      leftOut: [
+        {
+          message: "RequestMirror is not supported",
+          route: { kind: "HTTPRoute", namespace: "default", name: "web" },
+        },
+        { message: "bad port", listenerId: "ns/gw/dns" },
+      ],
+    },
+    "now",
+  );
+  const parents = r?.status["parents"] as Array<{ conditions: Condition[] }>;
+  const partially = parents[0]?.conditions.find((c) => c.type === "PartiallyInvalid");
+  assert.equal(partially?.reason, "UnsupportedValue");
+  assert.equal(partially?.observedGeneration, 3);
+  assert.match(partially?.message ?? "", /RequestMirror is not supported/);
+  const dns = listenersOf(gw)
+    .find((l) => l.name === "dns")
+    ?.conditions.find((c) => c.type === "Programmed");
+  assert.equal(dns?.reason, "Invalid");
+  assert.equal(dns?.message, "The data plane cannot express this listener: bad port");
+  assert.equal(conditionsOf(gw).find((c) => c.type === "Programmed")?.status, "True");
 });
