@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { createServer, request as httpRequest, type Server } from "node:http";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -481,6 +481,75 @@ spec:
           return res.status === 200 ? await res.text() : undefined;
         });
         assert.equal(body, "hello from the backend\n");
+      },
+    );
+
+    test(
+      "a route HAProxy cannot express is reported on its rule; a route created after it is served",
+      { skip: nodeIP === undefined ? "no non-loopback IPv4 address for the backend" : false },
+      async () => {
+        const address = pool.replace(/0\/29$/, "1");
+        await srv().apply(
+          yamlObjects(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: tenant, namespace: ${ns}}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [tenant.example.com]
+  rules:
+    - matches: [{path: {type: RegularExpression, value: "/bad("}}]
+      backendRefs: [{name: web, port: 8080}]
+    - matches: [{path: {type: RegularExpression, value: "/y(?<=a+)b"}}]
+      backendRefs: [{name: web, port: 8080}]
+    - matches: [{path: {type: PathPrefix, value: /ok}}]
+      backendRefs: [{name: web, port: 8080}]
+`),
+        );
+        const partial = await eventually("PartiallyInvalid on the tenant route", async () => {
+          const o = await get<Obj>(`${GW}/namespaces/${ns}/httproutes/tenant`);
+          const p = ((o.status?.["parents"] ?? []) as Array<{ conditions: Condition[] }>)[0];
+          return cond(p?.conditions, "PartiallyInvalid");
+        });
+        assert.equal(partial.reason, "UnsupportedValue");
+        assert.match(partial.message, /spec\.rules\[0\]\.matches\[0\]\.path\.value: has an unbalanced/);
+        assert.match(partial.message, /spec\.rules\[1\]\.matches\[0\]\.path\.value: is not a valid RE2/);
+
+        await srv().apply(
+          yamlObjects(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: later, namespace: ${ns}}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [later.example.com]
+  rules: [{backendRefs: [{name: web, port: 8080}]}]
+`),
+        );
+        const status = (host: string, path: string) =>
+          new Promise<number>((resolve, reject) => {
+            const req = httpRequest(
+              { host: address, port: listenerPort, path, headers: { host }, timeout: 2000 },
+              (res) => {
+                res.resume();
+                resolve(res.statusCode ?? 0);
+              },
+            );
+            req.on("error", reject);
+            req.end();
+          });
+        await eventually("the later route serves", async () =>
+          (await status("later.example.com", "/")) === 200 ? true : undefined,
+        );
+        assert.equal(await status("tenant.example.com", "/ok"), 200);
+
+        for (const name of ["tenant", "later"])
+          await srv().admin.request("DELETE", `${GW}/namespaces/${ns}/httproutes/${name}`);
+        await eventually("attachedRoutes back to 1", async () => {
+          const o = await get<Obj>(`${GW}/namespaces/${ns}/gateways/gw`);
+          const l = (o.status?.["listeners"] ?? []) as Array<{ attachedRoutes: number }>;
+          return l[0]?.attachedRoutes === 1 ? o : undefined;
+        });
       },
     );
 
