@@ -30,24 +30,56 @@ export interface IRGateway {
 
 export type IRListenerProtocol = "HTTP" | "HTTPS" | "TLS" | "TCP" | "UDP";
 
-export interface IRListener {
+/** A listener, by protocol: each protocol carries exactly the fields it uses. */
+export type IRListener = IRHTTPListener | IRHTTPSListener | IRTLSListener | IRTCPListener | IRUDPListener;
+
+interface IRListenerBase {
   /** `namespace/gateway/listenerName` (ListenerSet listeners: `namespace/gateway/listenerSetNs/listenerSet/listenerName`) */
   id: string;
   name: string;
   port: number;
-  protocol: IRListenerProtocol;
   /** Listener hostname (may be a wildcard `*.example.com`); absent = any. */
   hostname?: string;
-  /** TLS settings: HTTPS (terminate) and TLS (terminate or passthrough) listeners. */
-  tls?: IRListenerTLS;
-  /** HTTP and HTTPS listeners: virtual hosts, most specific hostname first. */
-  virtualHosts?: IRVirtualHost[];
-  /** TLS listeners: routes by SNI. */
-  tlsRoutes?: IRTLSRoute[];
-  /** TCP listeners: at most one route is effective (the oldest); kept as a list for status accounting. */
-  tcpRoutes?: IRL4Route[];
-  /** UDP listeners. */
-  udpRoutes?: IRL4Route[];
+}
+
+/** The fields of other protocols, absent (so that `l.virtualHosts ?? []` reads any listener). */
+interface NoRoutes {
+  tls?: never;
+  virtualHosts?: never;
+  tlsRoutes?: never;
+  tcpRoutes?: never;
+  udpRoutes?: never;
+}
+
+export interface IRHTTPListener extends IRListenerBase, Omit<NoRoutes, "virtualHosts"> {
+  protocol: "HTTP";
+  /** Virtual hosts, most specific hostname first. */
+  virtualHosts: IRVirtualHost[];
+}
+
+export interface IRHTTPSListener extends IRListenerBase, Omit<NoRoutes, "virtualHosts" | "tls"> {
+  protocol: "HTTPS";
+  tls: IRListenerTLS;
+  virtualHosts: IRVirtualHost[];
+}
+
+export interface IRTLSListener extends IRListenerBase, Omit<NoRoutes, "tlsRoutes" | "tls"> {
+  protocol: "TLS";
+  /** Terminate or passthrough. */
+  tls: IRListenerTLS;
+  /** Routes by SNI. */
+  tlsRoutes: IRTLSRoute[];
+}
+
+export interface IRTCPListener extends IRListenerBase, Omit<NoRoutes, "tcpRoutes"> {
+  protocol: "TCP";
+  /** At most one route is effective (the oldest); kept as a list for status accounting. */
+  tcpRoutes: IRL4Route[];
+}
+
+export interface IRUDPListener extends IRListenerBase, Omit<NoRoutes, "udpRoutes"> {
+  protocol: "UDP";
+  udpRoutes: IRL4Route[];
 }
 
 export interface IRListenerTLS {
@@ -155,13 +187,27 @@ export interface IRCORS {
   maxAgeSeconds: number;
 }
 
-export interface IRWeightedBackend {
-  /** IRBackend.id; absent when the backendRef is invalid (requests for this share get a 500). */
-  backend?: string;
+/**
+ * One backendRef of a rule or route: resolved (it names an IRBackend) or invalid (it could not be
+ * resolved, or a filter of it cannot be applied: its share of requests gets a 500). Exactly one of
+ * `backend` and `invalid` is present.
+ */
+export type IRWeightedBackend = IRResolvedBackendRef | IRInvalidBackendRef;
+
+export interface IRResolvedBackendRef {
+  /** IRBackend.id */
+  backend: string;
   weight: number;
   /** backendRef-level filters, applied after the rule's filters. */
   filters: IRHTTPFilter[];
-  invalid?: true;
+  invalid?: never;
+}
+
+export interface IRInvalidBackendRef {
+  backend?: never;
+  weight: number;
+  filters: [];
+  invalid: true;
 }
 
 export interface IRSessionPersistence {

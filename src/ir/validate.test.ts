@@ -52,7 +52,7 @@ test("a consistent IR has no problems", () => {
 test("dangling backend references are reported", () => {
   const bad = { ...rule, backends: [{ backend: "service/default/missing/80", weight: 1, filters: [] }] };
   assert.deepEqual(validateIR(irWith([{ hostname: "*", rules: [bad] }])), [
-    "gateways[0].listeners[0].virtualHosts[0].rules[0].backends[0].backend: service/default/missing/80 is not in backends",
+    `gateways[0].listeners[0].virtualHosts[0].rules[0].backends[0].backend: "service/default/missing/80" is not in backends`,
   ]);
 });
 

@@ -23,9 +23,12 @@ export function validateIR(ir: IR): string[] {
       if (!Number.isInteger(wb.weight) || wb.weight < 0)
         problems.push(`${p}.weight: ${wb.weight} is not a weight`);
       if (wb.invalid === true) {
-        if (wb.backend !== undefined) problems.push(`${p}: an invalid entry names backend ${wb.backend}`);
+        // The type rules this out; an IR read from elsewhere (JSON) gets the same check at runtime.
+        const named: unknown = (wb as { backend?: unknown }).backend;
+        if (named !== undefined)
+          problems.push(`${p}: an invalid entry names backend ${JSON.stringify(named)}`);
       } else if (wb.backend === undefined || !backendIds.has(wb.backend)) {
-        problems.push(`${p}.backend: ${String(wb.backend)} is not in backends`);
+        problems.push(`${p}.backend: ${JSON.stringify(wb.backend)} is not in backends`);
       }
       checkFilters(p, wb.filters);
     }
@@ -77,7 +80,17 @@ export function validateIR(ir: IR): string[] {
   return problems;
 }
 
-function protocolShape(at: string, l: IRListener): string[] {
+/**
+ * The shape each protocol's listener must have. The IR type says the same; an IR read from
+ * elsewhere (JSON) gets the check at runtime, hence the loose view of the listener.
+ */
+function protocolShape(at: string, listener: IRListener): string[] {
+  const l = listener as Partial<
+    Record<"virtualHosts" | "tls" | "tlsRoutes" | "tcpRoutes" | "udpRoutes", unknown>
+  > & {
+    protocol: string;
+    tls?: { certificates?: unknown[] };
+  };
   const out: string[] = [];
   const http = l.protocol === "HTTP" || l.protocol === "HTTPS";
   if (http !== (l.virtualHosts !== undefined))
@@ -85,15 +98,17 @@ function protocolShape(at: string, l: IRListener): string[] {
   if ((l.protocol === "HTTPS" || l.protocol === "TLS") !== (l.tls !== undefined)) {
     out.push(`${at}: tls must be present exactly for HTTPS/TLS`);
   }
-  if (l.protocol === "HTTPS" && l.tls !== undefined && l.tls.certificates.length === 0) {
+  if (l.protocol === "HTTPS" && l.tls !== undefined && (l.tls.certificates ?? []).length === 0) {
     out.push(`${at}.tls.certificates: an HTTPS listener needs a certificate`);
   }
-  if (l.protocol !== "TLS" && l.tlsRoutes !== undefined)
-    out.push(`${at}: tlsRoutes on a ${l.protocol} listener`);
-  if (l.protocol !== "TCP" && l.tcpRoutes !== undefined)
-    out.push(`${at}: tcpRoutes on a ${l.protocol} listener`);
-  if (l.protocol !== "UDP" && l.udpRoutes !== undefined)
-    out.push(`${at}: udpRoutes on a ${l.protocol} listener`);
+  for (const [field, protocol] of [
+    ["tlsRoutes", "TLS"],
+    ["tcpRoutes", "TCP"],
+    ["udpRoutes", "UDP"],
+  ] as const) {
+    if (l.protocol !== protocol && l[field] !== undefined)
+      out.push(`${at}: ${field} on a ${l.protocol} listener`);
+  }
   return out;
 }
 

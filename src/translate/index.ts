@@ -6,6 +6,7 @@ import type {
   IRGateway,
   IRL4Route,
   IRListener,
+  IRListenerTLS,
   IRTLSRoute,
   IRVirtualHost,
 } from "../ir/types.ts";
@@ -214,35 +215,38 @@ function listenerIR(
   httpRules: ReadonlyMap<string, ReadonlyMap<string, RuleEntry[]>>,
   l4Routes: ReadonlyMap<string, Array<{ route: L4Route; ir: IRL4Route | IRTLSRoute }>>,
 ): IRListener {
-  const protocol = l.listener.protocol as IRListener["protocol"];
-  const out: IRListener = {
-    id: l.id,
-    name: l.listener.name,
-    port: l.listener.port,
-    protocol,
-    ...(l.listener.hostname !== undefined && l.listener.hostname !== ""
-      ? { hostname: l.listener.hostname }
-      : {}),
-    ...(l.tls !== undefined ? { tls: l.tls } : {}),
+  const hostname =
+    l.listener.hostname !== undefined && l.listener.hostname !== "" ? { hostname: l.listener.hostname } : {};
+  // Field order as in IRListener (the IR is serialised for goldens and /config).
+  const head = { id: l.id, name: l.listener.name, port: l.listener.port };
+  const protocol = l.listener.protocol;
+  const tls = (): IRListenerTLS => {
+    // gateway.ts programs an HTTPS or TLS listener only with its TLS settings resolved.
+    if (l.tls === undefined) throw new Error(`internal: programmed ${protocol} listener ${l.id} has no TLS`);
+    return l.tls;
   };
   if (protocol === "HTTP" || protocol === "HTTPS") {
     const hosts = httpRules.get(l.id) ?? new Map<string, RuleEntry[]>();
-    out.virtualHosts = [...hosts.keys()].sort(compareHostnameSpecificity).map((hostname): IRVirtualHost => ({
-      hostname,
-      rules: [...(hosts.get(hostname) ?? [])]
-        .sort((a, b) => compareRouteMatches(a.candidate, b.candidate))
-        .map((e) => e.rule),
-    }));
-    return out;
+    const virtualHosts = [...hosts.keys()]
+      .sort(compareHostnameSpecificity)
+      .map((hostname): IRVirtualHost => ({
+        hostname,
+        rules: [...(hosts.get(hostname) ?? [])]
+          .sort((a, b) => compareRouteMatches(a.candidate, b.candidate))
+          .map((e) => e.rule),
+      }));
+    return protocol === "HTTP"
+      ? { ...head, protocol, ...hostname, virtualHosts }
+      : { ...head, protocol, ...hostname, tls: tls(), virtualHosts };
   }
   // L4 routes in precedence order: oldest first, then namespace/name.
   const routes = [...(l4Routes.get(l.id) ?? [])].sort((a, b) =>
     compareRouteIdentity(routeIdentityOf(a.route), routeIdentityOf(b.route)),
   );
-  if (protocol === "TLS") out.tlsRoutes = routes.map((r) => r.ir as IRTLSRoute);
-  else if (protocol === "TCP") out.tcpRoutes = routes.map((r) => r.ir);
-  else out.udpRoutes = routes.map((r) => r.ir);
-  return out;
+  if (protocol === "TLS")
+    return { ...head, protocol, ...hostname, tls: tls(), tlsRoutes: routes.map((r) => r.ir as IRTLSRoute) };
+  if (protocol === "TCP") return { ...head, protocol, ...hostname, tcpRoutes: routes.map((r) => r.ir) };
+  return { ...head, protocol: "UDP", ...hostname, udpRoutes: routes.map((r) => r.ir) };
 }
 
 function gatewayStatus(g: GatewayNode, now: string): StatusEntry {

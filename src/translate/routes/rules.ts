@@ -362,7 +362,9 @@ function buildRule(
     const ref = draft.rule.backendRefs?.[i];
     const bf = convertFilters(ref?.filters ?? [], ctx);
     backends.push(
-      "error" in bf ? { weight: b.weight, filters: [], invalid: true } : { ...b, filters: bf.filters },
+      "error" in bf || b.invalid === true
+        ? { weight: b.weight, filters: [], invalid: true }
+        : { ...b, filters: bf.filters },
     );
   }
   return {

@@ -210,7 +210,7 @@ function checkWeighted(
     report(`${path}.weight`, `${wb.weight} must be an integer in 0..1000000`);
   }
   if (wb.invalid !== true && (wb.backend === undefined || !backends.has(wb.backend))) {
-    report(`${path}.backend`, `${String(wb.backend)} is not in backends`);
+    report(`${path}.backend`, `${JSON.stringify(wb.backend)} is not in backends`);
   }
   if (wb.backend !== undefined && backends.get(wb.backend)?.protocol === "udp") {
     report(`${path}.backend`, "a UDP backend cannot be used here");

@@ -2,9 +2,15 @@
 // that needs per-request work beyond one lookup, every listener shape the key cannot express.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { IR, IRBackend, IRHTTPRule, IRListener, IRVirtualHost } from "../../../ir/types.ts";
+import type { IR, IRBackend, IRHTTPRule, IRVirtualHost } from "../../../ir/types.ts";
 import { render } from "./index.ts";
-import { gatewayIR, GOLDEN_OPTIONS, haproxyAvailable, haproxyCheck } from "./testutil.ts";
+import {
+  gatewayIR,
+  GOLDEN_OPTIONS,
+  haproxyAvailable,
+  haproxyCheck,
+  type ListenerOverrides,
+} from "./testutil.ts";
 
 const BACKEND = "service/default/a/80";
 
@@ -21,7 +27,7 @@ function rule(path: string, extra: Partial<IRHTTPRule> = {}): IRHTTPRule {
   };
 }
 
-function ir(virtualHosts: IRVirtualHost[], listener: Partial<IRListener> = {}): IR {
+function ir(virtualHosts: IRVirtualHost[], listener: ListenerOverrides = {}): IR {
   const backend: IRBackend = {
     id: BACKEND,
     source: { kind: "Service", namespace: "default", name: "a" },

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import type { IR, IRBackend, IRListener, IRVirtualHost } from "../../../ir/types.ts";
+import type { IR, IRBackend, IRHTTPListener, IRHTTPSListener, IRVirtualHost } from "../../../ir/types.ts";
 import { render } from "./index.ts";
 import type { RenderOptions } from "./model.ts";
 
@@ -13,10 +13,14 @@ import type { RenderOptions } from "./model.ts";
  * An IR with one Gateway (`default/gw`) and one listener: HTTP on port 80 named `http` unless
  * `listener` says otherwise.
  */
+/** Fields of the test listener to override (an HTTP listener by default, or HTTPS with `tls`). */
+export type ListenerOverrides = Partial<Omit<IRHTTPListener, "protocol">> &
+  Partial<Omit<IRHTTPSListener, "protocol">> & { protocol?: "HTTP" | "HTTPS" };
+
 export function gatewayIR(
   virtualHosts: IRVirtualHost[],
   backends: IRBackend[],
-  listener: Partial<IRListener> = {},
+  listener: ListenerOverrides = {},
   addresses: string[] = [],
 ): IR {
   return {
@@ -28,7 +32,14 @@ export function gatewayIR(
         gatewayClassName: "gatehouse",
         addresses,
         listeners: [
-          { id: "default/gw/http", name: "http", port: 80, protocol: "HTTP", virtualHosts, ...listener },
+          {
+            id: "default/gw/http",
+            name: "http",
+            port: 80,
+            protocol: "HTTP",
+            virtualHosts,
+            ...listener,
+          },
         ],
       },
     ],
