@@ -532,7 +532,7 @@ export function runGatehouse(
   t.after(() => {
     if (!done) child.kill("SIGKILL");
   });
-  const line = (pattern: RegExp, timeoutMs = 20_000): Promise<string> =>
+  const line = (pattern: RegExp, timeoutMs = 30_000): Promise<string> =>
     new Promise((resolveLine, reject) => {
       const check = (): void => {
         const found = lines.find((l) => pattern.test(l));
