@@ -1,6 +1,7 @@
 // Flags shared by `gatehouse serve` and `gatehouse controller`: both run the same serve pipeline
 // (admin server, HAProxy data plane, logs), so they parse and default these flags in one place.
-import { resolve } from "node:path";
+import { createHash } from "node:crypto";
+import { join, resolve } from "node:path";
 import { parseAdminAddress } from "../admin/server.ts";
 import { UsageError } from "../errors.ts";
 import { parseLogFormat, parseLogLevel, type LogFormat, type LogLevel } from "../observability/logger.ts";
@@ -54,15 +55,24 @@ function integerFlag(
   return n;
 }
 
-/** Validates and defaults the shared flags; a bad value is a UsageError. */
-export function parseDataplaneFlags(values: DataplaneFlagValues, defaultStateDir: string): DataplaneFlags {
+/**
+ * Validates and defaults the shared flags; a bad value is a UsageError. `defaultStateDir` is used
+ * without --state-dir: a path, or a function of the admin address (see perInstanceStateDir).
+ */
+export function parseDataplaneFlags(
+  values: DataplaneFlagValues,
+  defaultStateDir: string | ((admin: { host: string; port: number }) => string),
+): DataplaneFlags {
+  const admin = parseAdminAddress(values.admin ?? "127.0.0.1:9901");
   const serverSlots = integerFlag(values, "server-slots", 16, [1, 4096]);
   const spareBackends = integerFlag(values, "spare-backends", 16, [0, 1024]);
   const udpIdleS = integerFlag(values, "udp-idle-timeout", 60, [1, 86_400], "seconds");
   const udpMaxFlows = integerFlag(values, "udp-max-flows", 4096, [1, 1_000_000]);
   return {
-    admin: parseAdminAddress(values.admin ?? "127.0.0.1:9901"),
-    stateDir: resolve(values["state-dir"] ?? defaultStateDir),
+    admin,
+    stateDir: resolve(
+      values["state-dir"] ?? (typeof defaultStateDir === "string" ? defaultStateDir : defaultStateDir(admin)),
+    ),
     haproxy: values.haproxy ?? "haproxy",
     controllerName: values["controller-name"] ?? DEFAULT_CONTROLLER_NAME,
     serverSlots,
@@ -73,4 +83,35 @@ export function parseDataplaneFlags(values: DataplaneFlagValues, defaultStateDir
     logLevel: parseLogLevel(values["log-level"] ?? "info"),
     udp: { idleTimeoutMs: udpIdleS * 1000, maxFlows: udpMaxFlows },
   };
+}
+
+/** Where per-instance state directories are made: what perInstanceStateDir reads of the host. */
+export interface StateDirHost {
+  /** `$XDG_RUNTIME_DIR` (a per-user 0700 directory, normally /run/user/<uid>), if set. */
+  runtimeDir: string | undefined;
+  /** os.tmpdir(). */
+  tmpDir: string;
+  uid: number;
+}
+
+/** Longest default state directory: unix socket paths under it must fit (see render/check.ts). */
+const MAX_DEFAULT_STATE_DIR = 50;
+
+/**
+ * The default state directory of one instance: `$XDG_RUNTIME_DIR/gatehouse/<hash>`, else
+ * `<tmp>/gatehouse-<uid>/<hash>` (plain /tmp when the temporary directory's path is too long for
+ * the sockets under it), where the hash covers `identity` (e.g. the config path and the admin
+ * address). So two instances started on different inputs never share a directory, and the same
+ * instance restarted finds its own. The parent directory must be private (see ensurePrivateDir).
+ */
+export function perInstanceStateDir(identity: readonly string[], host: StateDirHost): string {
+  const hash = createHash("sha256").update(identity.join("\0")).digest("hex").slice(0, 16);
+  const fallback = join("/tmp", `gatehouse-${host.uid}`, hash);
+  const candidates = [
+    ...(host.runtimeDir !== undefined && host.runtimeDir.startsWith("/")
+      ? [join(host.runtimeDir, "gatehouse", hash)]
+      : []),
+    join(host.tmpDir, `gatehouse-${host.uid}`, hash),
+  ];
+  return candidates.find((dir) => dir.length <= MAX_DEFAULT_STATE_DIR) ?? fallback;
 }

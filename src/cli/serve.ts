@@ -2,16 +2,15 @@
 // and applied to an HAProxy that runs as our child; the admin server shows readiness, status, the
 // IR in effect and metrics. Stops cleanly (HAProxy included) on SIGTERM/SIGINT.
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { ensurePrivateDir } from "../dataplane/haproxy/process/lock.ts";
 import { UsageError } from "../errors.ts";
 import { createLogger } from "../observability/logger.ts";
 import { startServe } from "../serve/start.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
-import { DATAPLANE_OPTIONS, parseDataplaneFlags } from "./dataplane-flags.ts";
+import { DATAPLANE_OPTIONS, parseDataplaneFlags, perInstanceStateDir } from "./dataplane-flags.ts";
 import type { CliIO, Command } from "./main.ts";
-
-const DEFAULT_STATE_DIR = join(tmpdir(), "gatehouse");
 
 const USAGE = `Usage: gatehouse serve --config PATH [flags]
 
@@ -22,8 +21,10 @@ Flags:
   -c, --config PATH          A YAML file or a directory (searched recursively). Required.
       --admin HOST:PORT      Admin HTTP server: /ready, /status, /config, /metrics,
                              /metrics/haproxy (default 127.0.0.1:9901).
-      --state-dir DIR        Where haproxy.cfg, maps, certificates and sockets live
-                             (default ${DEFAULT_STATE_DIR}).
+      --state-dir DIR        Where haproxy.cfg, maps, certificates and sockets live; one
+                             Gatehouse at a time (locked). Default: one per instance,
+                             $XDG_RUNTIME_DIR/gatehouse/<hash> or /tmp/gatehouse-<uid>/<hash>,
+                             the hash of the config path and admin address.
       --haproxy BIN          The haproxy binary (default: haproxy on PATH).
       --controller-name NAME The GatewayClass controllerName to answer to
                              (default ${DEFAULT_CONTROLLER_NAME}).
@@ -59,7 +60,16 @@ async function runServe(args: readonly string[], io: CliIO): Promise<number> {
     allowPositionals: false,
   });
   if (values.config === undefined || values.config === "") throw new UsageError("--config PATH is required");
-  const flags = parseDataplaneFlags(values, DEFAULT_STATE_DIR);
+  const config = resolve(values.config);
+  const flags = parseDataplaneFlags(values, (admin) =>
+    perInstanceStateDir([config, `${admin.host}:${admin.port}`], {
+      runtimeDir: process.env["XDG_RUNTIME_DIR"],
+      tmpDir: tmpdir(),
+      uid: process.getuid?.() ?? 0,
+    }),
+  );
+  // A per-instance directory lives in a shared place: its parent must be ours alone.
+  if (values["state-dir"] === undefined) await ensurePrivateDir(dirname(flags.stateDir));
   const logger = createLogger({ format: flags.logFormat, level: flags.logLevel });
 
   const stopped = new Promise<string>((done) => {
@@ -67,7 +77,7 @@ async function runServe(args: readonly string[], io: CliIO): Promise<number> {
     process.once("SIGINT", () => done("SIGINT"));
   });
   const serve = await startServe({
-    config: values.config,
+    config,
     stateDir: flags.stateDir,
     logger,
     admin: flags.admin,

@@ -3,12 +3,17 @@
 // `gatehouse controller` runs it with the Kubernetes provider, host infrastructure and the status
 // writer (options `provider`, `infrastructure`, `onStatuses`); the end-to-end tests run it
 // in-process. `stop()` takes everything down (HAProxy included).
+//
+// One Gatehouse per state directory: it is locked for the life of the pipeline (a second one fails
+// at once, naming the holder), and an HAProxy an earlier Gatehouse left there is stopped before
+// ours starts: the data plane lives and dies with the control plane.
+import { stat } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { startAdminServer, type AdminServer } from "../admin/server.ts";
 import { AdminStateStore } from "../admin/state.ts";
-import { HAProxyApplier } from "../dataplane/haproxy/apply/applier.ts";
+import { canBindExclusively, HAProxyApplier } from "../dataplane/haproxy/apply/applier.ts";
 import { nodeFileWriter } from "../dataplane/haproxy/apply/files.ts";
 import {
   findHAProxy,
@@ -16,10 +21,14 @@ import {
   type HAProxyProcessEvent,
   type RestartPolicy,
 } from "../dataplane/haproxy/process/manager.ts";
+import { lockStateDir, type StateDirLock } from "../dataplane/haproxy/process/lock.ts";
+import { stopStaleHAProxy } from "../dataplane/haproxy/process/stale.ts";
 import type { RenderOptions } from "../dataplane/haproxy/render/index.ts";
 import { workerRuntimeApi } from "../dataplane/haproxy/runtime/socket.ts";
 import { CombinedDataplane } from "../dataplane/udp/dataplane.ts";
 import { UdpForwarder } from "../dataplane/udp/forwarder.ts";
+import type { UnavailableListener } from "../dataplane/udp/status.ts";
+import { GatehouseError } from "../errors.ts";
 import { udpMetrics } from "../dataplane/udp/metrics.ts";
 import { nodeUdpSockets } from "../dataplane/udp/sockets.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
@@ -27,9 +36,10 @@ import { FileProvider } from "../provider/file/provider.ts";
 import type { Provider, ProviderUpdate } from "../provider/types.ts";
 import type { GatewayInfrastructure } from "../infra/types.ts";
 import type { StatusEntry } from "../status/types.ts";
+import type { IR } from "../ir/types.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
 import { hostAddresses, type InterfaceAddress } from "./addresses.ts";
-import { ServeLoop } from "./loop.ts";
+import { ServeLoop, type Dataplane } from "./loop.ts";
 
 export interface ServeOptions {
   /** A YAML file or a directory (searched recursively), watched by a FileProvider. */
@@ -89,20 +99,79 @@ export interface ServeHandle<P extends Provider = FileProvider> {
   stop(options?: { graceful?: boolean; timeoutMs?: number }): Promise<void>;
 }
 
+/** `--config` names nothing: an error at start (a path that disappears later keeps the last good config). */
+export class ConfigPathError extends GatehouseError {
+  readonly path: string;
+  constructor(path: string, options?: ErrorOptions) {
+    super(`--config ${path}: no such file or directory; give the YAML file or directory to serve`, options);
+    this.path = path;
+  }
+}
+
+/** An address Gatehouse itself needs (not a listener) is held by another process. */
+export class AddressInUseError extends GatehouseError {}
+
 export async function startServe<P extends Provider = FileProvider>(
   options: ServeOptions & { provider?: P },
 ): Promise<ServeHandle<P>> {
   const config = options.config;
   if (options.provider === undefined && config === undefined)
     throw new Error("startServe: give `config` or `provider`");
+  if (options.provider === undefined && config !== undefined) {
+    try {
+      await stat(config);
+    } catch (err) {
+      throw new ConfigPathError(config, { cause: err });
+    }
+  }
   const { logger } = options;
   const now = options.now ?? (() => new Date());
   const stateDir = resolve(options.stateDir);
   const metricsAddress = options.metricsAddress ?? "127.0.0.1:9902";
   const binary = findHAProxy(options.haproxy ?? "haproxy");
+  const admin = options.admin ?? { host: "127.0.0.1", port: 9901 };
 
-  await nodeFileWriter.mkdir(stateDir);
+  const lock = await lockStateDir(stateDir, {
+    admin: `${admin.host}:${admin.port}`,
+    ...(config !== undefined ? { config: resolve(config) } : {}),
+  });
+  try {
+    return await startLocked(options, { config, logger, now, stateDir, metricsAddress, binary, admin, lock });
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+interface Prepared {
+  config: string | undefined;
+  logger: Logger;
+  now: () => Date;
+  stateDir: string;
+  metricsAddress: string;
+  binary: string;
+  admin: { host: string; port: number };
+  lock: StateDirLock;
+}
+
+async function startLocked<P extends Provider>(
+  options: ServeOptions & { provider?: P },
+  { config, logger, now, stateDir, metricsAddress, binary, admin, lock }: Prepared,
+): Promise<ServeHandle<P>> {
   const masterSocket = join(stateDir, "master.sock");
+  const pidFile = join(stateDir, "haproxy.pid");
+  const stale = await stopStaleHAProxy(pidFile, masterSocket);
+  if (stale !== undefined)
+    logger.warn(
+      { pid: stale.pid, by: stale.stoppedBy },
+      "stopped the HAProxy an earlier Gatehouse left running",
+    );
+  const [metricsHost, metricsPort] = splitHostPort(metricsAddress);
+  const metricsProblem = await canBindExclusively(metricsHost, Number(metricsPort));
+  if (metricsProblem !== undefined)
+    throw new AddressInUseError(
+      `--haproxy-metrics ${metricsAddress}: ${metricsProblem}; give this instance its own address`,
+    );
   const renderOptions: RenderOptions = {
     stateDir,
     runtimeSocket: join(stateDir, "haproxy.sock"),
@@ -115,6 +184,7 @@ export async function startServe<P extends Provider = FileProvider>(
   const metrics = createMetrics();
   const haproxy = new HAProxyProcess({
     masterSocket,
+    pidFile,
     binary,
     logger: logger.child({ component: "haproxy" }),
     ...(options.restart !== undefined ? { restart: options.restart } : {}),
@@ -143,15 +213,19 @@ export async function startServe<P extends Provider = FileProvider>(
   const loop = new ServeLoop({
     controllerName: options.controllerName ?? DEFAULT_CONTROLLER_NAME,
     renderOptions,
-    dataplane: new CombinedDataplane(
-      {
-        apply: async (ir) => {
-          const outcome = await applier.apply(ir);
-          if (outcome.spares !== undefined) store.recordSpares(outcome.spares);
-          return outcome;
-        },
-      },
-      udp,
+    dataplane: withHAProxyUnavailable(
+      (haproxyUnavailable) =>
+        new CombinedDataplane(
+          {
+            apply: async (ir) => {
+              const outcome = await applier.apply(ir);
+              if (outcome.spares !== undefined) store.recordSpares(outcome.spares);
+              haproxyUnavailable.set(ir, outcome.unavailableListeners ?? []);
+              return outcome;
+            },
+          },
+          udp,
+        ),
     ),
     store,
     metrics,
@@ -162,7 +236,6 @@ export async function startServe<P extends Provider = FileProvider>(
     ...(options.infrastructure !== undefined ? { infrastructure: options.infrastructure } : {}),
     ...(options.onStatuses !== undefined ? { onStatuses: options.onStatuses } : {}),
   });
-  const admin = options.admin ?? { host: "127.0.0.1", port: 9901 };
   const server: AdminServer = await startAdminServer({
     state: store,
     registry: metrics.registry,
@@ -172,7 +245,7 @@ export async function startServe<P extends Provider = FileProvider>(
     onError: (message, cause) => logger.warn({ err: cause }, message),
   });
   const adminUrl = server.address?.url ?? `http://${admin.host}:${admin.port}`;
-  logger.info({ admin: adminUrl, stateDir, config: options.config }, "gatehouse serve starting");
+  logger.info({ admin: adminUrl, stateDir, config }, "gatehouse serve starting");
   // Without `provider`, P is FileProvider (its default): the cast only restates that.
   const provider: P =
     options.provider ??
@@ -191,6 +264,7 @@ export async function startServe<P extends Provider = FileProvider>(
       await haproxy.stop({ graceful: how.graceful ?? true, timeoutMs: how.timeoutMs ?? 5000 });
       await udp.close();
       await server.close();
+      await lock.release();
     })());
 
   try {
@@ -203,6 +277,32 @@ export async function startServe<P extends Provider = FileProvider>(
     throw err;
   }
   return { adminUrl, stateDir, store, metrics, haproxy, applier, udp, loop, provider, stop };
+}
+
+/**
+ * The serve loop's data plane: `make(haproxyUnavailable)` builds it, and its HAProxy side records
+ * there, per IR, the listeners HAProxy left out; they are reported with the UDP forwarder's.
+ * (CombinedDataplane reports only the forwarder's.)
+ */
+function withHAProxyUnavailable(
+  make: (haproxyUnavailable: WeakMap<IR, UnavailableListener[]>) => CombinedDataplane,
+): Dataplane {
+  const haproxyUnavailable = new WeakMap<IR, UnavailableListener[]>();
+  const combined = make(haproxyUnavailable);
+  return {
+    apply: async (ir) => {
+      const outcome = await combined.apply(ir);
+      const fromHAProxy = haproxyUnavailable.get(ir) ?? [];
+      haproxyUnavailable.delete(ir);
+      return { ...outcome, unavailableListeners: [...fromHAProxy, ...outcome.unavailableListeners] };
+    },
+  };
+}
+
+/** `host:port` or `[v6]:port` → [host, port]. */
+function splitHostPort(address: string): [string, string] {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address);
+  return m === null ? [address, ""] : [m[1] ?? "", m[2] ?? ""];
 }
 
 function interfaces(): InterfaceAddress[] {

@@ -11,11 +11,12 @@
 // update delivered, which therefore already reflects the write. Then it waits until the pipeline
 // has processed that update. (A load in flight during the write may have read some files before
 // they were written; it is never taken as the answer.)
-import { execFile } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before } from "node:test";
 import { promisify } from "node:util";
 import type { ApplyRecord, StatusDocument } from "../../src/admin/state.ts";
@@ -387,7 +388,7 @@ async function runCleanups(cleanups: Array<() => Promise<void>>): Promise<void> 
 }
 
 /** A random address in 127.0.0.0/8 (not 127.0.0.x) that can be bound. */
-async function loopbackAddress(): Promise<string> {
+export async function loopbackAddress(): Promise<string> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const r = (n: number): number => Math.floor(Math.random() * n);
     const ip = `127.${100 + r(150)}.${r(256)}.${1 + r(253)}`;
@@ -477,4 +478,86 @@ export async function many<T>(
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
   return out;
+}
+
+const GATEHOUSE_BIN = resolve(dirname(fileURLToPath(import.meta.url)), "../../bin/gatehouse.js");
+
+/** A `gatehouse` command running as a child process (see runGatehouse). */
+export interface GatehouseProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** stdout and stderr lines so far. */
+  readonly lines: string[];
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  readonly exited: Promise<number | string>;
+  /** Waits for an output line matching `pattern` (rejects if the process exits first). */
+  line(pattern: RegExp, timeoutMs?: number): Promise<string>;
+}
+
+/**
+ * Runs `gatehouse <args>` (bin/gatehouse.js, with this Node) in its own process group (as a shell
+ * runs a command: `process.kill(-pid, ...)` signals the group, like a terminal's Ctrl-C). Killed
+ * with SIGKILL after the test if still running.
+ */
+export function runGatehouse(
+  t: { after(fn: () => unknown): void },
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): GatehouseProcess {
+  const child = spawn(process.execPath, [GATEHOUSE_BIN, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+    env,
+  });
+  const lines: string[] = [];
+  const waiters = new Set<() => void>();
+  for (const stream of [child.stdout, child.stderr]) {
+    let rest = "";
+    stream.setEncoding("utf8").on("data", (chunk: string) => {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop() ?? "";
+      lines.push(...parts);
+      if (process.env["GATEHOUSE_E2E_LOG"] === "1") for (const l of parts) process.stderr.write(`${l}\n`);
+      for (const w of [...waiters]) w();
+    });
+  }
+  let done = false;
+  const exited = new Promise<number | string>((resolveExit) =>
+    child.once("exit", (code, signal) => {
+      done = true;
+      for (const w of [...waiters]) w();
+      resolveExit(code ?? signal ?? "?");
+    }),
+  );
+  t.after(() => {
+    if (!done) child.kill("SIGKILL");
+  });
+  const line = (pattern: RegExp, timeoutMs = 30_000): Promise<string> =>
+    new Promise((resolveLine, reject) => {
+      const check = (): void => {
+        const found = lines.find((l) => pattern.test(l));
+        if (found !== undefined) finish(() => resolveLine(found));
+        else if (done)
+          finish(() =>
+            reject(new Error(`gatehouse exited before ${String(pattern)}:\n${lines.slice(-20).join("\n")}`)),
+          );
+      };
+      const timer = setTimeout(
+        () =>
+          finish(() =>
+            reject(
+              new Error(`no line ${String(pattern)} within ${timeoutMs} ms:\n${lines.slice(-20).join("\n")}`),
+            ),
+          ),
+        timeoutMs,
+      );
+      const finish = (fn: () => void): void => {
+        clearTimeout(timer);
+        waiters.delete(check);
+        fn();
+      };
+      waiters.add(check);
+      check();
+    });
+  return { child, pid: child.pid ?? 0, lines, exited, line };
 }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GatehouseError } from "../../../errors.ts";
 import type { IR } from "../../../ir/types.ts";
+import type { UnavailableListener } from "../../udp/status.ts";
 import type { ReloadResult, ValidationResult } from "../process/manager.ts";
 import {
   addMapEntries,
@@ -40,8 +41,8 @@ export interface ApplierOptions {
   /** Generations kept on disk besides the current one (old workers may still use them). */
   keepGenerations?: number;
   /**
-   * Why `host:port` cannot be bound right now, or undefined when it can (default: tries it with
-   * node:net). Checked before a reload for every address the new configuration adds: see #reload.
+   * Why `host:port` cannot be bound right now, or undefined when it can (default: canBindExclusively).
+   * Checked before every apply for each listener address HAProxy does not hold: see #servable.
    */
   canBind?: (host: string, port: number) => Promise<string | undefined>;
 }
@@ -61,6 +62,11 @@ export interface ApplyOutcome {
    * HAProxy's stats and logs show it) → IRBackend id. Empty after a reload (reloads free every spare).
    */
   spares?: Record<string, string>;
+  /**
+   * Listeners left out because their address and port are held by another process (reason
+   * Pending: every later apply tries them again). HAProxy serves everything else.
+   */
+  unavailableListeners?: UnavailableListener[];
 }
 
 /** The new configuration was not applied; the previous one keeps serving. */
@@ -100,8 +106,61 @@ export class HAProxyApplier {
     return run;
   }
 
-  async #apply(ir: IR): Promise<ApplyOutcome> {
+  async #apply(full: IR): Promise<ApplyOutcome> {
     await this.#settled();
+    const { ir, unavailable } = await this.#servable(full);
+    const outcome = await this.#applyServable(ir);
+    return unavailable.length === 0 ? outcome : { ...outcome, unavailableListeners: unavailable };
+  }
+
+  /**
+   * `ir` without the listeners whose address and port another process holds. HAProxy binds
+   * exclusively (`noreuseport`), and one address it cannot bind fails the whole start or reload
+   * (in 2.6 a reload even pauses the serving worker's listeners for ~2 s while it retries), so each
+   * address HAProxy does not hold already is tried first. The ones it holds are not: they pass to
+   * the new worker through the master (expose-fd listeners).
+   */
+  async #servable(ir: IR): Promise<{ ir: IR; unavailable: UnavailableListener[] }> {
+    const running = this.#running;
+    const held = new Set(
+      running !== undefined && this.#o.process.state === "running"
+        ? tcpListenAddresses(running.rendered.config).map((a) => `${a.host}|${a.port}`)
+        : [],
+    );
+    const canBind = this.#o.canBind ?? canBindExclusively;
+    const problems = new Map<string, Promise<string | undefined>>();
+    const unavailable: UnavailableListener[] = [];
+    const gateways = [];
+    for (const g of ir.gateways) {
+      const hosts = g.addresses.length === 0 ? ["0.0.0.0"] : [...new Set(g.addresses)];
+      const listeners = [];
+      for (const l of g.listeners) {
+        const messages: string[] = [];
+        if (l.protocol !== "UDP") {
+          for (const host of hosts) {
+            const key = `${host}|${l.port}`;
+            if (held.has(key)) continue;
+            let problem = problems.get(key);
+            if (problem === undefined) problems.set(key, (problem = canBind(host, l.port)));
+            const message = await problem;
+            if (message !== undefined)
+              messages.push(`cannot listen on ${formatHostPort(host, l.port)}: ${message}`);
+          }
+        }
+        if (messages.length === 0) listeners.push(l);
+        else
+          unavailable.push({
+            listenerId: l.id,
+            message: `${messages.join("; ")} (retried)`,
+            reason: "Pending",
+          });
+      }
+      gateways.push(listeners.length === g.listeners.length ? g : { ...g, listeners });
+    }
+    return unavailable.length === 0 ? { ir, unavailable } : { ir: { ...ir, gateways }, unavailable };
+  }
+
+  async #applyServable(ir: IR): Promise<ApplyOutcome> {
     const running = this.#running;
     const t = new Timer();
     if (running !== undefined && this.#o.process.state === "running") {
@@ -218,17 +277,6 @@ export class HAProxyApplier {
     await this.#settled();
     const starting = this.#o.process.state !== "running";
     const previous = this.#running;
-    // `haproxy -c` does not bind. When a reload's new process cannot bind an address, HAProxy 2.6
-    // pauses the serving worker's listeners while it retries (about 2 s: every connection is
-    // refused) before giving up. So addresses the reload would add are tried first.
-    if (!starting && previous !== undefined) {
-      const taken = await this.#unbindable(previous.rendered.config, rendered.config);
-      if (taken !== undefined) {
-        await this.#o.files.remove(dir);
-        await this.#o.files.remove(candidate);
-        throw new ApplyError(`${taken}; the previous configuration keeps serving`);
-      }
-    }
     await this.#o.files.write(this.configPath, rendered.config);
     await this.#o.files.remove(candidate);
     try {
@@ -259,18 +307,6 @@ export class HAProxyApplier {
     };
   }
 
-  /** Why one of the TCP addresses `next` listens on, and `current` does not, cannot be bound. */
-  async #unbindable(current: string, next: string): Promise<string | undefined> {
-    const bound = new Set(tcpListenAddresses(current).map((a) => `${a.host}|${a.port}`));
-    const canBind = this.#o.canBind ?? tryBind;
-    for (const a of tcpListenAddresses(next)) {
-      if (bound.has(`${a.host}|${a.port}`)) continue;
-      const problem = await canBind(a.host, a.port);
-      if (problem !== undefined) return `cannot listen on ${formatHostPort(a.host, a.port)}: ${problem}`;
-    }
-    return undefined;
-  }
-
   /** Removes generation directories older than the ones still possibly in use. */
   async #prune(previous: number | undefined): Promise<void> {
     const keep = this.#o.keepGenerations ?? 2;
@@ -286,18 +322,16 @@ export class HAProxyApplier {
 }
 
 /**
- * Binds `host:port` and closes it at once; the error message when that fails. With SO_REUSEPORT, as
- * HAProxy binds by default: what HAProxy itself holds (or could share) does not count as taken.
+ * Binds `host:port` exclusively (no SO_REUSEPORT, as HAProxy binds with `noreuseport`) and closes
+ * it at once; why that failed, or undefined when it worked.
  */
-function tryBind(host: string, port: number): Promise<string | undefined> {
+export function canBindExclusively(host: string, port: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once("error", (err: NodeJS.ErrnoException) => {
       resolve(err.code === "EADDRINUSE" ? "the address is in use by another process" : err.message);
     });
-    server.listen({ host, port, exclusive: true, reusePort: true }, () =>
-      server.close(() => resolve(undefined)),
-    );
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(undefined)));
   });
 }
 

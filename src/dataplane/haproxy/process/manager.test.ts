@@ -63,13 +63,17 @@ test("findHAProxy finds haproxy on PATH and explains how to install it when miss
   );
 });
 
-test("restartDelay backs off exponentially up to the cap", () => {
+test("restartDelay: the first restart at once, then backs off exponentially up to the cap", () => {
   const policy = { initialDelayMs: 100, multiplier: 2, maxDelayMs: 1_000 };
   assert.deepEqual(
-    [1, 2, 3, 4, 5, 6].map((attempt) => restartDelay(policy, attempt)),
-    [100, 200, 400, 800, 1_000, 1_000],
+    [1, 2, 3, 4, 5, 6, 7].map((attempt) => restartDelay(policy, attempt)),
+    [0, 100, 200, 400, 800, 1_000, 1_000],
   );
-  assert.equal(restartDelay({}, 1), 500);
+  assert.deepEqual(
+    [1, 2].map((attempt) => restartDelay({}, attempt)),
+    [0, 500],
+  );
+  assert.equal(restartDelay({ firstDelayMs: 50 }, 1), 50);
 });
 
 test("parseShowProc reads HAProxy 2.6 show proc", () => {
@@ -216,7 +220,13 @@ test("a crash is detected and HAProxy is restarted with backoff on the injected 
   const clock = new ManualClock();
   const haproxy = await startHAProxy(t, dir, {
     clock,
-    restart: { initialDelayMs: 100, multiplier: 3, maxDelayMs: 1_000, resetAfterMs: 60_000 },
+    restart: {
+      firstDelayMs: 100,
+      initialDelayMs: 300,
+      multiplier: 3,
+      maxDelayMs: 1_000,
+      resetAfterMs: 60_000,
+    },
   });
   const events: HAProxyProcessEvent[] = [];
   haproxy.on((event) => events.push(event));

@@ -13,9 +13,19 @@
 //   A failed reload (bad config) leaves the old worker current and shows `[failed: 1]`; the master
 //   keeps running and a later reload can succeed.
 // - When the current worker dies, the master kills the other workers and exits with the worker's
-//   status (exit-on-failure): the crash is seen here as our child exiting.
+//   status (exit-on-failure): the crash is seen here as our child exiting. `master-worker
+//   no-exit-on-failure` does not help in 2.6: the master re-executes itself in "wait mode" after
+//   loading, without the configuration, and forgets it (and a 2.6 master exits anyway once its last
+//   child is gone). So a dead worker costs a new master: the first restart after a healthy run is
+//   immediate, the outage is HAProxy's start time.
 // - When the master dies, its workers exit too.
 // - SIGUSR1 to the master is a soft stop (workers finish their connections), SIGTERM a hard stop.
+//
+// The data plane stops with the control plane: HAProxy runs in its own process group (a terminal's
+// Ctrl-C reaches Gatehouse only, which then drains HAProxy gracefully) with a parent-death signal
+// (SIGUSR1, set by util-linux `setpriv --pdeathsig` before it execs haproxy), so HAProxy soft-stops
+// even when Gatehouse is killed with SIGKILL. The master's pid file lets the next Gatehouse on the
+// state directory stop one that is still draining (see stale.ts).
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
@@ -72,6 +82,16 @@ export class HAProxyNotRunningError extends HAProxyProcessError {}
  * (default "haproxy"). Throws HAProxyNotFoundError (with the install hint) when there is none.
  */
 export function findHAProxy(binary = "haproxy", path = process.env["PATH"] ?? ""): string {
+  const found = findExecutable(binary, path);
+  if (found !== undefined) return found;
+  throw new HAProxyNotFoundError(
+    binary,
+    binary.includes("/") ? "does not exist or is not executable" : "was not found on PATH",
+  );
+}
+
+/** `binary` as a path if it contains a slash, else searched on PATH; undefined when not found. */
+export function findExecutable(binary: string, path = process.env["PATH"] ?? ""): string | undefined {
   const candidates = binary.includes("/")
     ? [binary]
     : path
@@ -87,10 +107,7 @@ export function findHAProxy(binary = "haproxy", path = process.env["PATH"] ?? ""
       continue;
     }
   }
-  throw new HAProxyNotFoundError(
-    binary,
-    binary.includes("/") ? "does not exist or is not executable" : "was not found on PATH",
-  );
+  return undefined;
 }
 
 export interface ValidationResult {
@@ -180,7 +197,9 @@ export function parseShowProc(text: string): ProcessList {
 export interface RestartPolicy {
   /** Restart after a crash (default true). */
   enabled?: boolean;
-  /** Delay before the first restart attempt (default 500 ms). */
+  /** Delay of the first restart after a healthy run (default 0: at once; the outage is HAProxy's start). */
+  firstDelayMs?: number;
+  /** Delay before the second restart attempt, growing from there (default 500 ms). */
   initialDelayMs?: number;
   /** Cap on the delay (default 30 s). */
   maxDelayMs?: number;
@@ -197,6 +216,7 @@ type ResolvedRestartPolicy = Required<RestartPolicy>;
 export function resolveRestartPolicy(policy: RestartPolicy = {}): ResolvedRestartPolicy {
   return {
     enabled: policy.enabled ?? true,
+    firstDelayMs: policy.firstDelayMs ?? 0,
     initialDelayMs: policy.initialDelayMs ?? 500,
     maxDelayMs: policy.maxDelayMs ?? 30_000,
     multiplier: policy.multiplier ?? 2,
@@ -205,10 +225,14 @@ export function resolveRestartPolicy(policy: RestartPolicy = {}): ResolvedRestar
   };
 }
 
-/** Delay before restart attempt `attempt` (1-based): initial × multiplier^(attempt-1), capped. */
+/**
+ * Delay before restart attempt `attempt` (1-based): the first is `firstDelayMs`, then
+ * initial × multiplier^(attempt-2), capped.
+ */
 export function restartDelay(policy: RestartPolicy, attempt: number): number {
   const p = resolveRestartPolicy(policy);
-  const delay = p.initialDelayMs * p.multiplier ** Math.max(0, attempt - 1);
+  if (attempt <= 1) return Math.min(p.maxDelayMs, p.firstDelayMs);
+  const delay = p.initialDelayMs * p.multiplier ** (attempt - 2);
   return Math.min(p.maxDelayMs, Math.round(delay));
 }
 
@@ -256,6 +280,14 @@ export interface HAProxyProcessOptions {
   commandTimeoutMs?: number;
   /** SIGTERM the master if this Node process exits without stop() (default true). */
   killOnParentExit?: boolean;
+  /** Where the master writes its pid (`-p`), for the next Gatehouse to find a stale one. */
+  pidFile?: string;
+  /**
+   * Signal HAProxy's master gets when this process dies, however it dies (default SIGUSR1: soft
+   * stop); needs util-linux `setpriv` (`setprivBinary`, default looked up on PATH). null: none.
+   */
+  parentDeathSignal?: "SIGUSR1" | "SIGTERM" | null;
+  setprivBinary?: string;
 }
 
 export interface ReloadResult {
@@ -295,6 +327,8 @@ export class HAProxyProcess {
   readonly #logger: ProcessLogger | undefined;
   readonly #listeners = new Set<(event: HAProxyProcessEvent) => void>();
   readonly #master: UnixSocketRuntimeApi;
+  /** `setpriv --pdeathsig <signal> --` before haproxy, or nothing. */
+  readonly #launcher: readonly string[];
 
   #state: ProcessState = "idle";
   #child: ChildProcess | undefined;
@@ -320,6 +354,7 @@ export class HAProxyProcess {
       socketPath: options.masterSocket,
       timeoutMs: options.commandTimeoutMs ?? 5_000,
     });
+    this.#launcher = parentDeathLauncher(options, this.#logger);
   }
 
   /** The master's pid while a master runs. */
@@ -447,12 +482,21 @@ export class HAProxyProcess {
       "-W",
       "-S",
       `${this.masterSocket},mode,600`,
+      ...(this.#options.pidFile !== undefined ? ["-p", this.#options.pidFile] : []),
       ...(this.#options.extraArgs ?? []),
       "-f",
       configPath,
     ];
     const mark = this.#logSeq;
-    const child = spawn(this.binary, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const [program, ...launcherArgs] = this.#launcher;
+    // Own process group (detached): signals for Gatehouse's group (a terminal's Ctrl-C) are ours to
+    // pass on, as a graceful stop. (The pid is haproxy's: setpriv execs it.)
+    const command: readonly string[] =
+      program === undefined ? [this.binary, ...args] : [program, ...launcherArgs, this.binary, ...args];
+    const child = spawn(command[0] ?? this.binary, command.slice(1), {
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
     this.#child = child;
     let exitedEarly: { code: number | null; signal: string | null } | undefined;
     let resolveExited!: () => void;
@@ -708,6 +752,20 @@ export class HAProxyProcess {
       }
     }
   }
+}
+
+/** `setpriv --pdeathsig <signal> --` when wanted and available (a warning when it is not). */
+function parentDeathLauncher(options: HAProxyProcessOptions, logger: ProcessLogger | undefined): string[] {
+  const signal = options.parentDeathSignal === undefined ? "SIGUSR1" : options.parentDeathSignal;
+  if (signal === null) return [];
+  const setpriv = findExecutable(options.setprivBinary ?? "setpriv");
+  if (setpriv !== undefined) return [setpriv, "--pdeathsig", signal.replace(/^SIG/, ""), "--"];
+  logger?.warn(
+    { setpriv: options.setprivBinary ?? "setpriv" },
+    "setpriv (util-linux) not found: HAProxy will outlive Gatehouse if Gatehouse is killed; " +
+      "the next start on the same state directory stops it",
+  );
+  return [];
 }
 
 function describeExit(code: number | null, signal: string | null): string {

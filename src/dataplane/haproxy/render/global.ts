@@ -28,6 +28,10 @@ export function globalSection(ctx: RenderContext): Section {
     header: "global",
     lines: [
       "master-worker",
+      // Listeners bind exclusively: without SO_REUSEPORT, a port another process holds (another
+      // Gatehouse's HAProxy included) is refused instead of silently shared with it. Reloads are
+      // unaffected: the new worker takes the old one's sockets over (expose-fd listeners).
+      "noreuseport",
       `stats socket ${o.runtimeSocket} mode 600 level admin expose-fd listeners`,
       "stats timeout 2m",
       `hard-stop-after ${o.hardStopAfter}`,
