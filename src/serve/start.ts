@@ -27,7 +27,6 @@ import type { RenderOptions } from "../dataplane/haproxy/render/index.ts";
 import { workerRuntimeApi } from "../dataplane/haproxy/runtime/socket.ts";
 import { CombinedDataplane } from "../dataplane/udp/dataplane.ts";
 import { UdpForwarder } from "../dataplane/udp/forwarder.ts";
-import type { UnavailableListener } from "../dataplane/udp/status.ts";
 import { GatehouseError } from "../errors.ts";
 import { udpMetrics } from "../dataplane/udp/metrics.ts";
 import { nodeUdpSockets } from "../dataplane/udp/sockets.ts";
@@ -36,10 +35,9 @@ import { FileProvider } from "../provider/file/provider.ts";
 import type { Provider, ProviderUpdate } from "../provider/types.ts";
 import type { GatewayInfrastructure } from "../infra/types.ts";
 import type { StatusEntry } from "../status/types.ts";
-import type { IR } from "../ir/types.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
 import { hostAddresses, type InterfaceAddress } from "./addresses.ts";
-import { ServeLoop, type Dataplane } from "./loop.ts";
+import { ServeLoop } from "./loop.ts";
 
 export interface ServeOptions {
   /** A YAML file or a directory (searched recursively), watched by a FileProvider. */
@@ -213,19 +211,15 @@ async function startLocked<P extends Provider>(
   const loop = new ServeLoop({
     controllerName: options.controllerName ?? DEFAULT_CONTROLLER_NAME,
     renderOptions,
-    dataplane: withHAProxyUnavailable(
-      (haproxyUnavailable) =>
-        new CombinedDataplane(
-          {
-            apply: async (ir) => {
-              const outcome = await applier.apply(ir);
-              if (outcome.spares !== undefined) store.recordSpares(outcome.spares);
-              haproxyUnavailable.set(ir, outcome.unavailableListeners ?? []);
-              return outcome;
-            },
-          },
-          udp,
-        ),
+    dataplane: new CombinedDataplane(
+      {
+        apply: async (ir) => {
+          const outcome = await applier.apply(ir);
+          if (outcome.spares !== undefined) store.recordSpares(outcome.spares);
+          return outcome;
+        },
+      },
+      udp,
     ),
     store,
     metrics,
@@ -277,26 +271,6 @@ async function startLocked<P extends Provider>(
     throw err;
   }
   return { adminUrl, stateDir, store, metrics, haproxy, applier, udp, loop, provider, stop };
-}
-
-/**
- * The serve loop's data plane: `make(haproxyUnavailable)` builds it, and its HAProxy side records
- * there, per IR, the listeners HAProxy left out; they are reported with the UDP forwarder's.
- * (CombinedDataplane reports only the forwarder's.)
- */
-function withHAProxyUnavailable(
-  make: (haproxyUnavailable: WeakMap<IR, UnavailableListener[]>) => CombinedDataplane,
-): Dataplane {
-  const haproxyUnavailable = new WeakMap<IR, UnavailableListener[]>();
-  const combined = make(haproxyUnavailable);
-  return {
-    apply: async (ir) => {
-      const outcome = await combined.apply(ir);
-      const fromHAProxy = haproxyUnavailable.get(ir) ?? [];
-      haproxyUnavailable.delete(ir);
-      return { ...outcome, unavailableListeners: [...fromHAProxy, ...outcome.unavailableListeners] };
-    },
-  };
 }
 
 /** `host:port` or `[v6]:port` → [host, port]. */

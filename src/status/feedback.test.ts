@@ -65,7 +65,17 @@ test("a listener not served reports Programmed False; the Gateway stays Programm
       lastTransitionTime: now,
     },
   );
-  assert.equal(dns?.conditions.find((c) => c.type === "Accepted")?.status, "True");
+  assert.deepEqual(
+    dns?.conditions.find((c) => c.type === "Accepted"),
+    {
+      type: "Accepted",
+      status: "False",
+      reason: "PortUnavailable",
+      message: "cannot listen on UDP 10.0.0.1:53: the address is in use by another process",
+      observedGeneration: 3,
+      lastTransitionTime: now,
+    },
+  );
   assert.equal(
     listenersOf(gw)
       .find((l) => l.name === "web")

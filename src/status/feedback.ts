@@ -4,7 +4,8 @@
 // - not applied at all (HAProxy refused it, or it could not be reached): every Gateway reports
 //   Programmed False, and the previous configuration keeps serving;
 // - a listener the data plane could not serve (a port another process holds, a port clash the
-//   UDP forwarder found): that listener reports Programmed False (Pending while it is retried), and
+//   UDP forwarder found): that listener reports Programmed False (Pending while it is retried, with
+//   Accepted False/PortUnavailable for a port in use), and
 //   the Gateway too when none of its listeners is served;
 // - a rule or listener the renderer's last line of defence left out (degrade.ts): PartiallyInvalid
 //   on the route, Programmed False on the listener;
@@ -16,7 +17,10 @@ export interface UnavailableListener {
   /** `namespace/gateway/listener` */
   listenerId: string;
   message: string;
-  /** Pending: worth retrying (the port may be released); Invalid: the same input fails the same way. */
+  /**
+   * Pending: the port is held by another process (Accepted False, PortUnavailable; retried until it
+   * is free); Invalid: the same input fails the same way.
+   */
   reason: "Pending" | "Invalid";
 }
 
@@ -133,10 +137,21 @@ function gatewayWithFeedback(
         ? [`The data plane cannot express this listener: ${problems.inexpressible.join("; ")}`]
         : []),
     ].join("; ");
-    return {
-      ...l,
-      conditions: upsert(l.conditions, { type: "Programmed", status: "False", reason, message }, now),
-    };
+    let next = upsert(l.conditions, { type: "Programmed", status: "False", reason, message }, now);
+    // A port held by another process (Pending: retried until it is free) is what the spec's
+    // Accepted/PortUnavailable means: "The port is already in use."
+    if (!problems.invalid)
+      next = upsert(
+        next,
+        {
+          type: "Accepted",
+          status: "False",
+          reason: "PortUnavailable",
+          message: problems.unserved.join("; "),
+        },
+        now,
+      );
+    return { ...l, conditions: next };
   });
   if (feedback.notApplied !== undefined) {
     conditions = upsert(

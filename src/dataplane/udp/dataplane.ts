@@ -8,7 +8,7 @@ import type { UdpForwarder } from "./forwarder.ts";
 import type { UnavailableListener } from "../../status/feedback.ts";
 
 export interface CombinedOutcome extends ApplyOutcome {
-  /** Listeners that are not served (so far only UDP ones the forwarder could not bind). */
+  /** Listeners that are not served: those HAProxy left out (port held elsewhere) and UDP ones the forwarder could not bind. */
   unavailableListeners: UnavailableListener[];
 }
 
@@ -35,11 +35,10 @@ export class CombinedDataplane {
     }
     const udp = await this.#udp.apply(ir);
     if (failure !== undefined || outcome === undefined) throw failure?.error;
-    const unavailableListeners = udp.failures.map(({ listenerId, message, reason }) => ({
-      listenerId,
-      message,
-      reason,
-    }));
+    const unavailableListeners = [
+      ...(outcome.unavailableListeners ?? []),
+      ...udp.failures.map(({ listenerId, message, reason }) => ({ listenerId, message, reason })),
+    ];
     if (!udp.changed) return { ...outcome, unavailableListeners };
     return {
       ...outcome,

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GatehouseError } from "../../../errors.ts";
 import type { IR } from "../../../ir/types.ts";
-import type { UnavailableListener } from "../../udp/status.ts";
+import type { UnavailableListener } from "../../../status/feedback.ts";
 import type { ReloadResult, ValidationResult } from "../process/manager.ts";
 import {
   addMapEntries,
