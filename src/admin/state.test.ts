@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { InputError } from "../errors.ts";
 import type { IR } from "../ir/types.ts";
+import { redactIR } from "./redact.ts";
 import { AdminStateStore, inputErrorReport } from "./state.ts";
 
 const IR_A: IR = { gateways: [], backends: [] };
@@ -75,7 +76,7 @@ describe("AdminStateStore", () => {
     store.setInput({ generation: 1, errors: [], warnings: [] });
     store.recordApply(1, IR_A, { ok: true, method: "start" });
     assert.deepEqual(store.ready(), { ready: true });
-    assert.equal(store.config(), IR_A);
+    assert.deepEqual(store.config(), redactIR(IR_A));
 
     store.setInput({ generation: 2, errors: [], warnings: [] });
     assert.deepEqual(store.ready(), { ready: true, reason: "serving generation 1; generation 2 is pending" });
@@ -84,7 +85,7 @@ describe("AdminStateStore", () => {
       ready: true,
       reason: "serving generation 1; generation 2 failed to apply: reload failed",
     });
-    assert.equal(store.config(), IR_A, "the IR in effect is still the old one");
+    assert.deepEqual(store.config(), redactIR(IR_A), "the IR in effect is still the old one");
     const failure = {
       generation: 2,
       result: "failure",
@@ -109,7 +110,7 @@ describe("AdminStateStore", () => {
     store.setInput({ generation: 3, errors: [], warnings: [] });
     store.recordApply(3, IR_B, { ok: true, method: "runtime" });
     assert.deepEqual(store.ready(), { ready: true });
-    assert.equal(store.config(), IR_B);
+    assert.deepEqual(store.config(), redactIR(IR_B));
     assert.deepEqual(store.status().dataplane.lastError, failure, "the last error stays visible");
   });
 

@@ -1,7 +1,8 @@
 // Flags shared by `gatehouse serve` and `gatehouse controller`: both run the same serve pipeline
 // (admin server, HAProxy data plane, logs), so they parse and default these flags in one place.
 import { resolve } from "node:path";
-import { parseAdminAddress } from "../admin/server.ts";
+import { isLoopbackHost } from "../admin/auth.ts";
+import { exposedWithoutToken, parseAdminAddress } from "../admin/server.ts";
 import { UsageError } from "../errors.ts";
 import { parseLogFormat, parseLogLevel, type LogFormat, type LogLevel } from "../observability/logger.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
@@ -9,6 +10,8 @@ import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
 /** node:util parseArgs option specs of the shared flags. */
 export const DATAPLANE_OPTIONS = {
   admin: { type: "string" },
+  "admin-token-file": { type: "string" },
+  "admin-insecure-no-auth": { type: "boolean" },
   "state-dir": { type: "string" },
   haproxy: { type: "string" },
   "controller-name": { type: "string" },
@@ -22,10 +25,23 @@ export const DATAPLANE_OPTIONS = {
   "udp-max-flows": { type: "string" },
 } as const;
 
-export type DataplaneFlagValues = { readonly [K in keyof typeof DATAPLANE_OPTIONS]?: string | undefined };
+export type DataplaneFlagValues = {
+  readonly [K in keyof typeof DATAPLANE_OPTIONS]?:
+    ((typeof DATAPLANE_OPTIONS)[K]["type"] extends "boolean" ? boolean : string) | undefined;
+};
+
+/** `--admin` with its authentication: `tokenFile` and `insecureNoAuth` are only present when given. */
+export interface AdminFlags {
+  host: string;
+  port: number;
+  /** `--admin-token-file`: bearer token required on every admin path but /healthz and /ready. */
+  tokenFile?: string;
+  /** `--admin-insecure-no-auth`: serve a non-loopback address without a token (logged loudly). */
+  insecureNoAuth?: true;
+}
 
 export interface DataplaneFlags {
-  admin: { host: string; port: number };
+  admin: AdminFlags;
   stateDir: string;
   haproxy: string;
   controllerName: string;
@@ -42,7 +58,7 @@ export interface DataplaneFlags {
 /** An integer flag within [min, max] (default `fallback`); anything else is a UsageError. */
 function integerFlag(
   values: DataplaneFlagValues,
-  name: keyof DataplaneFlagValues,
+  name: "server-slots" | "spare-backends" | "udp-idle-timeout" | "udp-max-flows",
   fallback: number,
   [min, max]: readonly [number, number],
   unit = "",
@@ -61,7 +77,7 @@ export function parseDataplaneFlags(values: DataplaneFlagValues, defaultStateDir
   const udpIdleS = integerFlag(values, "udp-idle-timeout", 60, [1, 86_400], "seconds");
   const udpMaxFlows = integerFlag(values, "udp-max-flows", 4096, [1, 1_000_000]);
   return {
-    admin: parseAdminAddress(values.admin ?? "127.0.0.1:9901"),
+    admin: parseAdminFlags(values),
     stateDir: resolve(values["state-dir"] ?? defaultStateDir),
     haproxy: values.haproxy ?? "haproxy",
     controllerName: values["controller-name"] ?? DEFAULT_CONTROLLER_NAME,
@@ -73,4 +89,25 @@ export function parseDataplaneFlags(values: DataplaneFlagValues, defaultStateDir
     logLevel: parseLogLevel(values["log-level"] ?? "info"),
     udp: { idleTimeoutMs: udpIdleS * 1000, maxFlows: udpMaxFlows },
   };
+}
+
+/**
+ * `--admin` and its authentication. Beyond loopback, the admin API needs `--admin-token-file` or the
+ * explicit `--admin-insecure-no-auth`; the two together contradict each other.
+ */
+function parseAdminFlags(values: DataplaneFlagValues): AdminFlags {
+  const admin: AdminFlags = parseAdminAddress(values.admin ?? "127.0.0.1:9901");
+  const tokenFile = values["admin-token-file"];
+  const insecure = values["admin-insecure-no-auth"] === true;
+  if (tokenFile !== undefined) {
+    if (tokenFile === "") throw new UsageError("--admin-token-file must be a path");
+    if (insecure)
+      throw new UsageError("--admin-token-file and --admin-insecure-no-auth contradict each other: give one");
+    admin.tokenFile = resolve(tokenFile);
+  } else if (insecure) {
+    admin.insecureNoAuth = true;
+  } else if (!isLoopbackHost(admin.host)) {
+    throw new UsageError(exposedWithoutToken(admin.host, admin.port));
+  }
+  return admin;
 }
