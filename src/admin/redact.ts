@@ -58,7 +58,7 @@ export function redactIR(ir: IR): RedactedIR {
   };
 }
 
-export const REDACTED_KEY = "[REDACTED PRIVATE KEY]";
+export const REDACTED_KEY = "[REDACTED KEY]";
 
 // A PEM private key block (PKCS#8, RSA, EC, ENCRYPTED, OPENSSH...), in plain text or JSON-escaped
 // (`\n` as two characters): BEGIN up to its END line, or, when the END line is missing (a
