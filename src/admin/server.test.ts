@@ -4,11 +4,14 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { request } from "node:http";
 import { after, describe, test } from "node:test";
+import { Worker } from "node:worker_threads";
 import { UsageError } from "../errors.ts";
 import { createMetrics } from "../observability/metrics.ts";
 import { AdminServer, AdminServerError, parseAdminAddress, startAdminServer } from "./server.ts";
 import type { AdminServerOptions } from "./server.ts";
+import { AdminStateStore } from "./state.ts";
 import type { AdminState, Readiness } from "./state.ts";
+import { irWithKey, keysOf } from "./testing.ts";
 
 class FakeState implements AdminState {
   readiness: Readiness = { ready: false, reason: "no configuration loaded yet" };
@@ -231,6 +234,128 @@ describe("parseAdminAddress", () => {
   test("rejects anything else", () => {
     for (const value of ["", "host", "host:", "host:70000", "::1:9901", "a:b:1", "1.2.3.4:-1"]) {
       assert.throws(() => parseAdminAddress(value), UsageError, value);
+    }
+  });
+});
+
+describe("admin server authentication", () => {
+  const TOKEN = "s3cret-token-0123456789";
+
+  test("with a token, every path but /healthz and /ready needs it", async () => {
+    const { get, state } = await start({ token: TOKEN });
+    state.ir = { gateways: [], backends: [] };
+    assert.equal((await get("/healthz")).status, 200);
+    assert.equal((await get("/ready")).status, 503, "open, and answering the readiness");
+    for (const path of ["/status", "/config", "/metrics", "/metrics/haproxy"]) {
+      const denied = await get(path);
+      assert.equal(denied.status, 401, path);
+      assert.match(denied.headers.get("www-authenticate") ?? "", /^Bearer/);
+      assert.equal((await get(path, { headers: { Authorization: `Bearer ${TOKEN}x` } })).status, 401, path);
+    }
+    const allowed = await get("/status", { headers: { Authorization: `Bearer ${TOKEN}` } });
+    assert.equal(allowed.status, 200);
+    assert.equal((await get("/config", { headers: { Authorization: `Bearer ${TOKEN}` } })).status, 200);
+  });
+
+  test("a rotated token replaces the old one", async () => {
+    const { get, server } = await start({ token: TOKEN });
+    server.setToken(`${TOKEN}-new`);
+    await server.refresh();
+    const old = await get("/status", { headers: { Authorization: `Bearer ${TOKEN}` } });
+    assert.equal(old.status, 401);
+    const fresh = await get("/status", { headers: { Authorization: `Bearer ${TOKEN}-new` } });
+    assert.equal(fresh.status, 200);
+  });
+
+  test("a non-loopback address needs a token or the explicit opt-out", async () => {
+    const refused = new AdminServer({ state: new FakeState(), host: "0.0.0.0", port: 0 });
+    await assert.rejects(refused.listen(), (error: unknown) => {
+      assert.ok(error instanceof AdminServerError);
+      assert.match(error.message, /reachable from other hosts.*--admin-token-file/);
+      return true;
+    });
+    for (const options of [{ token: TOKEN }, { allowUnauthenticated: true }]) {
+      const server = new AdminServer({ state: new FakeState(), host: "0.0.0.0", port: 0, ...options });
+      servers.push(server);
+      const address = await server.listen();
+      assert.equal((await fetch(`http://127.0.0.1:${address.port}/healthz`)).status, 200);
+    }
+  });
+});
+
+describe("admin server, no key material", () => {
+  test("/config shows fingerprints, and no response carries a private key", async () => {
+    const ir = await irWithKey();
+    const key = keysOf(ir)[0] ?? assert.fail("no key");
+    const store = new AdminStateStore();
+    store.setInput({ generation: 1, errors: [], warnings: [] });
+    store.recordApply(1, ir, { ok: false, error: new Error(`haproxy said: ${key}`) });
+    store.recordProcessEvent(`crashed near ${key}`);
+    store.recordApply(1, ir, { ok: true, method: "start" });
+    const server = await startAdminServer({ state: store, host: "127.0.0.1", port: 0 });
+    servers.push(server);
+    const url = server.address?.url ?? assert.fail("no address");
+    const config = await (await fetch(`${url}/config`)).text();
+    assert.match(config, /"keySha256": "sha256:[0-9a-f]{64}"/);
+    assert.match(config, /BEGIN CERTIFICATE/);
+    for (const path of ["/config", "/status", "/ready"]) {
+      const text = await (await fetch(`${url}${path}`)).text();
+      assert.doesNotMatch(text, /PRIVATE KEY/, path);
+    }
+  });
+});
+
+describe("admin server, main thread busy", () => {
+  // The client runs in a worker thread of its own, so that this thread can block completely (as a
+  // long translation does) while the client asks. The proof is the order of events: the client's
+  // answers arrive while this thread is still blocked in Atomics.wait.
+  test("health, readiness, status and metrics are answered while the main thread is blocked", async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    metrics.reloads.inc({ result: "success" });
+    const store = new AdminStateStore();
+    store.setInput({ generation: 1, errors: [], warnings: [] });
+    store.recordApply(1, { gateways: [], backends: [] }, { ok: true, method: "start" });
+    const server = await startAdminServer({
+      state: store,
+      registry: metrics.registry,
+      host: "127.0.0.1",
+      port: 0,
+    });
+    servers.push(server);
+    await server.refresh();
+    const url = server.address?.url ?? assert.fail("no address");
+    const shared = new Int32Array(new SharedArrayBuffer(4 * 9));
+    const client = new Worker(
+      `const { workerData } = require("node:worker_threads");
+       (async () => {
+         const { url, shared } = workerData;
+         Atomics.wait(shared, 0, 0); // until the main thread is about to block
+         let i = 1;
+         for (const path of ["/healthz", "/ready", "/status", "/metrics"]) {
+           const response = await fetch(url + path);
+           const text = await response.text();
+           shared[i++] = response.status;
+           shared[i++] = response.headers.get("x-gatehouse-snapshot-age") === null ? 0 : 1;
+           if (path === "/metrics" && !text.includes("gatehouse_reloads_total")) shared[i - 1] = -1;
+         }
+         Atomics.store(shared, 0, 2);
+         Atomics.notify(shared, 0);
+       })();`,
+      { eval: true, workerData: { url, shared } },
+    );
+    try {
+      await new Promise((resolve) => client.once("online", resolve));
+      Atomics.store(shared, 0, 1);
+      Atomics.notify(shared, 0);
+      // Blocks this thread until the client is done (or 30 s: then the admin server did not answer).
+      const outcome = Atomics.wait(shared, 0, 1, 30_000);
+      assert.equal(outcome, "ok", "the client got every answer while the main thread was blocked");
+      const [, ...answers] = [...shared];
+      // Status codes, and whether the answer came from the cached snapshot (it must: no fresh one
+      // could be had); /metrics: -1 when the cached text lacked our series.
+      assert.deepEqual(answers, [200, 0, 200, 1, 200, 1, 200, 1]);
+    } finally {
+      await client.terminate();
     }
   });
 });

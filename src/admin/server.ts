@@ -1,26 +1,19 @@
-// The admin HTTP endpoint (node:http). Loopback only by default: it has no authentication.
+// The admin server, main-thread side. The HTTP server itself (src/admin/http.ts, paths and auth
+// documented there) runs in a worker thread, so that health, readiness, status and metrics are
+// answered within milliseconds even while the main thread translates and renders a large
+// configuration for seconds without yielding. The main thread owns the state; it publishes
+// snapshots of it to the worker (after every change, coalesced) and answers the worker's pulls
+// when it is free. See worker.ts for the staleness this trades for responsiveness.
 //
-//   GET /healthz          200 while the process serves requests
-//   GET /ready            200 once a configuration is programmed, 503 before; JSON {ready, reason?}
-//   GET /status           every object with its computed status, input errors/warnings, data plane
-//   GET /config           the IR in effect (503 when none is yet)
-//   GET /metrics          Gatehouse's metrics (Prometheus text format)
-//   GET /metrics/haproxy  HAProxy's own exporter output, proxied (404 when not configured)
-//
-// HAProxy's metrics are served on their own path rather than appended to /metrics: a slow or
-// restarting HAProxy then never fails the scrape of the controller's metrics, each can have its own
-// scrape interval and timeout, and the two exposition outputs never have to be merged (HELP/TYPE
-// lines of a family must not repeat in one scrape). Scrape both paths as two targets.
-//
-// HEAD is answered like GET (without a body); any other method gets 405 with `Allow: GET, HEAD`.
-import { createServer } from "node:http";
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
+// Loopback only by default. Any other address needs a bearer token (`token`) or an explicit
+// `allowUnauthenticated`, or `listen` refuses.
+import { Worker } from "node:worker_threads";
 import type { Registry } from "prom-client";
 import { GatehouseError, UsageError } from "../errors.ts";
+import { isLoopbackHost } from "./auth.ts";
+import type { FromWorker, Part, SnapshotParts, ToWorker, WorkerConfig } from "./protocol.ts";
+import { PARTS } from "./protocol.ts";
+import { redactText } from "./redact.ts";
 import type { AdminState } from "./state.ts";
 
 export type { AdminState, Readiness } from "./state.ts";
@@ -41,10 +34,16 @@ export interface AdminServerOptions {
   host?: string;
   /** Default 9901; 0 picks a free port (see `address`). */
   port?: number;
+  /** Bearer token every path but /healthz and /ready requires (see `setToken` for rotation). */
+  token?: string;
+  /** Serve on a non-loopback address without a token (the caller logs the warning). */
+  allowUnauthenticated?: boolean;
   /** Time allowed for HAProxy's exporter to answer (default 5 s). */
   haproxyTimeoutMs?: number;
-  /** HTTP client for the exporter (default global fetch). */
-  fetch?: typeof fetch;
+  /** How long a request waits for the main thread before a cached snapshot is served (default 20 ms). */
+  freshWaitMs?: number;
+  /** /healthz answers 503 once the main thread has been silent this long (default 120 s). */
+  stallAfterMs?: number;
   /** Told about handler failures (a bug in a state provider, the exporter unreachable). */
   onError?: (message: string, cause: unknown) => void;
 }
@@ -56,26 +55,34 @@ export interface AdminAddress {
   url: string;
 }
 
-/** The admin server could not start (address in use, permission denied). */
+/** The admin server could not start (address in use, permission denied, exposed without a token). */
 export class AdminServerError extends GatehouseError {}
 
-const ROUTES = ["/healthz", "/ready", "/status", "/config", "/metrics", "/metrics/haproxy"] as const;
-type Route = (typeof ROUTES)[number];
+const HEARTBEAT_MS = 1000;
+
+interface Built {
+  parts: SnapshotParts;
+  transfer: ArrayBuffer[];
+}
+const OBJECTS_MARK = "\u0000gatehouse:objects\u0000";
 
 export class AdminServer {
   readonly #options: AdminServerOptions;
-  readonly #server: Server;
+  readonly #encoder = new TextEncoder();
+  #worker: Worker | undefined;
+  #exited = false;
   #address: AdminAddress | undefined;
+  #closed: Promise<void> | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #publishScheduled = false;
+  /** What the worker holds already (so unchanged big parts are not sent again). */
+  #sentObjects: unknown;
+  #sentConfig: unknown = Symbol("nothing sent");
+  #sentStatusVersion: number | undefined;
 
   constructor(options: AdminServerOptions) {
     this.#options = options;
-    this.#server = createServer((request, response) => {
-      this.#handle(request, response).catch((error: unknown) => {
-        this.#report(`admin ${request.method ?? "?"} ${request.url ?? "?"} failed`, error);
-        if (!response.headersSent) sendJSON(response, 500, { error: "internal error" });
-        else response.destroy();
-      });
-    });
   }
 
   /** Where the server listens, once `listen` resolved. */
@@ -83,120 +90,187 @@ export class AdminServer {
     return this.#address;
   }
 
-  /** Binds and starts serving; rejects with AdminServerError when the address cannot be bound. */
+  /** Binds and starts serving; rejects with AdminServerError when it cannot or must not. */
   listen(): Promise<AdminAddress> {
-    const host = this.#options.host ?? DEFAULT_ADMIN_HOST;
-    const port = this.#options.port ?? DEFAULT_ADMIN_PORT;
+    const o = this.#options;
+    const host = o.host ?? DEFAULT_ADMIN_HOST;
+    const port = o.port ?? DEFAULT_ADMIN_PORT;
+    if (!isLoopbackHost(host) && o.token === undefined && o.allowUnauthenticated !== true) {
+      return Promise.reject(new AdminServerError(exposedWithoutToken(host, port)));
+    }
+    const config: WorkerConfig = {
+      host,
+      port,
+      haproxyMetricsUrl: o.haproxyMetricsUrl,
+      haproxyTimeoutMs: o.haproxyTimeoutMs ?? 5000,
+      token: o.token,
+      freshWaitMs: o.freshWaitMs ?? 20,
+      stallAfterMs: o.stallAfterMs ?? 120_000,
+    };
+    const worker = new Worker(new URL("./worker.ts", import.meta.url), { workerData: config });
+    this.#worker = worker;
+    void this.#publish();
     return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => {
+      const fail = (message: string, cause?: unknown): void => {
+        void worker.terminate();
         reject(
-          new AdminServerError(
-            `admin server cannot listen on ${joinHostPort(host, port)}: ${error.message}`,
-            { cause: error },
-          ),
+          new AdminServerError(`admin server cannot listen on ${joinHostPort(host, port)}: ${message}`, {
+            cause,
+          }),
         );
       };
-      this.#server.once("error", onError);
-      this.#server.listen(port, host, () => {
-        this.#server.off("error", onError);
-        const bound = this.#server.address() as AddressInfo;
-        this.#address = { host, port: bound.port, url: `http://${joinHostPort(host, bound.port)}` };
-        resolve(this.#address);
+      worker.on("error", (error: unknown) => {
+        if (this.#address === undefined) fail(error instanceof Error ? error.message : String(error), error);
+        else this.#report("the admin server's worker failed", error);
+      });
+      worker.on("exit", (code) => {
+        this.#exited = true;
+        if (this.#address === undefined) fail(`its worker exited (code ${code})`);
+        else if (this.#closed === undefined)
+          this.#report(`the admin server's worker exited (code ${code})`, undefined);
+      });
+      worker.on("message", (message: FromWorker) => {
+        switch (message.type) {
+          case "listening":
+            this.#address = { host, port: message.port, url: `http://${joinHostPort(host, message.port)}` };
+            this.#unsubscribe = o.state.subscribe?.(() => this.#schedulePublish());
+            this.#heartbeat = setInterval(() => this.#post({ type: "heartbeat" }), HEARTBEAT_MS).unref();
+            resolve(this.#address);
+            return;
+          case "listen-error":
+            fail(message.message);
+            return;
+          case "pull":
+            void this.#reply(message.id, message.want);
+            return;
+          case "error":
+            this.#report(message.message, new Error(message.detail));
+            return;
+          case "closed":
+            return;
+        }
       });
     });
+  }
+
+  /** Replaces the bearer token (a rotated token file); undefined turns authentication off. */
+  setToken(token: string | undefined): void {
+    this.#post({ type: "token", token });
+  }
+
+  /** Publishes the current state to the worker now (it is also published after every change). */
+  async refresh(): Promise<void> {
+    await this.#publish();
   }
 
   /** Stops listening and closes every connection. */
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.#server.listening) {
-        resolve();
-        return;
-      }
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
-  }
-
-  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = new URL(request.url ?? "/", "http://admin").pathname;
-    const route = ROUTES.find((candidate) => candidate === path);
-    if (route === undefined) {
-      sendJSON(response, 404, { error: `not found: ${path}`, endpoints: ROUTES });
-      return;
-    }
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      response.setHeader("Allow", "GET, HEAD");
-      sendJSON(response, 405, { error: `method ${request.method ?? ""} not allowed on ${path}; use GET` });
-      return;
-    }
-    await this.#serve(route, response);
-  }
-
-  async #serve(route: Route, response: ServerResponse): Promise<void> {
-    const { state } = this.#options;
-    switch (route) {
-      case "/healthz":
-        sendText(response, 200, "ok\n");
-        return;
-      case "/ready": {
-        const readiness = state.ready();
-        sendJSON(response, readiness.ready ? 200 : 503, readiness);
-        return;
-      }
-      case "/status":
-        sendJSON(response, 200, state.status());
-        return;
-      case "/config": {
-        const config = state.config();
-        if (config === undefined) sendJSON(response, 503, { error: "no configuration in effect yet" });
-        else sendJSON(response, 200, config);
-        return;
-      }
-      case "/metrics": {
-        const registry = this.#options.registry;
-        if (registry === undefined) {
-          sendJSON(response, 404, { error: "metrics are not enabled" });
-          return;
+    this.#closed ??= (async () => {
+      this.#unsubscribe?.();
+      clearInterval(this.#heartbeat);
+      const worker = this.#worker;
+      if (worker === undefined || this.#exited) return;
+      await new Promise<void>((resolve) => {
+        const done = (): void => resolve();
+        worker.once("exit", done);
+        worker.on("message", (message: FromWorker) => {
+          if (message.type === "closed") void worker.terminate();
+        });
+        try {
+          worker.postMessage({ type: "close" } satisfies ToWorker);
+        } catch {
+          void worker.terminate();
         }
-        const text = await registry.metrics();
-        sendText(response, 200, text, registry.contentType);
-        return;
-      }
-      case "/metrics/haproxy":
-        await this.#proxyHaproxyMetrics(response);
-        return;
+      });
+    })();
+    return this.#closed;
+  }
+
+  #post(message: ToWorker, transfer: ArrayBuffer[] = []): void {
+    if (this.#closed !== undefined) return;
+    this.#worker?.postMessage(message, transfer);
+  }
+
+  #schedulePublish(): void {
+    if (this.#publishScheduled) return;
+    this.#publishScheduled = true;
+    setImmediate(() => {
+      this.#publishScheduled = false;
+      void this.#publish();
+    });
+  }
+
+  /**
+   * Posts what changed synchronously (so snapshots and replies reach the worker in the order the
+   * state changed), then the metrics, which prom-client collects asynchronously.
+   */
+  async #publish(): Promise<void> {
+    try {
+      const { parts, transfer } = this.#build(PARTS);
+      this.#post({ type: "snapshot", parts }, transfer);
+      const metrics = await this.#metrics();
+      if (metrics !== undefined) this.#post({ type: "snapshot", parts: metrics.parts }, metrics.transfer);
+    } catch (error) {
+      this.#report("cannot publish the admin snapshot", error);
     }
   }
 
-  async #proxyHaproxyMetrics(response: ServerResponse): Promise<void> {
-    const url = this.#options.haproxyMetricsUrl;
-    if (url === undefined) {
-      sendJSON(response, 404, { error: "the HAProxy metrics exporter is not configured" });
-      return;
-    }
-    const fetchImpl = this.#options.fetch ?? fetch;
-    let upstream: Response;
+  async #reply(id: number, want: readonly Part[]): Promise<void> {
+    let built: Built;
     try {
-      upstream = await fetchImpl(url, {
-        signal: AbortSignal.timeout(this.#options.haproxyTimeoutMs ?? 5000),
-      });
+      built = this.#build(want);
+      if (want.includes("metrics")) built = (await this.#metrics()) ?? built;
     } catch (error) {
-      this.#report(`cannot reach the HAProxy metrics exporter at ${url}`, error);
-      sendJSON(response, 502, { error: `cannot reach the HAProxy metrics exporter: ${describe(error)}` });
+      this.#report(`cannot build the admin answer (${want.join(", ")})`, error);
+      this.#post({ type: "reply", id, parts: {}, failed: true });
       return;
     }
-    if (!upstream.ok || upstream.body === null) {
-      await upstream.body?.cancel();
-      sendJSON(response, 502, { error: `the HAProxy metrics exporter answered ${upstream.status}` });
-      return;
+    this.#post({ type: "reply", id, parts: built.parts }, built.transfer);
+  }
+
+  async #metrics(): Promise<Built | undefined> {
+    const registry = this.#options.registry;
+    if (registry === undefined) return undefined;
+    const text = this.#encoder.encode(await registry.metrics());
+    return {
+      parts: { metrics: { contentType: registry.contentType, text } },
+      transfer: [text.buffer],
+    };
+  }
+
+  /** The wanted parts (but metrics) that changed since they were last sent (ready: always). */
+  #build(want: readonly Part[]): Built {
+    const { state } = this.#options;
+    const parts: SnapshotParts = {};
+    const transfer: ArrayBuffer[] = [];
+    const bytes = (text: string): Uint8Array => {
+      const encoded = this.#encoder.encode(redactText(text));
+      transfer.push(encoded.buffer);
+      return encoded;
+    };
+    if (want.includes("ready")) parts.ready = state.ready();
+    const version = state.version?.();
+    if (want.includes("status") && (version === undefined || version !== this.#sentStatusVersion)) {
+      const document = state.status();
+      const objects = isRecord(document) && Array.isArray(document["objects"]) ? document["objects"] : [];
+      const rest = isRecord(document) ? { ...document, objects: OBJECTS_MARK } : document;
+      const [head = "", tail = ""] = `${JSON.stringify(rest, null, 2)}\n`.split(JSON.stringify(OBJECTS_MARK));
+      const status: NonNullable<SnapshotParts["status"]> = { head: bytes(head), tail: bytes(tail) };
+      if (objects !== this.#sentObjects) {
+        status.objects = bytes(JSON.stringify(objects, null, 2).replaceAll("\n", "\n  "));
+        this.#sentObjects = objects;
+      }
+      parts.status = status;
+      this.#sentStatusVersion = version;
     }
-    response.writeHead(200, {
-      "Content-Type": upstream.headers.get("content-type") ?? "text/plain; version=0.0.4; charset=utf-8",
-      "Cache-Control": "no-store",
-    });
-    // Streamed: with many backends the exporter's output runs to megabytes.
-    await pipeline(Readable.fromWeb(upstream.body as WebReadableStream<Uint8Array>), response);
+    if (want.includes("config")) {
+      const config = state.config();
+      if (config !== this.#sentConfig) {
+        parts.config = config === undefined ? null : bytes(`${JSON.stringify(config, null, 2)}\n`);
+        this.#sentConfig = config;
+      }
+    }
+    return { parts, transfer };
   }
 
   #report(message: string, cause: unknown): void {
@@ -209,6 +283,16 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const server = new AdminServer(options);
   await server.listen();
   return server;
+}
+
+/** Why an admin address beyond loopback is refused without a token. */
+export function exposedWithoutToken(host: string, port: number): string {
+  return (
+    `--admin ${joinHostPort(host, port)} is reachable from other hosts, and the admin API shows every ` +
+    `object's status and the configuration in effect: give --admin-token-file PATH (clients then send ` +
+    `Authorization: Bearer <token>; /healthz and /ready stay open), bind to 127.0.0.1, or accept the ` +
+    `risk with --admin-insecure-no-auth`
+  );
 }
 
 /**
@@ -231,28 +315,6 @@ function joinHostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-function sendJSON(response: ServerResponse, status: number, body: unknown): void {
-  sendText(response, status, `${JSON.stringify(body ?? null, null, 2)}\n`, "application/json; charset=utf-8");
-}
-
-function sendText(
-  response: ServerResponse,
-  status: number,
-  body: string,
-  type = "text/plain; charset=utf-8",
-): void {
-  response.writeHead(status, {
-    "Content-Type": type,
-    "Content-Length": Buffer.byteLength(body),
-    "Cache-Control": "no-store",
-  });
-  response.end(body);
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Error) {
-    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
-    return `${error.message}${cause}`;
-  }
-  return String(error);
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { InputError } from "../errors.ts";
 import type { IR } from "../ir/types.ts";
+import { redactIR } from "./redact.ts";
 import { AdminStateStore, inputErrorReport } from "./state.ts";
 
 const IR_A: IR = { gateways: [], backends: [] };
@@ -75,7 +76,7 @@ describe("AdminStateStore", () => {
     store.setInput({ generation: 1, errors: [], warnings: [] });
     store.recordApply(1, IR_A, { ok: true, method: "start" });
     assert.deepEqual(store.ready(), { ready: true });
-    assert.equal(store.config(), IR_A);
+    assert.deepEqual(store.config(), redactIR(IR_A));
 
     store.setInput({ generation: 2, errors: [], warnings: [] });
     assert.deepEqual(store.ready(), { ready: true, reason: "serving generation 1; generation 2 is pending" });
@@ -84,7 +85,7 @@ describe("AdminStateStore", () => {
       ready: true,
       reason: "serving generation 1; generation 2 failed to apply: reload failed",
     });
-    assert.equal(store.config(), IR_A, "the IR in effect is still the old one");
+    assert.deepEqual(store.config(), redactIR(IR_A), "the IR in effect is still the old one");
     const failure = {
       generation: 2,
       result: "failure",
@@ -109,7 +110,7 @@ describe("AdminStateStore", () => {
     store.setInput({ generation: 3, errors: [], warnings: [] });
     store.recordApply(3, IR_B, { ok: true, method: "runtime" });
     assert.deepEqual(store.ready(), { ready: true });
-    assert.equal(store.config(), IR_B);
+    assert.deepEqual(store.config(), redactIR(IR_B));
     assert.deepEqual(store.status().dataplane.lastError, failure, "the last error stays visible");
   });
 
@@ -130,5 +131,94 @@ describe("AdminStateStore", () => {
     assert.equal(status.objects.length, 1);
     assert.deepEqual(status.errors, [inputErrorReport(error)]);
     assert.deepEqual(status.warnings, ["a.yaml#1: ignoring v1 Pod p"]);
+  });
+});
+
+describe("AdminStateStore readiness and listeners", () => {
+  const gateway = (...listeners: Array<[string, "True" | "False", string?]>) => ({
+    apiVersion: "gateway.networking.k8s.io/v1",
+    kind: "Gateway",
+    metadata: { name: "gw", namespace: "ns" },
+    status: {
+      listeners: listeners.map(([name, status, reason]) => ({
+        name,
+        conditions: [
+          {
+            type: "Programmed",
+            status,
+            reason: reason ?? (status === "True" ? "Programmed" : "Pending"),
+            message: status === "True" ? "Listener is programmed" : "port 53 is in use",
+            lastTransitionTime: "2025-01-01T00:00:00Z",
+          },
+        ],
+      })),
+    },
+  });
+
+  test("a configuration without any listener is not ready, and says so", () => {
+    const store = new AdminStateStore(at);
+    store.setInput({ generation: 1, errors: [], warnings: [] });
+    store.recordApply(1, IR_A, { ok: true, method: "start" });
+    store.setStatuses([]);
+    assert.deepEqual(store.ready(), {
+      ready: false,
+      reason: "no listener is programmed: generation 1 has no listener",
+    });
+  });
+
+  test("every listener not programmed: not ready, with the listeners' reasons", () => {
+    const store = new AdminStateStore(at);
+    store.setInput({ generation: 1, errors: [], warnings: [] });
+    store.recordApply(1, IR_A, { ok: true, method: "start" });
+    store.setStatuses([gateway(["dns", "False"], ["a", "False"], ["b", "False"], ["c", "False"])]);
+    assert.deepEqual(store.ready(), {
+      ready: false,
+      reason:
+        "no listener is programmed: ns/gw/dns: Pending: port 53 is in use; ns/gw/a: Pending: port 53 is in use; " +
+        "ns/gw/b: Pending: port 53 is in use; and 1 more",
+    });
+    store.setInput({ generation: 2, errors: [], warnings: [] });
+    store.recordApply(2, IR_A, { ok: true, method: "runtime" });
+    store.setStatuses([gateway(["dns", "False"], ["web", "True"])]);
+    assert.deepEqual(store.ready(), { ready: true });
+  });
+
+  test("statuses set before the apply count once the apply succeeds", () => {
+    const store = new AdminStateStore(at);
+    store.setInput({ generation: 1, errors: [], warnings: [] });
+    store.setStatuses([]);
+    store.recordApply(1, IR_A, { ok: true, method: "start" });
+    assert.equal(store.ready().ready, false);
+  });
+
+  test("a newer generation without listeners that failed to apply leaves the served one ready", () => {
+    const store = new AdminStateStore(at);
+    store.setInput({ generation: 1, errors: [], warnings: [] });
+    store.recordApply(1, IR_A, { ok: true, method: "start" });
+    store.setStatuses([gateway(["web", "True"])]);
+    store.setInput({ generation: 2, errors: [], warnings: [] });
+    store.recordApply(2, IR_B, { ok: false, error: new Error("haproxy -c failed"), method: "reload" });
+    store.setStatuses([]);
+    assert.deepEqual(store.ready(), {
+      ready: true,
+      reason: "serving generation 1; generation 2 failed to apply: haproxy -c failed",
+    });
+  });
+
+  test("subscribers hear every change, and the version moves with it", () => {
+    const store = new AdminStateStore(at);
+    let heard = 0;
+    const unsubscribe = store.subscribe(() => heard++);
+    const before = store.version();
+    store.setInput({ generation: 1, errors: [], warnings: [] });
+    store.setStatuses([]);
+    store.recordApply(1, IR_A, { ok: true });
+    store.recordSpares({});
+    store.recordProcessEvent("started");
+    assert.equal(heard, 5);
+    assert.equal(store.version(), before + 5);
+    unsubscribe();
+    store.recordProcessEvent("again");
+    assert.equal(heard, 5);
   });
 });

@@ -5,10 +5,16 @@
 // the previous configuration keeps serving (a failed reload never replaces it); pulling a working
 // proxy out of its load balancer for every pending change would turn each change into an outage.
 // The reason field (and /status) then says that what serves is stale, and why.
+// A configuration in effect that programs no listener at all (every file deleted, every listener
+// failed to bind) is not ready either: nothing would answer the traffic a load balancer sends.
+//
+// Nothing here holds key material: the IR in effect is kept with its private keys replaced by
+// fingerprints, and error texts are passed through redactText.
 import { formatDocument } from "../errors.ts";
 import type { InputError } from "../errors.ts";
 import type { IR } from "../ir/types.ts";
-import type { StatusEntry } from "../status/types.ts";
+import type { Condition, StatusEntry } from "../status/types.ts";
+import { redactIR, redactText, type RedactedIR } from "./redact.ts";
 
 export interface Readiness {
   ready: boolean;
@@ -21,8 +27,15 @@ export interface AdminState {
   ready(): Readiness;
   /** The `/status` document (see StatusDocument). */
   status(): unknown;
-  /** The IR in effect, or undefined when no configuration is in effect yet (`/config` is then 503). */
+  /**
+   * The IR in effect, without key material, or undefined when no configuration is in effect yet
+   * (`/config` is then 503). The same object until the configuration changes.
+   */
   config(): unknown;
+  /** Calls `listener` after every change (the admin server publishes then); returns an unsubscribe. */
+  subscribe?(listener: () => void): () => void;
+  /** Changes whenever status() would (lets the admin server skip re-serialising an unchanged one). */
+  version?(): number;
 }
 
 /** One input problem, flattened for JSON. */
@@ -45,7 +58,7 @@ export interface InputErrorReport {
 }
 
 export function inputErrorReport(error: InputError): InputErrorReport {
-  const report: InputErrorReport = { message: error.message, detail: error.detail };
+  const report: InputErrorReport = { message: redactText(error.message), detail: redactText(error.detail) };
   const location = error.location;
   const document = formatDocument(location);
   if (location.file !== undefined) report.file = location.file;
@@ -114,8 +127,14 @@ export class AdminStateStore implements AdminState {
   #errors: InputErrorReport[] = [];
   #warnings: string[] = [];
   #objects: StatusEntry[] = [];
-  #appliedIR: IR | undefined;
+  #appliedIR: RedactedIR | undefined;
   #dataplane: DataplaneState = { appliedGeneration: null, lastApply: null, lastError: null, events: [] };
+  /** Listeners of the latest statuses, and of the input generation they were computed for. */
+  #latestListeners: { generation: number | null; summary: ListenerSummary } | undefined;
+  /** Listeners of the configuration in effect (the statuses of the applied generation). */
+  #servedListeners: ListenerSummary | undefined;
+  #version = 0;
+  readonly #listeners = new Set<() => void>();
 
   constructor(now: () => Date = () => new Date()) {
     this.#now = now;
@@ -125,12 +144,18 @@ export class AdminStateStore implements AdminState {
   setInput(update: { generation: number; errors: readonly InputError[]; warnings: readonly string[] }): void {
     this.#generation = update.generation;
     this.#errors = update.errors.map(inputErrorReport);
-    this.#warnings = [...update.warnings];
+    this.#warnings = update.warnings.map(redactText);
+    this.#changed();
   }
 
   /** The statuses computed for the latest input. */
   setStatuses(statuses: readonly StatusEntry[]): void {
     this.#objects = [...statuses];
+    const summary = summariseListeners(this.#objects);
+    this.#latestListeners = { generation: this.#generation, summary };
+    if (this.#generation !== null && this.#dataplane.appliedGeneration === this.#generation)
+      this.#servedListeners = summary;
+    this.#changed();
   }
 
   /** An attempt to program `ir` (built from input `generation`) into the data plane. */
@@ -148,18 +173,42 @@ export class AdminStateStore implements AdminState {
       lastApply: record,
       lastError: outcome.ok ? this.#dataplane.lastError : record,
     };
-    if (outcome.ok) this.#appliedIR = ir;
+    if (outcome.ok) {
+      this.#appliedIR = redactIR(ir);
+      if (this.#latestListeners?.generation === generation)
+        this.#servedListeners = this.#latestListeners.summary;
+    }
+    this.#changed();
   }
 
   /** Which spare backends serve which IRBackend now (see DataplaneState.spares). */
   recordSpares(spares: Record<string, string>): void {
     this.#dataplane = { ...this.#dataplane, spares: { ...spares } };
+    this.#changed();
   }
 
   /** Something happened to the data-plane process (kept: the last 20 events). */
   recordProcessEvent(message: string): void {
-    const events = [...this.#dataplane.events, { at: this.#now().toISOString(), message }].slice(-20);
+    const events = [
+      ...this.#dataplane.events,
+      { at: this.#now().toISOString(), message: redactText(message) },
+    ].slice(-20);
     this.#dataplane = { ...this.#dataplane, events };
+    this.#changed();
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  version(): number {
+    return this.#version;
+  }
+
+  #changed(): void {
+    this.#version++;
+    for (const listener of this.#listeners) listener();
   }
 
   ready(): Readiness {
@@ -172,6 +221,14 @@ export class AdminStateStore implements AdminState {
       if (failed !== "")
         return { ready: false, reason: `configuration generation ${latest} failed to apply${failed}` };
       return { ready: false, reason: `configuration generation ${latest} not programmed yet` };
+    }
+    const served = this.#servedListeners;
+    if (served !== undefined && served.programmed === 0) {
+      const why =
+        served.problems.length === 0
+          ? `generation ${appliedGeneration} has no listener`
+          : served.problems.join("; ");
+      return { ready: false, reason: `no listener is programmed: ${why}` };
     }
     if (latest !== null && appliedGeneration < latest) {
       const what = failed !== "" ? `failed to apply${failed}` : "is pending";
@@ -190,11 +247,51 @@ export class AdminStateStore implements AdminState {
     };
   }
 
-  config(): IR | undefined {
+  config(): RedactedIR | undefined {
     return this.#appliedIR;
   }
 }
 
+/** How many listeners the statuses report, how many of them Programmed, and why not (a few). */
+export interface ListenerSummary {
+  total: number;
+  programmed: number;
+  /** `namespace/gateway/listener: Reason: message` of the first listeners not programmed. */
+  problems: string[];
+}
+
+const MAX_PROBLEMS = 3;
+
+export function summariseListeners(statuses: readonly StatusEntry[]): ListenerSummary {
+  const summary: ListenerSummary = { total: 0, programmed: 0, problems: [] };
+  let unprogrammed = 0;
+  for (const entry of statuses) {
+    if (entry.kind !== "Gateway") continue;
+    const listeners = entry.status["listeners"];
+    if (!Array.isArray(listeners)) continue;
+    for (const listener of listeners as Array<{ name?: string; conditions?: Condition[] }>) {
+      summary.total++;
+      const programmed = listener.conditions?.find((c) => c.type === "Programmed");
+      if (programmed?.status === "True") {
+        summary.programmed++;
+        continue;
+      }
+      unprogrammed++;
+      if (summary.problems.length < MAX_PROBLEMS) {
+        const id = `${entry.metadata.namespace ?? "default"}/${entry.metadata.name}/${listener.name ?? "?"}`;
+        const why =
+          programmed === undefined
+            ? "no Programmed condition"
+            : `${programmed.reason}: ${programmed.message}`;
+        summary.problems.push(`${id}: ${redactText(why)}`);
+      }
+    }
+  }
+  if (unprogrammed > summary.problems.length)
+    summary.problems.push(`and ${unprogrammed - summary.problems.length} more`);
+  return summary;
+}
+
 function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return redactText(error instanceof Error ? error.message : String(error));
 }

@@ -31,6 +31,7 @@ describe("gatehouse controller: command line", () => {
       "--lease-namespace=ns",
       "--controller-name=x.dev/y",
       "--admin=0.0.0.0:1234",
+      "--admin-token-file=/run/admin-token",
       "--udp-idle-timeout=5",
       "--udp-max-flows=10",
       "--log-format=text",
@@ -42,7 +43,7 @@ describe("gatehouse controller: command line", () => {
     assert.equal(a.leaderElect, false);
     assert.equal(a.leaseNamespace, "ns");
     assert.equal(a.controllerName, "x.dev/y");
-    assert.deepEqual(a.admin, { host: "0.0.0.0", port: 1234 });
+    assert.deepEqual(a.admin, { host: "0.0.0.0", port: 1234, tokenFile: "/run/admin-token" });
   });
 
   test("--infrastructure kubernetes is not implemented yet, and says so", () => {

@@ -55,6 +55,14 @@ Flags:
       --lease-name NAME      Name of the Lease (default ${DEFAULT_LEASE_NAME}).
       --admin HOST:PORT      Admin HTTP server: /ready, /status, /config, /metrics
                              (default 127.0.0.1:9901).
+      --admin-token-file PATH
+                             File whose first line is the admin bearer token: every admin
+                             path but /healthz and /ready then needs "Authorization: Bearer
+                             <token>" (the file is re-read when it changes). Required when
+                             --admin is not a loopback address.
+      --admin-insecure-no-auth
+                             Serve a non-loopback --admin without a token (logged as a
+                             security warning at start). Not recommended.
       --state-dir DIR        Where haproxy.cfg, maps, certificates and sockets live
                              (default ${DEFAULT_STATE_DIR}).
       --haproxy BIN          The haproxy binary (default: haproxy on PATH).

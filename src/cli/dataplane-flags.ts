@@ -2,7 +2,8 @@
 // (admin server, HAProxy data plane, logs), so they parse and default these flags in one place.
 import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
-import { parseAdminAddress } from "../admin/server.ts";
+import { isLoopbackHost } from "../admin/auth.ts";
+import { exposedWithoutToken, parseAdminAddress } from "../admin/server.ts";
 import { UsageError } from "../errors.ts";
 import { parseLogFormat, parseLogLevel, type LogFormat, type LogLevel } from "../observability/logger.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
@@ -10,6 +11,8 @@ import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
 /** node:util parseArgs option specs of the shared flags. */
 export const DATAPLANE_OPTIONS = {
   admin: { type: "string" },
+  "admin-token-file": { type: "string" },
+  "admin-insecure-no-auth": { type: "boolean" },
   "state-dir": { type: "string" },
   haproxy: { type: "string" },
   "controller-name": { type: "string" },
@@ -23,10 +26,23 @@ export const DATAPLANE_OPTIONS = {
   "udp-max-flows": { type: "string" },
 } as const;
 
-export type DataplaneFlagValues = { readonly [K in keyof typeof DATAPLANE_OPTIONS]?: string | undefined };
+export type DataplaneFlagValues = {
+  readonly [K in keyof typeof DATAPLANE_OPTIONS]?:
+    ((typeof DATAPLANE_OPTIONS)[K]["type"] extends "boolean" ? boolean : string) | undefined;
+};
+
+/** `--admin` with its authentication: `tokenFile` and `insecureNoAuth` are only present when given. */
+export interface AdminFlags {
+  host: string;
+  port: number;
+  /** `--admin-token-file`: bearer token required on every admin path but /healthz and /ready. */
+  tokenFile?: string;
+  /** `--admin-insecure-no-auth`: serve a non-loopback address without a token (logged loudly). */
+  insecureNoAuth?: true;
+}
 
 export interface DataplaneFlags {
-  admin: { host: string; port: number };
+  admin: AdminFlags;
   stateDir: string;
   haproxy: string;
   controllerName: string;
@@ -43,7 +59,7 @@ export interface DataplaneFlags {
 /** An integer flag within [min, max] (default `fallback`); anything else is a UsageError. */
 function integerFlag(
   values: DataplaneFlagValues,
-  name: keyof DataplaneFlagValues,
+  name: "server-slots" | "spare-backends" | "udp-idle-timeout" | "udp-max-flows",
   fallback: number,
   [min, max]: readonly [number, number],
   unit = "",
@@ -63,7 +79,7 @@ export function parseDataplaneFlags(
   values: DataplaneFlagValues,
   defaultStateDir: string | ((admin: { host: string; port: number }) => string),
 ): DataplaneFlags {
-  const admin = parseAdminAddress(values.admin ?? "127.0.0.1:9901");
+  const admin = parseAdminFlags(values);
   const serverSlots = integerFlag(values, "server-slots", 16, [1, 4096]);
   const spareBackends = integerFlag(values, "spare-backends", 16, [0, 1024]);
   const udpIdleS = integerFlag(values, "udp-idle-timeout", 60, [1, 86_400], "seconds");
@@ -114,4 +130,25 @@ export function perInstanceStateDir(identity: readonly string[], host: StateDirH
     join(host.tmpDir, `gatehouse-${host.uid}`, hash),
   ];
   return candidates.find((dir) => dir.length <= MAX_DEFAULT_STATE_DIR) ?? fallback;
+}
+
+/**
+ * `--admin` and its authentication. Beyond loopback, the admin API needs `--admin-token-file` or the
+ * explicit `--admin-insecure-no-auth`; the two together contradict each other.
+ */
+function parseAdminFlags(values: DataplaneFlagValues): AdminFlags {
+  const admin: AdminFlags = parseAdminAddress(values.admin ?? "127.0.0.1:9901");
+  const tokenFile = values["admin-token-file"];
+  const insecure = values["admin-insecure-no-auth"] === true;
+  if (tokenFile !== undefined) {
+    if (tokenFile === "") throw new UsageError("--admin-token-file must be a path");
+    if (insecure)
+      throw new UsageError("--admin-token-file and --admin-insecure-no-auth contradict each other: give one");
+    admin.tokenFile = resolve(tokenFile);
+  } else if (insecure) {
+    admin.insecureNoAuth = true;
+  } else if (!isLoopbackHost(admin.host)) {
+    throw new UsageError(exposedWithoutToken(admin.host, admin.port));
+  }
+  return admin;
 }

@@ -1,10 +1,11 @@
 // End-to-end tests of `gatehouse translate`: they spawn bin/gatehouse.js as a user would.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { TLS_INPUT } from "../admin/testing.ts";
 
 const BIN = join(import.meta.dirname, "..", "..", "bin", "gatehouse.js");
 
@@ -106,6 +107,21 @@ void describe("gatehouse translate", () => {
     assert.ok(output.statuses.length > 0);
     assert.equal(output.ir.gateways.length, 1);
     assert.ok(run.stdout.includes('"lastTransitionTime": "2025-01-01T00:00:00Z"'));
+  });
+
+  void test("prints no private key: certificates show the key's fingerprint", async () => {
+    const input = await readFile(TLS_INPUT, "utf8");
+    const key = /-----BEGIN PRIVATE KEY-----[\s\S]*?-----END PRIVATE KEY-----/.exec(input)?.[0] ?? "";
+    assert.ok(key !== "", "the input holds a key");
+    // One more document that fails to load and quotes the key in its error.
+    const broken = `apiVersion: v1\nkind: Secret\nmetadata:\n  name: [${Buffer.from(key).toString("base64")}\n`;
+    const root = await tempDir({ "tls.yaml": input, "broken.yaml": broken });
+    const run = await gatehouse("translate", "--config", root, "--now", "2025-01-01T00:00:00Z");
+    assert.equal(run.code, 0, run.stderr);
+    assert.doesNotMatch(run.stdout + run.stderr, /PRIVATE KEY|LS0tLS1CRUdJTi/);
+    assert.doesNotMatch(run.stdout, /keyPem/);
+    assert.match(run.stdout, /"keySha256": "sha256:[0-9a-f]{64}"/);
+    assert.match(run.stdout, /BEGIN CERTIFICATE/);
   });
 
   void test("rejects a malformed --now with a usage error (exit 2)", async () => {

@@ -1,7 +1,10 @@
 // `gatehouse translate`: loads resources from YAML, runs the translator once and prints
 // `{statuses, ir}` as JSON. Input problems go to stderr, one line each; the command fails (exit 1)
-// only when there is nothing at all to translate.
+// only when there is nothing at all to translate. The IR is printed without private keys: each
+// listener certificate shows `keySha256` (the key's fingerprint) instead of `keyPem`, so the output
+// can be kept as a CI artefact or pasted into an issue.
 import { parseArgs } from "node:util";
+import { redactIR, redactText } from "../admin/redact.ts";
 import { GatehouseError, LoadError, UsageError } from "../errors.ts";
 import { loadSnapshot } from "../resources/load.ts";
 import { DEFAULT_CONTROLLER_NAME, translate } from "../translate/index.ts";
@@ -11,7 +14,8 @@ import { haproxyValidators } from "../dataplane/haproxy/capabilities.ts";
 const USAGE = `Usage: gatehouse translate --config PATH [--controller-name NAME] [--now RFC3339]
 
 Translates Gateway API resources read from YAML into the statuses Gatehouse would write and the
-data-plane IR, printed as JSON ({"statuses": [...], "ir": {...}}) on stdout.
+data-plane IR, printed as JSON ({"statuses": [...], "ir": {...}}) on stdout. Private keys of
+listener certificates are never printed: the IR shows their SHA-256 fingerprint (keySha256).
 
 Flags:
   -c, --config PATH        A YAML file, or a directory searched recursively for *.yaml and *.yml
@@ -70,8 +74,8 @@ async function runTranslate(args: readonly string[], io: CliIO): Promise<number>
       throw new GatehouseError(`cannot read --config ${error.message}`, { cause: error });
     throw error;
   }
-  for (const warning of loaded.warnings) io.stderr(`warning: ${warning}\n`);
-  for (const error of loaded.errors) io.stderr(`error: ${error.message}\n`);
+  for (const warning of loaded.warnings) io.stderr(`warning: ${redactText(warning)}\n`);
+  for (const error of loaded.errors) io.stderr(`error: ${redactText(error.message)}\n`);
   if (loaded.objects.length === 0) {
     const why =
       loaded.errors.length === 0
@@ -81,6 +85,6 @@ async function runTranslate(args: readonly string[], io: CliIO): Promise<number>
   }
 
   const { statuses, ir } = translate(loaded.snapshot, { controllerName, now, validators: haproxyValidators });
-  io.stdout(`${JSON.stringify({ statuses, ir }, null, 2)}\n`);
+  io.stdout(`${redactText(JSON.stringify({ statuses, ir: redactIR(ir) }, null, 2))}\n`);
   return 0;
 }

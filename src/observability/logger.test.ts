@@ -82,3 +82,29 @@ describe("createLogger", () => {
     );
   });
 });
+
+describe("createLogger never writes a private key", () => {
+  test("keys in IR fields, Secret data, messages and errors are redacted, json and text", async () => {
+    const { irWithKey, keysOf } = await import("../admin/testing.ts");
+    const ir = await irWithKey();
+    const key = keysOf(ir)[0] ?? assert.fail("no key in the test IR");
+    const secret = {
+      data: { "tls.key": Buffer.from(key).toString("base64") },
+      stringData: { "tls.key": key },
+    };
+    for (const format of ["json", "text"] as const) {
+      const out = capture();
+      const log = createLogger({ format, destination: out.destination });
+      log.info({ ir }, "the IR");
+      log.info({ certificate: ir.gateways[0]?.listeners[0]?.tls?.certificates[0] }, "a certificate");
+      log.info({ secret }, "a Secret");
+      log.warn(`a message quoting ${key}`);
+      log.error({ err: new Error(`cannot load ${key.slice(0, 60)}`) }, "cut off");
+      assert.equal(out.lines.length, 5);
+      const text = out.lines.join("");
+      assert.doesNotMatch(text, /PRIVATE KEY/, format);
+      assert.doesNotMatch(text, /LS0tLS1CRUdJTi/, format);
+      assert.match(text, /REDACTED KEY/, format);
+    }
+  });
+});

@@ -5,8 +5,13 @@
 //
 // Put details in fields, not in the message: `log.info({ generation }, "reloaded haproxy")`. Errors
 // go in the `err` field, so their type, message, stack and (for InputError) location are kept.
+//
+// No private key reaches a log line. Nothing logs an IR or a Secret today; should one ever be
+// logged, the fields that hold keys are censored by path (REDACT_PATHS), and, whatever the field,
+// every line is scanned for PEM (or base64-encoded PEM) private keys just before it is written.
 import { pino, stdTimeFunctions } from "pino";
 import type { DestinationStream, Logger } from "pino";
+import { redactText, REDACTED_KEY } from "../admin/redact.ts";
 import { UsageError } from "../errors.ts";
 
 export type { Logger } from "pino";
@@ -26,6 +31,24 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
+/**
+ * Fields censored wherever they appear at these depths: IRCertificate.keyPem (an IR logged whole,
+ * a listener, a certificate) and Secret data (`tls.key`, any `data` or `stringData` of an object
+ * that looks like a Secret).
+ */
+export const REDACT_PATHS = [
+  "keyPem",
+  "*.keyPem",
+  "*.certificates[*].keyPem",
+  "*.tls.certificates[*].keyPem",
+  "ir.gateways[*].listeners[*].tls.certificates[*].keyPem",
+  "gateways[*].listeners[*].tls.certificates[*].keyPem",
+  'data["tls.key"]',
+  'stringData["tls.key"]',
+  '*.data["tls.key"]',
+  '*.stringData["tls.key"]',
+];
+
 /** The logger every component gets (as is, or as `logger.child({ component: "..." })`). */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const format = options.format ?? "json";
@@ -37,6 +60,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       base: null,
       timestamp: stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACT_PATHS, censor: REDACTED_KEY },
+      hooks: { streamWrite: redactText },
     },
     format === "text" ? textDestination(sink) : sink,
   );

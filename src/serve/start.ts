@@ -11,7 +11,8 @@ import { stat } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
-import { startAdminServer, type AdminServer } from "../admin/server.ts";
+import { launchAdmin, type AdminListen } from "../admin/launch.ts";
+import type { AdminServer } from "../admin/server.ts";
 import { AdminStateStore } from "../admin/state.ts";
 import { canBindExclusively, HAProxyApplier } from "../dataplane/haproxy/apply/applier.ts";
 import { nodeFileWriter } from "../dataplane/haproxy/apply/files.ts";
@@ -51,8 +52,11 @@ export interface ServeOptions {
   /** Where haproxy.cfg, maps, certificates and sockets live (created if missing). */
   stateDir: string;
   logger: Logger;
-  /** Admin server address (default 127.0.0.1:9901; port 0 picks a free one). */
-  admin?: { host: string; port: number };
+  /**
+   * Admin server address (default 127.0.0.1:9901; port 0 picks a free one) and authentication
+   * (a token file, or the explicit opt-out needed to serve a non-loopback address without one).
+   */
+  admin?: AdminListen;
   /** The haproxy binary: a path, or a name looked up on PATH (default "haproxy"). */
   haproxy?: string;
   controllerName?: string;
@@ -86,6 +90,8 @@ export interface ServeHandle<P extends Provider = FileProvider> {
   readonly adminUrl: string;
   readonly stateDir: string;
   readonly store: AdminStateStore;
+  /** The admin server (its HTTP side runs in a worker thread). */
+  readonly admin: AdminServer;
   readonly metrics: Metrics;
   readonly haproxy: HAProxyProcess;
   readonly applier: HAProxyApplier;
@@ -148,7 +154,7 @@ interface Prepared {
   stateDir: string;
   metricsAddress: string;
   binary: string;
-  admin: { host: string; port: number };
+  admin: AdminListen;
   lock: StateDirLock;
 }
 
@@ -230,14 +236,14 @@ async function startLocked<P extends Provider>(
     ...(options.infrastructure !== undefined ? { infrastructure: options.infrastructure } : {}),
     ...(options.onStatuses !== undefined ? { onStatuses: options.onStatuses } : {}),
   });
-  const server: AdminServer = await startAdminServer({
+  const launched = await launchAdmin({
+    listen: admin,
     state: store,
     registry: metrics.registry,
-    host: admin.host,
-    port: admin.port,
     haproxyMetricsUrl: `http://${metricsAddress}/metrics`,
-    onError: (message, cause) => logger.warn({ err: cause }, message),
+    logger,
   });
+  const server = launched.server;
   const adminUrl = server.address?.url ?? `http://${admin.host}:${admin.port}`;
   logger.info({ admin: adminUrl, stateDir, config }, "gatehouse serve starting");
   // Without `provider`, P is FileProvider (its default): the cast only restates that.
@@ -257,7 +263,7 @@ async function startLocked<P extends Provider>(
       await loop.idle();
       await haproxy.stop({ graceful: how.graceful ?? true, timeoutMs: how.timeoutMs ?? 5000 });
       await udp.close();
-      await server.close();
+      await launched.close();
       await lock.release();
     })());
 
@@ -270,7 +276,7 @@ async function startLocked<P extends Provider>(
     await stop({ graceful: false });
     throw err;
   }
-  return { adminUrl, stateDir, store, metrics, haproxy, applier, udp, loop, provider, stop };
+  return { adminUrl, stateDir, store, admin: server, metrics, haproxy, applier, udp, loop, provider, stop };
 }
 
 /** `host:port` or `[v6]:port` → [host, port]. */
