@@ -5,7 +5,7 @@
 // the previous configuration keeps serving (a failed reload never replaces it); pulling a working
 // proxy out of its load balancer for every pending change would turn each change into an outage.
 // The reason field (and /status) then says that what serves is stale, and why.
-import { formatDocument } from "../errors.ts";
+import { StaleInputError, formatDocument } from "../errors.ts";
 import type { InputError } from "../errors.ts";
 import type { IR } from "../ir/types.ts";
 import type { StatusEntry } from "../status/types.ts";
@@ -42,6 +42,13 @@ export interface InputErrorReport {
   namespace?: string;
   name?: string;
   field?: string;
+  /**
+   * The problem was rejected and the last valid version keeps serving (of the file, or of the
+   * object when `kind`/`name` are set) until the input is fixed.
+   */
+  stale?: true;
+  /** RFC 3339: when the version still serving was read (with `stale`). */
+  servingSince?: string;
 }
 
 export function inputErrorReport(error: InputError): InputErrorReport {
@@ -58,6 +65,10 @@ export function inputErrorReport(error: InputError): InputErrorReport {
   if (location.namespace !== undefined) report.namespace = location.namespace;
   if (location.name !== undefined) report.name = location.name;
   if (location.field !== undefined) report.field = location.field;
+  if (error instanceof StaleInputError) {
+    report.stale = true;
+    report.servingSince = error.servingSince;
+  }
   return report;
 }
 
