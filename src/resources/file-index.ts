@@ -32,6 +32,7 @@ import {
   readYamlText,
   sameAs,
   tooDeep,
+  unfollowed,
   unreadableFile,
 } from "./load.ts";
 import type { EntryKind, FileKind, FileSystem, LoadResult, ParsedFile, SnapshotLoadResult } from "./load.ts";
@@ -334,8 +335,12 @@ export class FileIndex {
       if (follow === undefined && kind?.isSymbolicLink() === true) return { link: true as const };
       try {
         const info = await this.#fs.stat(path);
-        const linked = kind?.isSymbolicLink() !== false && realpath !== undefined;
-        return { info, real: linked ? await realpath(path) : real };
+        if (kind?.isSymbolicLink() !== true)
+          return { info, real: realpath === undefined ? real : await realpath(path) };
+        // Without real paths a loop cannot be told from a tree: a linked directory is not followed.
+        if (realpath === undefined)
+          return info.isDirectory() ? { unfollowed: true as const } : { info, real };
+        return { info, real: await realpath(path) };
       } catch (error) {
         return { error };
       }
@@ -346,6 +351,10 @@ export class FileIndex {
       if (kind?.isSymbolicLink() === true) found.links.push(child);
       const result = kinds[i];
       if (result === undefined || "link" in result) continue;
+      if ("unfollowed" in result) {
+        found.files.push({ rel: child, note: unfollowed(join(dir, name)) });
+        continue;
+      }
       if ("error" in result) {
         found.files.push({ rel: child, error: cannotRead(join(dir, name), result.error) });
       } else if (result.info.isDirectory()) {

@@ -503,7 +503,12 @@ async function yamlFilesUnder(
     let childReal: string;
     try {
       info = await fs.stat(path);
-      childReal = fs.realpath === undefined ? join(real, name) : await fs.realpath(path);
+      if (fs.realpath !== undefined) childReal = await fs.realpath(path);
+      else if (info.isDirectory() && (await fs.lstat?.(path))?.isSymbolicLink() === true) {
+        // Without real paths a loop cannot be told from a tree: a linked directory is not followed.
+        items.push({ warning: unfollowed(path) });
+        continue;
+      } else childReal = join(real, name);
     } catch (error) {
       errors.push(inputError(`cannot read: ${describeFsError(error)}`, { file: path }, { cause: error }));
       continue;
@@ -535,6 +540,14 @@ export function sameAs(path: string, what: "directory" | "file", first: string):
   return formatInputProblem(
     { file: boundedText(path, 4096) },
     `skipped: the same ${what} as ${boundedText(first, 4096)} (read once; a symbolic link loop or a second link to it)`,
+  );
+}
+
+/** The note for a linked directory not followed (a FileSystem that knows links but not real paths). */
+export function unfollowed(path: string): string {
+  return formatInputProblem(
+    { file: boundedText(path, 4096) },
+    "skipped: a symbolic link to a directory, not followed (real paths unknown)",
   );
 }
 
