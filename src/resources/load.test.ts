@@ -96,11 +96,14 @@ void describe("parseDocuments", () => {
     );
   });
 
-  void test("reports a YAML syntax error with line and column; a file that does not parse loads nothing", () => {
+  void test("reports a YAML syntax error with line and column and still loads the other documents", () => {
     const broken = "apiVersion: v1\nkind: Service\nmetadata:\n  name: [broken\n";
     const result = parseDocuments(docs(GATEWAY, broken, ROUTE), "app.yaml");
     assert.equal(result.broken, true);
-    assert.deepEqual(result.objects, []);
+    assert.deepEqual(
+      result.objects.map(({ object }) => object.kind),
+      ["Gateway", "HTTPRoute"],
+    );
     assert.ok(result.errors.length >= 1);
     for (const error of result.errors) {
       assert.ok(error instanceof InputError);
@@ -126,7 +129,10 @@ void describe("parseDocuments", () => {
     );
     // Which object a document without kind or name was meant to be is unknown: the file does not parse.
     assert.equal(result.broken, true);
-    assert.deepEqual(result.objects, []);
+    assert.deepEqual(
+      result.objects.map(({ object }) => object.kind),
+      ["Service"],
+    );
     assert.deepEqual(
       result.errors.map((error) => error.message),
       [

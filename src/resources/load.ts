@@ -2,13 +2,12 @@
 // Bad input never aborts a load: every problem becomes an InputError (or a warning) and the rest of
 // the input still loads. Only a path that cannot be read at all throws (LoadError).
 //
-// A file is read as a whole or not at all: one that does not parse (a YAML syntax error, a document
-// that is not an identifiable object) contributes no object, since after a syntax error the
-// documents cannot be trusted to be what the author meant (a missing `]` can swallow the next lines).
-// The file provider keeps serving such a file's last valid version (see last-valid.ts). Files are
-// refused unread when over a size limit, and unparsed when not text (input-text.ts). Symbolic links
-// are followed, each real directory and file is read once (loops end there), and the walk stops
-// MAX_DEPTH directories down.
+// A file that does not parse as a whole (a YAML syntax error, a document that is not an identifiable
+// object) is marked `broken`: a one-shot load (translate) still takes its valid documents, the file
+// provider keeps serving the file's last valid version instead (see last-valid.ts), since which
+// object a broken document was meant to be is unknown. Files are refused unread when over a size
+// limit, and unparsed when not text (input-text.ts). Symbolic links are followed, each real
+// directory and file is read once (loops end there), and the walk stops MAX_DEPTH directories down.
 import { lstat, readFile, readdir, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseAllDocuments } from "yaml";
@@ -140,7 +139,8 @@ export interface RejectedObject {
 export interface ParsedFile extends LoadResult {
   /**
    * The file does not parse as a whole (a YAML syntax error, a document that is not an object with
-   * apiVersion, kind and metadata.name, a malformed List): `objects` is empty, `errors` says why.
+   * apiVersion, kind and metadata.name, a malformed List): `objects` holds only the documents that
+   * did, `errors` says why. Which object a broken document was meant to be is unknown.
    */
   broken: boolean;
   /** Identified objects that failed schema or CEL validation (left out of `objects`). */
@@ -216,11 +216,12 @@ export async function loadSnapshot(
 }
 
 /**
- * Parses a multi-document YAML text. Empty documents are skipped. When any part of the file does not
- * parse (see ParsedFile.broken), no object of it is kept and every problem is reported (syntax errors
- * with line and column). Objects failing validation are reported with their field, and its line and
- * column when the field is in the text, and listed in `rejected`; the others are kept. At most
- * MAX_PROBLEMS_PER_FILE problems are reported one by one; every message is one bounded line.
+ * Parses a multi-document YAML text. Empty documents are skipped; a document with a syntax error is
+ * reported (with line and column) and skipped, the other documents still load, and the file is
+ * `broken` (the file provider then keeps the file's last valid version instead). Objects failing
+ * validation are reported with their field, and its line and column when the field is in the text,
+ * and listed in `rejected`. At most MAX_PROBLEMS_PER_FILE problems are reported one by one; every
+ * message is one bounded line.
  */
 export function parseDocuments(text: string, file: string): ParsedFile {
   const result: ParsedFile = { objects: [], errors: [], warnings: [], broken: false, rejected: [] };
@@ -267,12 +268,8 @@ export function parseDocuments(text: string, file: string): ParsedFile {
   return finish(result, file);
 }
 
-/** A broken file keeps no object; problems beyond MAX_PROBLEMS_PER_FILE are summed up. */
+/** Problems beyond MAX_PROBLEMS_PER_FILE are summed up in one. */
 function finish(result: ParsedFile, file: string): ParsedFile {
-  if (result.broken) {
-    result.objects = [];
-    result.rejected = [];
-  }
   const summarise = <T>(list: T[], line: (n: number) => T): T[] => {
     if (list.length <= MAX_PROBLEMS_PER_FILE) return list;
     const more = list.length - (MAX_PROBLEMS_PER_FILE - 1);
