@@ -144,3 +144,32 @@ export class LoadError extends GatehouseError {
 
 /** The command line is wrong (unknown command or flag, missing or malformed value). Exit code 2. */
 export class UsageError extends GatehouseError {}
+
+/**
+ * An input problem while the last valid version of what that input held keeps serving, as an API
+ * server keeps the stored object when it rejects an update: a file that no longer parses (every
+ * object it last contributed stays), or an object that no longer validates (its last valid version
+ * stays). `servingSince` (RFC 3339) is when the version still serving was read.
+ */
+export class StaleInputError extends InputError {
+  readonly stale = true;
+  readonly servingSince: string;
+
+  constructor(detail: string, location: InputLocation, servingSince: string, options?: ErrorOptions) {
+    super(detail, location, options);
+    this.servingSince = servingSince;
+  }
+}
+
+/**
+ * A file the loader refuses to parse: larger than the limit, or not text (a NUL byte, invalid
+ * UTF-8). Its bytes never reach a message.
+ */
+export class RefusedFileError extends GatehouseError {
+  readonly path: string;
+
+  constructor(message: string, path: string, options?: ErrorOptions) {
+    super(message, options);
+    this.path = path;
+  }
+}

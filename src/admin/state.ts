@@ -10,7 +10,7 @@
 //
 // Nothing here holds key material: the IR in effect is kept with its private keys replaced by
 // fingerprints, and error texts are passed through redactText.
-import { formatDocument } from "../errors.ts";
+import { StaleInputError, formatDocument } from "../errors.ts";
 import type { InputError } from "../errors.ts";
 import type { IR } from "../ir/types.ts";
 import type { Condition, StatusEntry } from "../status/types.ts";
@@ -55,6 +55,13 @@ export interface InputErrorReport {
   namespace?: string;
   name?: string;
   field?: string;
+  /**
+   * The problem was rejected and the last valid version keeps serving (of the file, or of the
+   * object when `kind`/`name` are set) until the input is fixed.
+   */
+  stale?: true;
+  /** RFC 3339: when the version still serving was read (with `stale`). */
+  servingSince?: string;
 }
 
 export function inputErrorReport(error: InputError): InputErrorReport {
@@ -71,6 +78,10 @@ export function inputErrorReport(error: InputError): InputErrorReport {
   if (location.namespace !== undefined) report.namespace = location.namespace;
   if (location.name !== undefined) report.name = location.name;
   if (location.field !== undefined) report.field = location.field;
+  if (error instanceof StaleInputError) {
+    report.stale = true;
+    report.servingSince = error.servingSince;
+  }
   return report;
 }
 

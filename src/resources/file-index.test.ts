@@ -14,10 +14,10 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { after, describe, test } from "node:test";
-import { LoadError } from "../errors.ts";
+import { LoadError, StaleInputError } from "../errors.ts";
 import { comparePaths, FileIndex } from "./file-index.ts";
 import type { IndexedLoad } from "./file-index.ts";
-import { compareStrings, loadSnapshot, nodeFileSystem } from "./load.ts";
+import { MAX_DEPTH, MAX_PROBLEMS_PER_FILE, compareStrings, loadSnapshot, nodeFileSystem } from "./load.ts";
 import type { FileSystem, SnapshotLoadResult } from "./load.ts";
 
 const roots: string[] = [];
@@ -51,9 +51,10 @@ function countingFileSystem(plain = false): FileSystem & { reads: string[]; deni
   const real = {
     lstat: nodeFileSystem.lstat?.bind(nodeFileSystem),
     readdirTypes: nodeFileSystem.readdirTypes?.bind(nodeFileSystem),
+    realpath: nodeFileSystem.realpath?.bind(nodeFileSystem),
   };
-  const { lstat: realLstat, readdirTypes } = real;
-  assert.ok(realLstat !== undefined && readdirTypes !== undefined);
+  const { lstat: realLstat, readdirTypes, realpath } = real;
+  assert.ok(realLstat !== undefined && readdirTypes !== undefined && realpath !== undefined);
   return {
     reads,
     denied,
@@ -63,8 +64,16 @@ function countingFileSystem(plain = false): FileSystem & { reads: string[]; deni
     },
     stat: (path) => nodeFileSystem.stat(path),
     readdir: (path) => deny(path) ?? nodeFileSystem.readdir(path),
-    ...(plain ? {} : { lstat: realLstat, readdirTypes: (path: string) => deny(path) ?? readdirTypes(path) }),
+    ...(plain
+      ? {}
+      : { lstat: realLstat, readdirTypes: (path: string) => deny(path) ?? readdirTypes(path), realpath }),
   };
+}
+
+/** Namespace name → its `v` label, in the result. */
+function labels(result: SnapshotLoadResult | undefined): Record<string, string | undefined> {
+  const entries = [...(result?.snapshot.namespaces.values() ?? [])];
+  return Object.fromEntries(entries.map((ns) => [ns.metadata.name, ns.metadata.labels?.["v"]]));
 }
 
 /** A load result as plain comparable data (objects with their sources, messages, snapshot entries). */
@@ -180,8 +189,14 @@ describe("FileIndex", () => {
     const index = new FileIndex(root);
     await index.reload();
     await symlink("v1.yaml", join(root, "current.yaml"));
-    const linked = await index.refresh(["current.yaml"]);
-    assert.equal(linked?.errors[0]?.message.includes("Namespace a defined twice"), true);
+    assert.equal(await index.refresh(["current.yaml"]), undefined, "a new link: its target may be anywhere");
+    const linked = await index.reload();
+    // One real file, read once (under the first name the walk meets), not a duplicate object.
+    assert.deepEqual(linked.errors, []);
+    assert.deepEqual(linked.warnings, [
+      `${join(root, "v1.yaml")}: skipped: the same file as ${join(root, "current.yaml")} (read once; a symbolic link loop or a second link to it)`,
+    ]);
+    assert.equal(linked.snapshot.namespaces.get("a")?.metadata.labels?.["v"], "v1");
     await put(root, "v1.yaml", namespace("a", "v2"));
     assert.equal(await index.refresh(["v1.yaml"]), undefined, "the link's text changed too");
     const reloaded = await index.reload();
@@ -208,6 +223,173 @@ describe("FileIndex", () => {
     const names = ["..2026_02", "..data_tmp", "..data", "..2026_01"];
     const result = (await index.refresh(names)) ?? (await index.reload());
     assert.equal(result.snapshot.namespaces.get("app")?.metadata.labels?.["v"], "two");
+  });
+
+  test("symbolic link loops: each real directory and file is read once, with one note per loop", async () => {
+    const root = await tempRoot();
+    await put(root, "a.yaml", namespace("a"));
+    await put(root, "sub/deeper/b.yaml", namespace("b"));
+    await symlink(".", join(root, "loop"));
+    await symlink("..", join(root, "sub", "up"));
+    await symlink("../..", join(root, "sub", "deeper", "top"));
+    const fs = countingFileSystem();
+    const listed: string[] = [];
+    const readdirTypes = fs.readdirTypes?.bind(fs);
+    assert.ok(readdirTypes !== undefined);
+    fs.readdirTypes = (path) => {
+      listed.push(path);
+      return readdirTypes(path);
+    };
+    const index = new FileIndex(root, fs);
+    const result = await index.reload();
+    assert.deepEqual(result.errors, []);
+    assert.deepEqual([...result.snapshot.namespaces.keys()].sort(), ["a", "b"]);
+    assert.deepEqual(fs.reads.sort(), [join(root, "a.yaml"), join(root, "sub/deeper/b.yaml")]);
+    assert.deepEqual(listed.sort(), [root, join(root, "sub"), join(root, "sub/deeper")]);
+    const note = (path: string, first: string) =>
+      `${join(root, path)}: skipped: the same directory as ${first} (read once; a symbolic link loop or a second link to it)`;
+    assert.deepEqual(result.warnings, [
+      note("loop", root),
+      note("sub/deeper/top", root),
+      note("sub/up", root),
+    ]);
+    assert.deepEqual(plain(result), plain(await loadSnapshot(root, fs)), "loadPath walks the same way");
+    // With links in the tree every change is a full load, which stays as cheap.
+    await put(root, "sub/deeper/b.yaml", namespace("b", "two"));
+    assert.equal(await index.refresh(["sub/deeper/b.yaml"]), undefined);
+    const again = await index.reload();
+    assert.equal(again.snapshot.namespaces.get("b")?.metadata.labels?.["v"], "two");
+    // A file system that knows links but not real paths: linked directories are not followed.
+    const noRealpath: FileSystem = countingFileSystem();
+    delete noRealpath.realpath;
+    const blind = await new FileIndex(root, noRealpath).reload();
+    assert.deepEqual([...blind.snapshot.namespaces.keys()].sort(), ["a", "b"]);
+    assert.equal(blind.warnings.filter((w) => w.includes("not followed")).length, 3);
+    assert.deepEqual(plain(blind), plain(await loadSnapshot(root, noRealpath)));
+  });
+
+  test("a new link met by a refresh makes it decline (the reload follows it once)", async () => {
+    const root = await tempRoot();
+    await put(root, "a.yaml", namespace("a"));
+    const index = new FileIndex(root);
+    await index.reload();
+    await mkdir(join(root, "new"));
+    await symlink("..", join(root, "new", "up"));
+    assert.equal(await index.refresh(["new"]), undefined);
+    const result = await index.reload();
+    assert.deepEqual([...result.snapshot.namespaces.keys()], ["a"]);
+    assert.equal(result.warnings.length, 1);
+  });
+
+  test("a walk stops MAX_DEPTH directories down, with one error", async () => {
+    const root = await tempRoot();
+    const deep = Array.from({ length: MAX_DEPTH + 1 }, (_, i) => `d${i}`).join("/");
+    await put(root, `${deep}/x.yaml`, namespace("deep"));
+    await put(root, "d0/ok.yaml", namespace("ok"));
+    const result = await new FileIndex(root).reload();
+    assert.deepEqual([...result.snapshot.namespaces.keys()], ["ok"]);
+    assert.deepEqual(
+      result.errors.map((error) => error.message),
+      [`${join(root, deep)}: not read: more than ${MAX_DEPTH} directory levels deep`],
+    );
+    assert.deepEqual(plain(result), plain(await loadSnapshot(root)));
+  });
+
+  test("oversized and binary files are refused with one short message each", async () => {
+    const root = await tempRoot();
+    await put(root, "big.yaml", `# ${"x".repeat(2000)}\n`);
+    await writeFile(join(root, "bin.yaml"), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x00, 0x0a, 0xff]));
+    await writeFile(join(root, "latin1.yaml"), Buffer.from([0x6e, 0x3a, 0x20, 0xe9, 0x0a]));
+    const result = await new FileIndex(root, nodeFileSystem, { maxFileBytes: 1024 }).reload();
+    assert.deepEqual(
+      result.errors.map((error) => error.message),
+      [
+        `${join(root, "big.yaml")}: refused: larger than 1 KiB (2 KiB); split it into several files`,
+        `${join(root, "bin.yaml")}: refused: not a text file (NUL byte at line 1, column 5)`,
+        `${join(root, "latin1.yaml")}: refused: not a text file (not valid UTF-8)`,
+      ],
+    );
+  });
+
+  test("messages are one bounded line: long and control-character-laden input is clipped and escaped", async () => {
+    const root = await tempRoot();
+    const long = "x".repeat(70_000);
+    await put(root, "alias.yaml", `a: *${long}\n`);
+    await put(root, "kind.yaml", `apiVersion: v9\nkind: K${long}\nmetadata:\n  name: n\n`);
+    await put(root, "name.yaml", `apiVersion: v9\nkind: K\nmetadata:\n  name: "\\e[31m\\n"\n`);
+    await put(root, "many.yaml", "a: [\n".repeat(500));
+    const result = await new FileIndex(root).reload();
+    const lines = [...result.errors.map((error) => error.message), ...result.warnings];
+    for (const line of lines) {
+      assert.ok(line.length < 600, `${line.length} characters: ${line.slice(0, 200)}`);
+      for (let i = 0; i < line.length; i++)
+        assert.ok(line.charCodeAt(i) >= 0x20, `a control character in ${line}`);
+    }
+    assert.ok(
+      result.warnings.some((w) => w.endsWith("xxx… (69803 more characters)")),
+      result.warnings.join("\n"),
+    );
+    assert.ok(
+      result.warnings.some((w) => w.endsWith("ignoring v9 K \\u001b[31m\\n")),
+      result.warnings.join("\n"),
+    );
+    const many = result.errors.filter((error) => error.file === join(root, "many.yaml"));
+    assert.equal(many.length, MAX_PROBLEMS_PER_FILE);
+    assert.match(many.at(-1)?.message ?? "", /and \d+ more problems in this file \(not shown\)$/);
+  });
+
+  test("keepLastValid: a file that stops parsing keeps its objects, until it parses again or is deleted", async () => {
+    const root = await tempRoot();
+    await put(root, "a.yaml", `${namespace("a", "v1")}---\n${namespace("b", "v1")}`);
+    await put(root, "c.yaml", namespace("c", "v1"));
+    const index = new FileIndex(root, nodeFileSystem, {
+      keepLastValid: true,
+      now: () => new Date("2026-01-01T00:00:00Z"),
+    });
+    const first = await index.reload();
+    await put(root, "a.yaml", `${namespace("a", "v2")}---\nkind: [\n`);
+    const broken = await index.refresh(["a.yaml"]);
+    assert.ok(broken !== undefined);
+    assert.notEqual(broken.fingerprint, first.fingerprint);
+    assert.deepEqual(labels(broken), { a: "v1", b: "v1", c: "v1" });
+    assert.ok(broken.errors.length >= 1);
+    for (const error of broken.errors) {
+      assert.ok(error instanceof StaleInputError);
+      assert.equal(error.servingSince, "2026-01-01T00:00:00.000Z");
+      assert.equal(error.file, join(root, "a.yaml"));
+      assert.equal(typeof error.location.line, "number");
+    }
+    // A full load of the same tree (a rescan) changes nothing: the same fingerprint, nothing to deliver.
+    assert.equal((await index.reload()).fingerprint, broken.fingerprint);
+    // Binary garbage over a live file: the same.
+    await writeFile(join(root, "c.yaml"), Buffer.from([0, 1, 2]));
+    const garbage = await index.refresh(["c.yaml"]);
+    assert.deepEqual(labels(garbage), { a: "v1", b: "v1", c: "v1" });
+    assert.match(garbage?.errors.at(-1)?.message ?? "", /refused: not a text file .*the file is stale/);
+    // Parses again: its objects now; deleted: its objects go.
+    await put(root, "a.yaml", namespace("a", "v3"));
+    assert.deepEqual(labels(await index.refresh(["a.yaml"])), { a: "v3", c: "v1" });
+    await rm(join(root, "c.yaml"));
+    const deleted = await index.refresh(["c.yaml"]);
+    assert.deepEqual(labels(deleted), { a: "v3" });
+    assert.deepEqual(deleted?.errors, []);
+  });
+
+  test("keepLastValid: an object that stops validating keeps its last valid version", async () => {
+    const root = await tempRoot();
+    const service = (name: string, port: number) =>
+      `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\nspec:\n  ports:\n    - port: ${port}\n`;
+    await put(root, "s.yaml", `${service("a", 80)}---\n${service("b", 80)}`);
+    const index = new FileIndex(root, nodeFileSystem, { keepLastValid: true });
+    await index.reload();
+    await put(root, "s.yaml", `${service("a", 99999)}---\n${service("b", 81)}`);
+    const result = await index.refresh(["s.yaml"]);
+    const port = (name: string) => result?.snapshot.services.get(`default/${name}`)?.spec?.ports?.[0]?.port;
+    assert.equal(port("a"), 80);
+    assert.equal(port("b"), 81);
+    const error = result?.errors.find((e) => e.field === "spec.ports[0].port");
+    assert.ok(error instanceof StaleInputError);
+    assert.equal(error.location.line, 7);
   });
 
   test("reload throws LoadError when the path cannot be read, and forgets everything", async () => {
@@ -332,7 +514,8 @@ async function randomChanges(plainFs: boolean): Promise<void> {
         }
       } catch (error) {
         // The operation did not apply (a missing source, a file where a directory was expected).
-        if (!isCode(error, "ENOENT", "ENOTDIR", "EISDIR", "ENOTEMPTY", "EEXIST", "EINVAL")) throw error;
+        if (!isCode(error, "ENOENT", "ENOTDIR", "EISDIR", "ENOTEMPTY", "EEXIST", "EINVAL", "ELOOP"))
+          throw error;
       }
     }
     const where = `seed ${seed}, step ${step}, changed ${changed.join(" ")}`;

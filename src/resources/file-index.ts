@@ -5,19 +5,47 @@
 // duplicates are decided the same way; same errors and warnings), plus a fingerprint that changes
 // exactly when the input does. Whoever knows what changed (the file provider's watch events) calls
 // `refresh`; whoever does not (start, a replaced root, lost or unnamed events) calls `reload`.
+//
+// With `keepLastValid` (the file provider), the index follows a file over time like an API server
+// follows an object: a file that stops parsing keeps contributing its last valid version, an object
+// that stops validating keeps its last valid version (see last-valid.ts). The result then depends on
+// the history, not only on the tree; without it, it equals `loadSnapshot`.
+//
+// Symbolic links are followed by full loads (`reload`): every real directory and file is read once,
+// under the first path the walk meets it at (`loop -> .` is noted and skipped), at most MAX_DEPTH
+// directories down, so a loop costs one line, not a walk of every path through it.
 import { hash } from "node:crypto";
 import { join } from "node:path";
 import { InputError, LoadError } from "../errors.ts";
+import { DEFAULT_MAX_FILE_BYTES } from "./input-text.ts";
+import { nextFileState } from "./last-valid.ts";
+import type { FileState } from "./last-valid.ts";
 import {
+  MAX_DEPTH,
   compareStrings,
   describeFsError,
   duplicateError,
+  inputError,
   isYamlName,
   nodeFileSystem,
   parseDocuments,
+  readYamlText,
+  sameAs,
+  tooDeep,
+  unfollowed,
+  unreadableFile,
 } from "./load.ts";
-import type { EntryKind, FileKind, FileSystem, LoadResult, SnapshotLoadResult } from "./load.ts";
+import type { EntryKind, FileKind, FileSystem, LoadResult, ParsedFile, SnapshotLoadResult } from "./load.ts";
 import { buildSnapshot } from "./snapshot.ts";
+
+export interface FileIndexOptions {
+  /** Keep serving the last valid version of files that stop parsing and objects that stop validating. */
+  keepLastValid?: boolean;
+  /** Files larger than this are refused unread (default 16 MiB). */
+  maxFileBytes?: number;
+  /** The wall clock, for "serving the last valid version, read at <time>" (default: the real one). */
+  now?: () => Date;
+}
 
 export interface IndexedLoad extends SnapshotLoadResult {
   /**
@@ -32,23 +60,43 @@ export interface IndexedLoad extends SnapshotLoadResult {
  * text digest or problem): the fingerprint combines the marks of all entries.
  */
 type Entry = { readonly mark: Buffer } & (
-  | /** A YAML file read; `parsed` is kept while its text stays the same. */
+  | /**
+     * A YAML file read; `parsed` is kept while its text stays the same. `state` is what it
+     * contributes and `errors` its problems (both its parse's, unless last valid versions are kept).
+     */
     {
       readonly kind: "file";
       readonly file: string;
       readonly text: string;
-      readonly parsed: LoadResult;
+      readonly parsed: ParsedFile;
+      readonly state: FileState;
+      readonly errors: readonly InputError[];
     }
-    /** A YAML file that could not be read (reported among the files' problems, in file order). */
-  | { readonly kind: "unreadable"; readonly error: InputError }
+    /** A YAML file that could not be read or was refused (reported among the files' problems, in file order). */
+  | {
+      readonly kind: "unreadable";
+      readonly state: FileState;
+      readonly errors: readonly InputError[];
+    }
   /** An entry that could not be stat'ed or a directory that could not be listed (reported first, as the walk finds them). */
   | { readonly kind: "walk"; readonly error: InputError }
+  /** A path skipped because its real directory or file was met before (a warning, in walk order). */
+  | { readonly kind: "note"; readonly warning: string }
 );
 
-/** What a walk found: files to read or problems met (in load order), and symbolic links. */
+/** What a walk found: files to read, problems or notes (in load order), and symbolic links. */
 interface Found {
-  readonly files: Array<{ readonly rel: string; readonly error?: InputError }>;
+  readonly files: Array<{ readonly rel: string; readonly error?: InputError; readonly note?: string }>;
   readonly links: string[];
+}
+
+/**
+ * Real paths met by a full walk (→ the relative path first met at), so that each is read once.
+ * Absent while refreshing: a refresh does not follow links (it declines when it meets one).
+ */
+interface Guard {
+  readonly dirs: Map<string, string>;
+  readonly files: Map<string, string>;
 }
 
 /** What a refresh found at one named path and below. */
@@ -66,6 +114,11 @@ export class FileIndex {
   /** The file or directory loaded, as given (sources name files below it with `join(path, …)`). */
   readonly path: string;
   readonly #fs: FileSystem;
+  readonly #keepLastValid: boolean;
+  readonly #maxFileBytes: number;
+  readonly #now: () => Date;
+  /** Numbers states kept from earlier versions, so that each has a mark of its own (see #read). */
+  #kept = 0;
   /** What the last reload found: `refresh` only works below a directory. */
   #mode: "none" | "file" | "directory" = "none";
   /** Paths relative to `path` ("" for a single file), in load order (see comparePaths). */
@@ -80,9 +133,12 @@ export class FileIndex {
    */
   readonly #links = new Set<string>();
 
-  constructor(path: string, fs: FileSystem = nodeFileSystem) {
+  constructor(path: string, fs: FileSystem = nodeFileSystem, options: FileIndexOptions = {}) {
     this.path = path;
     this.#fs = fs;
+    this.#keepLastValid = options.keepLastValid ?? false;
+    this.#maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+    this.#now = options.now ?? (() => new Date());
   }
 
   /** Entries known (files, unreadable files, problems): for tests and diagnostics. */
@@ -107,7 +163,9 @@ export class FileIndex {
       found.files.push({ rel: "" });
     } else if (info.isDirectory()) {
       try {
-        await this.#walk("", found, true);
+        const real = this.#fs.realpath === undefined ? this.path : await this.#fs.realpath(this.path);
+        const guard: Guard = { dirs: new Map([[real, ""]]), files: new Map() };
+        await this.#walk("", found, true, { guard, real });
       } catch (error) {
         this.#forget();
         throw new LoadError(`${this.path}: ${describeFsError(error)}`, this.path, { cause: error });
@@ -151,6 +209,8 @@ export class FileIndex {
     }
     const listings = new Map<string, Promise<ReadonlySet<string> | undefined>>();
     const scans = await mapLimit(targets, READ_CONCURRENCY, (rel) => this.#scan(rel, listings));
+    // A symbolic link appeared: its target may be anywhere (a loop, a file read elsewhere too).
+    if (scans.some((scan) => scan.links.length > 0)) return undefined;
     targets.forEach((rel, i) => {
       const scan = scans[i];
       if (scan !== undefined) this.#replace(rel, scan);
@@ -188,12 +248,14 @@ export class FileIndex {
         listings.set(parent, listing);
       }
       if (!(await listing)?.has(rel.slice(slash + 1))) return none;
-      return { entries: [[rel, problem("walk", rel, cannotRead(path, error))]], links: link ? [rel] : [] };
+      return { entries: [[rel, problem(rel, cannotRead(path, error))]], links: link ? [rel] : [] };
     }
     const links = link ? [rel] : [];
+    if (link) return { entries: [], links };
     if (info.isDirectory()) {
       const found: Found = { files: [], links };
       await this.#walk(rel, found, false);
+      if (found.links.length > 0) return { entries: [], links: found.links };
       return { entries: await this.#readAll(found), links };
     }
     if (info.isFile() && isYamlName(rel.slice(rel.lastIndexOf("/") + 1))) {
@@ -228,9 +290,17 @@ export class FileIndex {
 
   /**
    * Lists the directory at `rel` depth first, names sorted, hidden names skipped, into `found`:
-   * YAML files to read, problems, symbolic links. Throws only for the root (the whole load fails).
+   * YAML files to read, problems, notes, symbolic links. Throws only for the root (the whole load
+   * fails). With `follow` (a full load), symbolic links are followed and every real directory and
+   * file is taken once (`real`: the real path of `rel`); without it (a refresh), links are only
+   * recorded.
    */
-  async #walk(rel: string, found: Found, root: boolean): Promise<void> {
+  async #walk(
+    rel: string,
+    found: Found,
+    root: boolean,
+    follow?: { guard: Guard; real: string },
+  ): Promise<void> {
     const dir = this.#absolute(rel);
     let listed: Array<{ name: string; kind?: EntryKind }>;
     try {
@@ -242,7 +312,7 @@ export class FileIndex {
       if (root) throw error;
       found.files.push({
         rel,
-        error: new InputError(
+        error: inputError(
           `cannot read directory: ${describeFsError(error)}`,
           { file: dir },
           { cause: error },
@@ -253,52 +323,106 @@ export class FileIndex {
     const visible = listed
       .filter(({ name }) => !name.startsWith("."))
       .sort((a, b) => compareStrings(a.name, b.name));
-    // The listing's own kinds spare a stat, except for links (followed) and unknown kinds.
+    const realpath = this.#fs.realpath?.bind(this.#fs);
+    // The listing's own kinds spare a stat, except for links (followed) and unknown kinds. The real
+    // path of an entry that is not a link is its directory's plus its name.
     const kinds = await mapLimit(visible, STAT_CONCURRENCY, async ({ name, kind }) => {
+      const path = join(dir, name);
+      const real = follow === undefined ? path : join(follow.real, name);
       if (kind !== undefined && !kind.isSymbolicLink() && (kind.isFile() || kind.isDirectory())) {
-        return { info: kind };
+        return { info: kind, real };
       }
+      if (follow === undefined && kind?.isSymbolicLink() === true) return { link: true as const };
       try {
-        return { info: await this.#fs.stat(join(dir, name)) };
+        const info = await this.#fs.stat(path);
+        if (kind?.isSymbolicLink() !== true)
+          return { info, real: realpath === undefined ? real : await realpath(path) };
+        // Without real paths a loop cannot be told from a tree: a linked directory is not followed.
+        if (realpath === undefined)
+          return info.isDirectory() ? { unfollowed: true as const } : { info, real };
+        return { info, real: await realpath(path) };
       } catch (error) {
         return { error };
       }
     });
+    const depth = rel === "" ? 0 : rel.split("/").length;
     for (const [i, { name, kind }] of visible.entries()) {
       const child = rel === "" ? name : `${rel}/${name}`;
       if (kind?.isSymbolicLink() === true) found.links.push(child);
       const result = kinds[i];
-      if (result === undefined) continue;
+      if (result === undefined || "link" in result) continue;
+      if ("unfollowed" in result) {
+        found.files.push({ rel: child, note: unfollowed(join(dir, name)) });
+        continue;
+      }
       if ("error" in result) {
         found.files.push({ rel: child, error: cannotRead(join(dir, name), result.error) });
       } else if (result.info.isDirectory()) {
-        await this.#walk(child, found, false);
+        const first = follow?.guard.dirs.get(result.real);
+        if (first !== undefined) {
+          found.files.push({ rel: child, note: sameAs(join(dir, name), "directory", this.#absolute(first)) });
+        } else if (depth + 1 > MAX_DEPTH) {
+          found.files.push({ rel: child, error: tooDeep(join(dir, name)) });
+        } else {
+          follow?.guard.dirs.set(result.real, child);
+          await this.#walk(child, found, false, follow && { guard: follow.guard, real: result.real });
+        }
       } else if (result.info.isFile() && isYamlName(name)) {
-        found.files.push({ rel: child });
+        const first = follow?.guard.files.get(result.real);
+        if (first !== undefined) {
+          found.files.push({ rel: child, note: sameAs(join(dir, name), "file", this.#absolute(first)) });
+        } else {
+          follow?.guard.files.set(result.real, child);
+          found.files.push({ rel: child });
+        }
       }
     }
   }
 
   /** Reads what a walk found, several files at a time, keeping the order. */
   #readAll(found: Found): Promise<Array<[string, Entry]>> {
-    return mapLimit(found.files, READ_CONCURRENCY, async ({ rel, error }): Promise<[string, Entry]> => {
-      return [rel, error === undefined ? await this.#read(rel) : problem("walk", rel, error)];
+    return mapLimit(found.files, READ_CONCURRENCY, async ({ rel, error, note }): Promise<[string, Entry]> => {
+      if (note !== undefined)
+        return [rel, { kind: "note", warning: note, mark: digest(`note\0${rel}\0${note}`) }];
+      return [rel, error === undefined ? await this.#read(rel) : problem(rel, error)];
     });
   }
 
-  /** Reads one file; the entry known is reused when the text is the same. */
+  /**
+   * Reads one file; the entry known is reused when the text is the same (no parse, no validation).
+   * The entry known before (the file's previous version) gives the state kept when the new version
+   * is not valid (with keepLastValid).
+   */
   async #read(rel: string): Promise<Entry> {
     const file = this.#absolute(rel);
+    const previous = this.#entries.get(rel);
+    const before = previous?.kind === "file" || previous?.kind === "unreadable" ? previous.state : undefined;
     let text: string;
     try {
-      text = await this.#fs.readFile(file, "utf8");
+      text = await readYamlText(this.#fs, file, this.#maxFileBytes);
     } catch (error) {
-      return problem("unreadable", rel, cannotRead(file, error));
+      const unreadable = unreadableFile(file, error);
+      const base = `unreadable\0${rel}\0${unreadable.message}`;
+      if (!this.#keepLastValid) {
+        return { kind: "unreadable", state: EMPTY_STATE, errors: [unreadable], mark: digest(base) };
+      }
+      const outcome = nextFileState(before, { unreadable }, this.#now().toISOString());
+      if (previous?.kind === "unreadable" && sameErrors(previous.errors, outcome.errors)) return previous;
+      const mark = digest(outcome.kept ? `${base}\0kept ${++this.#kept}` : base);
+      return { kind: "unreadable", state: outcome.state, errors: outcome.errors, mark };
     }
-    const previous = this.#entries.get(rel);
     if (previous?.kind === "file" && previous.file === file && previous.text === text) return previous;
-    const mark = hash("sha256", `file\0${rel}\0${hash("sha256", text)}`, "buffer");
-    return { kind: "file", mark, file, text, parsed: parseDocuments(text, file) };
+    const parsed = parseDocuments(text, file);
+    const base = `file\0${rel}\0${hash("sha256", text)}`;
+    if (!this.#keepLastValid) {
+      const state: FileState = { objects: parsed.objects, since: new Map() };
+      return { kind: "file", mark: digest(base), file, text, parsed, state, errors: parsed.errors };
+    }
+    const outcome = nextFileState(before, { parsed }, this.#now().toISOString());
+    // What is kept comes from the history, not the text: a mark of its own makes the fingerprint
+    // change (the provider delivers only what differs from the last update).
+    const mark = digest(outcome.kept ? `${base}\0kept ${++this.#kept}` : base);
+    return { kind: "file", mark, file, text, parsed, state: outcome.state, errors: outcome.errors };
   }
 
   /** The load result of the current entries: walk problems first, then each file's, as loadPath orders them. */
@@ -311,11 +435,16 @@ export class FileIndex {
       const entry = this.#entries.get(rel);
       if (entry === undefined) continue;
       if (entry.kind === "file") {
-        objects.push(...entry.parsed.objects);
-        fileErrors.push(...entry.parsed.errors);
+        objects.push(...entry.state.objects);
+        fileErrors.push(...entry.errors);
         warnings.push(...entry.parsed.warnings);
+      } else if (entry.kind === "unreadable") {
+        objects.push(...entry.state.objects);
+        fileErrors.push(...entry.errors);
+      } else if (entry.kind === "walk") {
+        walkErrors.push(entry.error);
       } else {
-        (entry.kind === "walk" ? walkErrors : fileErrors).push(entry.error);
+        warnings.push(entry.warning);
       }
     }
     const { snapshot, duplicates } = buildSnapshot(objects);
@@ -339,8 +468,19 @@ export class FileIndex {
   }
 }
 
-function problem(kind: "walk" | "unreadable", rel: string, error: InputError): Entry {
-  return { kind, error, mark: hash("sha256", `${kind}\0${rel}\0${error.message}`, "buffer") };
+/** A problem of the walk at `rel`. */
+function problem(rel: string, error: InputError): Entry {
+  return { kind: "walk", error, mark: digest(`walk\0${rel}\0${error.message}`) };
+}
+
+const EMPTY_STATE: FileState = { objects: [], since: new Map() };
+
+function digest(text: string): Buffer {
+  return hash("sha256", text, "buffer");
+}
+
+function sameErrors(a: readonly InputError[], b: readonly InputError[]): boolean {
+  return a.length === b.length && a.every((error, i) => error.message === b[i]?.message);
 }
 
 /** target ^= mark (both 32 bytes). */
@@ -349,7 +489,7 @@ function xorInto(target: Buffer, mark: Buffer): void {
 }
 
 function cannotRead(file: string, error: unknown): InputError {
-  return new InputError(`cannot read: ${describeFsError(error)}`, { file }, { cause: error });
+  return inputError(`cannot read: ${describeFsError(error)}`, { file }, { cause: error });
 }
 
 /**

@@ -99,6 +99,7 @@ void describe("parseDocuments", () => {
   void test("reports a YAML syntax error with line and column and still loads the other documents", () => {
     const broken = "apiVersion: v1\nkind: Service\nmetadata:\n  name: [broken\n";
     const result = parseDocuments(docs(GATEWAY, broken, ROUTE), "app.yaml");
+    assert.equal(result.broken, true);
     assert.deepEqual(
       result.objects.map(({ object }) => object.kind),
       ["Gateway", "HTTPRoute"],
@@ -126,6 +127,8 @@ void describe("parseDocuments", () => {
       ),
       "bad.yaml",
     );
+    // Which object a document without kind or name was meant to be is unknown: the file does not parse.
+    assert.equal(result.broken, true);
     assert.deepEqual(
       result.objects.map(({ object }) => object.kind),
       ["Service"],
@@ -155,15 +158,31 @@ void describe("parseDocuments", () => {
     assert.equal(portError.kind, "Gateway");
     assert.equal(portError.namespace, "infra");
     assert.equal(portError.objectName, "gw");
-    assert.ok(portError.message.startsWith("app.yaml#0 Gateway infra/gw: spec.listeners[0].port: "));
+    // The line and column of the field's value in the file.
+    const line = badPort.split("\n").findIndex((text) => text.includes("port: 70000")) + 1;
+    const column = (badPort.split("\n")[line - 1]?.indexOf("70000") ?? 0) + 1;
+    assert.equal(portError.location.line, line);
+    assert.equal(portError.location.column, column);
+    assert.ok(
+      portError.message.startsWith(
+        `app.yaml#0 Gateway infra/gw: line ${line}, column ${column}: spec.listeners[0].port: `,
+      ),
+      portError.message,
+    );
     for (const error of result.errors) assert.equal(error.index, 0);
+    assert.equal(result.broken, false);
+    assert.deepEqual(
+      result.rejected.map(({ identity, position }) => [identity, position]),
+      [["Gateway\0infra/gw", 0]],
+    );
   });
 
   void test("names a namespaced object without namespace as default/<name> in errors", () => {
     const result = parseDocuments(ROUTE.replace("port: 8080", "port: 99999"), "r.yaml");
     assert.equal(result.objects.length, 0);
-    assert.ok(
-      result.errors[0]?.message.startsWith("r.yaml#0 HTTPRoute default/web: spec.rules[0].backendRefs[0]."),
+    assert.match(
+      result.errors[0]?.message ?? "",
+      /^r\.yaml#0 HTTPRoute default\/web: line \d+, column \d+: spec\.rules\[0\]\.backendRefs\[0\]\./,
     );
   });
 
@@ -185,6 +204,9 @@ items:
       ports: [{ port: 8080 }]
   - apiVersion: v1
     kind: Service
+    metadata: { name: api }
+    spec:
+      ports: [{ port: 99999 }]
 `;
     const result = parseDocuments(docs(ROUTE, list), "list.yaml");
     assert.deepEqual(
@@ -196,9 +218,15 @@ items:
       ],
     );
     assert.deepEqual(result.objects[1]?.source, { file: "list.yaml", index: 1, description: "items[0]" });
-    assert.deepEqual(
-      result.errors.map((error) => error.message),
-      ["list.yaml#1.items[2] Service: metadata.name: is required"],
+    // The line of the item's field (the List starts on the line after ROUTE's `---`).
+    const line =
+      docs(ROUTE, list)
+        .split("\n")
+        .findIndex((text) => text.includes("port: 99999")) + 1;
+    const portError = result.errors.find((error) => error.field === "spec.ports[0].port");
+    assert.equal(
+      portError?.message,
+      `list.yaml#1.items[2] Service default/api: line ${line}, column 23: spec.ports[0].port: must be <= 65535`,
     );
   });
 

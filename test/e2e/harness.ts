@@ -71,6 +71,8 @@ export class Harness {
   readonly stateDir: string;
   readonly backends: Record<string, EchoBackend>;
   readonly logs: string[] = [];
+  /** Log lines written since start (`logs` keeps only the recent ones). */
+  logLines = 0;
   #serve: ServeHandle | undefined;
   #rev = 0;
   #provider: FileProvider | undefined;
@@ -121,6 +123,7 @@ export class Harness {
         level: "info",
         destination: {
           write: (line: string) => {
+            h.logLines++;
             h.logs.push(line.trimEnd());
             if (h.logs.length > 2000) h.logs.splice(0, 500);
             if (process.env["GATEHOUSE_E2E_LOG"] === "1") process.stderr.write(line);

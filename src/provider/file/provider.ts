@@ -13,6 +13,10 @@
 // changed, and only those are read again. A load walks the whole tree when that is not known: at
 // start, when the watched path itself changed or the watches were re-established, for an event
 // without a name, and every `rescanMs` as a safety net against lost events.
+//
+// Bad input behaves like an update an API server rejected (FileIndex with keepLastValid): a file
+// that stops parsing keeps serving what it last contributed, an object that stops validating keeps
+// its last valid version, and the problem is reported as stale (StaleInputError) until fixed.
 import { basename, dirname, resolve } from "node:path";
 import { GatehouseError, InputError, LoadError } from "../../errors.ts";
 import { FileIndex } from "../../resources/file-index.ts";
@@ -51,6 +55,14 @@ export interface FileProviderOptions {
   rescanMs?: number;
   /** Delay before retrying to watch when watching failed or the path's parent is missing (default 1 s). */
   retryMs?: number;
+  /**
+   * Keep serving the last valid version of a file that stops parsing (or cannot be read) and of an
+   * object that stops validating, as an API server keeps an object whose update it rejected
+   * (default true). Off, every load is exactly what the tree holds now (`loadSnapshot`).
+   */
+  keepLastValid?: boolean;
+  /** Files larger than this many bytes are refused unread (default 16 MiB). */
+  maxFileBytes?: number;
   /** Deliver an update even when the input is unchanged since the last one (default false). */
   emitUnchanged?: boolean;
   /** Watch implementation (default node:fs `watch`). */
@@ -132,7 +144,10 @@ export class FileProvider implements Provider {
     this.#emitUnchanged = options.emitUnchanged ?? false;
     this.#watch = options.watcher ?? nodeWatch;
     this.#fs = options.fs ?? nodeFileSystem;
-    this.#index = new FileIndex(options.path, this.#fs);
+    this.#index = new FileIndex(options.path, this.#fs, {
+      keepLastValid: options.keepLastValid ?? true,
+      ...(options.maxFileBytes === undefined ? {} : { maxFileBytes: options.maxFileBytes }),
+    });
     this.#clock = options.clock ?? systemClock;
     this.#warn = options.onWarning ?? defaultWarning;
   }

@@ -1,7 +1,7 @@
 // treeWatch against the real file system: which names it reports, as directories come and go.
 import assert from "node:assert/strict";
 import { mkdirSync, renameSync, rmSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -50,6 +50,28 @@ describe("treeWatch", () => {
       const mark = w.events.length;
       await writeFile(join(w.root, "x", "y", "b.yaml"), "b2");
       await w.seen("x/y/b.yaml", mark);
+      assert.deepEqual(w.errors, []);
+    } finally {
+      w.handle.close();
+    }
+  });
+
+  test("symbolic links to directories are not followed: a loop adds no watch and no names", async () => {
+    const w = await watched();
+    try {
+      await mkdir(join(w.root, "sub"));
+      await w.seen("sub");
+      await symlink(".", join(w.root, "loop"));
+      await symlink("..", join(w.root, "sub", "up"));
+      await w.seen("loop");
+      await w.seen("sub/up");
+      const mark = w.events.length;
+      await writeFile(join(w.root, "a.yaml"), "a");
+      await writeFile(join(w.root, "sub", "b.yaml"), "b");
+      await writeFile(join(w.root, "z.yaml"), "z");
+      await w.seen("z.yaml", mark);
+      const names = new Set(w.events.slice(mark).map((event) => event.filename));
+      assert.deepEqual([...names].sort(), ["a.yaml", "sub/b.yaml", "z.yaml"]);
       assert.deepEqual(w.errors, []);
     } finally {
       w.handle.close();

@@ -8,7 +8,7 @@
 // loses it when an editor replaces the file by renaming over it. The file provider therefore also
 // watches the parent directory of its path and re-establishes the watches when the path is replaced.
 import { watch, type FSWatcher } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
+import { lstat, readdir } from "node:fs/promises";
 import { join, relative } from "node:path";
 
 export type WatchEventType = "rename" | "change";
@@ -124,11 +124,16 @@ export function treeWatch(
       }
     }
   };
-  /** An entry appeared, vanished or was replaced: watch it (and what is below) if it is a directory. */
+  /**
+   * An entry appeared, vanished or was replaced: watch it (and what is below) if it is a directory.
+   * A symbolic link is not followed (lstat), like in `walk` (a directory entry's own kind): a link
+   * to `.` or `..` would otherwise add a watch per path through the loop. Changes seen through links
+   * are the index's business (with links in the tree, every change is a full load).
+   */
   const settle = async (path: string): Promise<void> => {
     let directory: boolean;
     try {
-      directory = (await stat(path)).isDirectory();
+      directory = (await lstat(path)).isDirectory();
     } catch {
       directory = false;
     }
