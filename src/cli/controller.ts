@@ -24,7 +24,7 @@ import { DEFAULT_LEASE_NAME, LeaderElector } from "../status/leader.ts";
 import { StatusPublisher } from "../status/publisher.ts";
 import { KubernetesStatusWriter, type StatusWriteReport } from "../status/writer.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
-import { DATAPLANE_OPTIONS, parseDataplaneFlags } from "./dataplane-flags.ts";
+import { ADMIN_AUTH_HELP, DATAPLANE_OPTIONS, parseDataplaneFlags } from "./dataplane-flags.ts";
 import type { CliIO, Command } from "./main.ts";
 
 const DEFAULT_STATE_DIR = join(tmpdir(), "gatehouse-controller");
@@ -55,14 +55,7 @@ Flags:
       --lease-name NAME      Name of the Lease (default ${DEFAULT_LEASE_NAME}).
       --admin HOST:PORT      Admin HTTP server: /ready, /status, /config, /metrics
                              (default 127.0.0.1:9901).
-      --admin-token-file PATH
-                             File whose first line is the admin bearer token: every admin
-                             path but /healthz and /ready then needs "Authorization: Bearer
-                             <token>" (the file is re-read when it changes). Required when
-                             --admin is not a loopback address.
-      --admin-insecure-no-auth
-                             Serve a non-loopback --admin without a token (logged as a
-                             security warning at start). Not recommended.
+${ADMIN_AUTH_HELP}
       --state-dir DIR        Where haproxy.cfg, maps, certificates and sockets live
                              (default ${DEFAULT_STATE_DIR}).
       --haproxy BIN          The haproxy binary (default: haproxy on PATH).

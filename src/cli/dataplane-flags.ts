@@ -152,3 +152,13 @@ function parseAdminFlags(values: DataplaneFlagValues): AdminFlags {
   }
   return admin;
 }
+
+/** `--help` lines of the admin authentication flags, shared by `serve` and `controller`. */
+export const ADMIN_AUTH_HELP = `      --admin-token-file PATH
+                             File whose first line is the admin bearer token: every admin
+                             path but /healthz and /ready then needs "Authorization: Bearer
+                             <token>" (the file is re-read when it changes). Required when
+                             --admin is not a loopback address.
+      --admin-insecure-no-auth
+                             Serve a non-loopback --admin without a token (logged as a
+                             security warning at start). Not recommended.`;

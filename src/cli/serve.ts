@@ -9,7 +9,12 @@ import { UsageError } from "../errors.ts";
 import { createLogger } from "../observability/logger.ts";
 import { startServe } from "../serve/start.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
-import { DATAPLANE_OPTIONS, parseDataplaneFlags, perInstanceStateDir } from "./dataplane-flags.ts";
+import {
+  ADMIN_AUTH_HELP,
+  DATAPLANE_OPTIONS,
+  parseDataplaneFlags,
+  perInstanceStateDir,
+} from "./dataplane-flags.ts";
 import type { CliIO, Command } from "./main.ts";
 
 const USAGE = `Usage: gatehouse serve --config PATH [flags]
@@ -21,14 +26,7 @@ Flags:
   -c, --config PATH          A YAML file or a directory (searched recursively). Required.
       --admin HOST:PORT      Admin HTTP server: /ready, /status, /config, /metrics,
                              /metrics/haproxy (default 127.0.0.1:9901).
-      --admin-token-file PATH
-                             File whose first line is the admin bearer token: every admin
-                             path but /healthz and /ready then needs "Authorization: Bearer
-                             <token>" (the file is re-read when it changes). Required when
-                             --admin is not a loopback address.
-      --admin-insecure-no-auth
-                             Serve a non-loopback --admin without a token (logged as a
-                             security warning at start). Not recommended.
+${ADMIN_AUTH_HELP}
       --state-dir DIR        Where haproxy.cfg, maps, certificates and sockets live; one
                              Gatehouse at a time (locked). Default: one per instance,
                              $XDG_RUNTIME_DIR/gatehouse/<hash> or /tmp/gatehouse-<uid>/<hash>,
