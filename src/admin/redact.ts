@@ -1,12 +1,13 @@
 // Key material never leaves the process: not through the admin API, the logs, nor `gatehouse
-// translate`. The IR carries each listener certificate's private key (the data plane needs it);
+// translate`. The IR carries each listener certificate's private key, and each backend client
+// certificate's (the data plane needs them);
 // everything that shows an IR to a person goes through `redactIR`, which replaces the key with its
 // SHA-256 fingerprint (enough to tell which key is loaded and to compare it with a file, see
 // keyFingerprint). Free text that
 // might quote a key (error messages, log lines) goes through `redactText` as a second line of
 // defence. CA certificates and certificate chains are public and are kept.
 import { createHash } from "node:crypto";
-import type { IR, IRCertificate, IRGateway, IRListener } from "../ir/types.ts";
+import type { IR, IRBackend, IRCertificate, IRGateway, IRListener } from "../ir/types.ts";
 
 /** An IRCertificate as shown to people: the private key replaced by its fingerprint. */
 export type RedactedCertificate = Omit<IRCertificate, "keyPem"> & { keySha256: string };
@@ -24,7 +25,13 @@ export interface RedactedIR {
       >;
     }
   >;
-  backends: IR["backends"];
+  backends: Array<
+    Omit<IRBackend, "tls"> & {
+      tls?: Omit<NonNullable<IRBackend["tls"]>, "clientCertificate"> & {
+        clientCertificate?: RedactedCertificate;
+      };
+    }
+  >;
 }
 
 /**
@@ -41,8 +48,8 @@ export function redactCertificate(certificate: IRCertificate): RedactedCertifica
 }
 
 /**
- * A copy of `ir` without private keys. Only gateways and listeners with TLS are copied; routes and
- * backends are shared with `ir` (cheap at any size; treat the result as read-only).
+ * A copy of `ir` without private keys. Only gateways, listeners and backends with keys are copied;
+ * routes and other backends are shared with `ir` (cheap at any size; treat the result as read-only).
  */
 export function redactIR(ir: IR): RedactedIR {
   return {
@@ -54,7 +61,18 @@ export function redactIR(ir: IR): RedactedIR {
           : { ...listener, tls: { ...tls, certificates: tls.certificates.map(redactCertificate) } },
       ),
     })),
-    backends: ir.backends,
+    // A backend presenting a Gateway's client certificate carries that certificate's key.
+    backends: ir.backends.map(({ tls, ...backend }) => {
+      if (tls === undefined) return backend;
+      const { clientCertificate, ...rest } = tls;
+      return {
+        ...backend,
+        tls:
+          clientCertificate === undefined
+            ? rest
+            : { ...rest, clientCertificate: redactCertificate(clientCertificate) },
+      };
+    }),
   };
 }
 

@@ -247,6 +247,8 @@ export interface IRBackend {
     caCertificates: string[];
     wellKnownCACertificates?: "System";
     subjectAltNames: string[];
+    /** The certificate the Gateway presents to the server (GatewayBackendClientCertificate). */
+    clientCertificate?: IRCertificate;
   };
 }
 

@@ -62,6 +62,15 @@ export const gatewayAddressNotUsable = (message: string): ConditionSpec =>
 export const gatewayAddressNotAssigned = (message: string): ConditionSpec =>
   c("Programmed", "False", "AddressNotAssigned", message);
 
+export const gatewayResolvedRefs = (): ConditionSpec =>
+  c("ResolvedRefs", "True", "ResolvedRefs", "All references are resolved");
+export const gatewayListenersNotResolved = (message: string): ConditionSpec =>
+  c("ResolvedRefs", "False", "ListenersNotResolved", message);
+export const gatewayInvalidClientCertificateRef = (message: string): ConditionSpec =>
+  c("ResolvedRefs", "False", "InvalidClientCertificateRef", message);
+export const gatewayRefNotPermitted = (message: string): ConditionSpec =>
+  c("ResolvedRefs", "False", "RefNotPermitted", message);
+
 export const gatewayInsecureFrontendValidationMode = (message: string): ConditionSpec =>
   c("InsecureFrontendValidationMode", "True", "ConfigurationChanged", message);
 

@@ -8,6 +8,7 @@ export const SUPPORTED_FEATURES: readonly string[] = [
   "GatewayStaticAddresses",
   "GatewayHTTPListenerIsolation",
   "GatewayHTTPSListenerDetectMisdirectedRequests",
+  "GatewayBackendClientCertificate",
   "GatewayFrontendClientCertificateValidation",
   "GatewayFrontendClientCertificateValidationInsecureFallback",
   "GRPCRoute",

@@ -5,6 +5,7 @@ import type { Gateway } from "../resources/generated/types.ts";
 import type { Snapshot } from "../resources/snapshot.ts";
 import * as cond from "./conditions.ts";
 import type { ConditionSpec, ConflictReason } from "./conditions.ts";
+import { resolveBackendClientCertificate } from "./backendclientcert.ts";
 import { certificateFromSecret } from "./certificates.ts";
 import { resolveFrontendValidation, usesInsecureFallback } from "./frontendtls.ts";
 import type { GatewayClassNode } from "./gatewayclass.ts";
@@ -48,6 +49,8 @@ export interface GatewayNode {
   listeners: ListenerNode[];
   /** IPAddress values from spec.addresses. */
   addresses: string[];
+  /** The certificate presented to TLS backends (spec.tls.backend.clientCertificateRef), if valid. */
+  backendClientCertificate?: IRCertificate;
 }
 
 /** Route kinds each protocol serves, in the order reported in supportedKinds. */
@@ -163,7 +166,22 @@ function resolveGateway(
     conditions.push(cond.gatewayProgrammed());
   }
   const programmed = listeners.some((l) => l.programmed);
-  return { gateway, key, accepted, programmed, conditions, listeners, addresses };
+  const backend = resolveBackendClientCertificate(
+    snapshot,
+    gateway,
+    listeners.every((l) => l.conditions.some((c) => c.type === "ResolvedRefs" && c.status === "True")),
+  );
+  conditions.push(backend.condition);
+  return {
+    gateway,
+    key,
+    accepted,
+    programmed,
+    conditions,
+    listeners,
+    addresses,
+    ...(backend.certificate !== undefined ? { backendClientCertificate: backend.certificate } : {}),
+  };
 }
 
 function resolveListener(snapshot: Snapshot, gateway: Gateway, listener: Listener): ListenerNode {

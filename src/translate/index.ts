@@ -13,6 +13,7 @@ import type {
 import type { GRPCRoute, HTTPRoute } from "../resources/generated/types.ts";
 import type { Snapshot } from "../resources/snapshot.ts";
 import type { StatusEntry } from "../status/types.ts";
+import { presentClientCertificate } from "./backendclientcert.ts";
 import { backendTLSIndex, policyAncestors, recordServiceUses, type ServiceUses } from "./backendtls.ts";
 import { stampConditions, type ConditionSpec } from "./conditions.ts";
 import { SUPPORTED_FEATURES } from "./features.ts";
@@ -154,7 +155,16 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   }
 
   const ir: IR = {
-    gateways: gatewayNodes.filter((g) => g.programmed).map((g) => gatewayIR(g, httpRules, l4Routes)),
+    gateways: gatewayNodes
+      .filter((g) => g.programmed)
+      .map((g) => {
+        const out = gatewayIR(g, httpRules, l4Routes);
+        const certificate = g.backendClientCertificate;
+        // Registers the backend variants that present the certificate, before `backends` is listed.
+        return certificate === undefined
+          ? out
+          : { ...out, listeners: presentClientCertificate(out.listeners, certificate, backends) };
+      }),
     backends: [...backends.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
   };
 

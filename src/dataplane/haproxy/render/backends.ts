@@ -358,6 +358,15 @@ export class BackendSet {
           ? "@system-ca"
           : this.ctx.abs(this.caFile(tls.base, tls.caCertificates));
       const opts = ["ssl", "verify required", `ca-file ${ca}`, `sni str(${tls.sni})`];
+      // The Gateway's backend client certificate (spec.tls.backend.clientCertificateRef).
+      if (tls.clientCertificate !== undefined) {
+        const rel = `tls/backend-client/${tls.base.replace(/:/g, "_")}.pem`;
+        this.ctx.addFile(
+          rel,
+          `${tls.clientCertificate.certPem.trim()}\n${tls.clientCertificate.keyPem.trim()}\n`,
+        );
+        opts.push(`crt ${this.ctx.abs(rel)}`);
+      }
       if (profile.h2) opts.push("alpn h2");
       lines.push(`default-server ${opts.join(" ")}`);
     } else if (profile.h2 && profile.mode === "http") {

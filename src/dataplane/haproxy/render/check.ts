@@ -170,6 +170,11 @@ function checkBackend(b: IRBackend, path: string, issues: RenderIssue[]): void {
     optional(report, ".tls.sni", hostnameIssue(b.tls.sni, false));
     for (const [ci, ca] of b.tls.caCertificates.entries())
       optional(report, `.tls.caCertificates[${ci}]`, pemIssue(ca, "CERTIFICATE"));
+    const client = b.tls.clientCertificate;
+    if (client !== undefined) {
+      optional(report, ".tls.clientCertificate.certPem", pemIssue(client.certPem, "CERTIFICATE"));
+      optional(report, ".tls.clientCertificate.keyPem", pemIssue(client.keyPem, "PRIVATE KEY"));
+    }
     if (b.tls.caCertificates.length === 0 && b.tls.wellKnownCACertificates !== "System") {
       report(".tls.caCertificates", "no CA certificates to verify the server with");
     }
