@@ -29,6 +29,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { homedir } from "node:os";
@@ -149,6 +150,7 @@ function cached(ctx: Context, kind: string, key: string, file: string, build: (t
   const path = join(dir, file);
   if (!ctx.noCache && existsSync(path)) {
     log(`${kind}: cached (${key.slice(0, 12)})`);
+    touch(dir);
     return path;
   }
   mkdirSync(dir, { recursive: true });
@@ -160,6 +162,28 @@ function cached(ctx: Context, kind: string, key: string, file: string, build: (t
   renameSync(tmp, path);
   log(`${kind}: built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return path;
+}
+
+/** Marks a cache entry as used now (prune keeps the most recently used). */
+function touch(dir: string): void {
+  const now = new Date();
+  utimesSync(dir, now, now);
+}
+
+/** How many entries of each kind the cache keeps (most recently used first). */
+const KEEP_ENTRIES: Record<string, number> = { base: 2, node: 2, deps: 3, app: 4, blobs: 12, images: 3 };
+
+/** Removes all but the most recently used entries of each kind, so the cache stays bounded. */
+function pruneCache(cache: string): void {
+  for (const [kind, keep] of Object.entries(KEEP_ENTRIES)) {
+    const dir = join(cache, kind);
+    if (!existsSync(dir)) continue;
+    const entries = readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => ({ path: join(dir, entry.name), used: statSync(join(dir, entry.name)).mtimeMs }))
+      .sort((a, b) => b.used - a.used);
+    for (const stale of entries.slice(keep)) rmSync(stale.path, { recursive: true, force: true });
+  }
 }
 
 function withStage<T>(ctx: Context, fill: (stage: string) => T): T {
@@ -292,6 +316,7 @@ async function compressed(
   const dir = join(ctx.cache, "blobs", key);
   const meta = join(dir, "layer.json");
   if (!ctx.noCache && existsSync(meta)) {
+    touch(dir);
     const layer = { ...(JSON.parse(readFileSync(meta, "utf8")) as Layer), createdBy };
     return { layer, file: join(dir, "layer.tar.gz") };
   }
@@ -410,6 +435,7 @@ export async function buildImage(options: { out: string; noCache: boolean }): Pr
   const summaryPath = join(imageDir, "summary.json");
   mkdirSync(dirname(options.out), { recursive: true });
   if (!options.noCache && existsSync(imageTar) && existsSync(summaryPath)) {
+    touch(imageDir);
     copyFileSync(imageTar, options.out);
     const summary = JSON.parse(readFileSync(summaryPath, "utf8")) as Omit<BuildResult, "out" | "cached">;
     log(`cached image ${imageKey.slice(0, 12)}, ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -452,6 +478,7 @@ export async function buildImage(options: { out: string; noCache: boolean }): Pr
         `layer ${index + 1}: ${mib(layer.blob.size)} compressed, ${mib(layer.tarSize)} tar, ${layer.createdBy}`,
       );
     }
+    pruneCache(cache);
     log(`built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return { ...summary, out: options.out, cached: false };
   } finally {
