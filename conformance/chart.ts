@@ -18,6 +18,8 @@ export async function buildImageAndHelm(
   log: (line: string) => void,
 ): Promise<{ digest: string; helm: string }> {
   const started = Date.now();
+  // mmdebstrap, umoci, runc (Debian packages), when missing.
+  await run("bash", [join(REPO, "scripts", "image-deps.sh")], { timeoutMs: 10 * 60_000 });
   await run(process.execPath, [join(REPO, "scripts", "image.ts"), "--out", IMAGE_ARCHIVE], {
     timeoutMs: 20 * 60_000,
   });
