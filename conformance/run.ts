@@ -1,9 +1,12 @@
 // `npm run conformance -- [flags] [-- suite flags]`: runs the official Gateway API conformance suite
 // (v1.6.1) against `gatehouse controller` on a mini-cluster of this machine:
 //
-//   mini-cluster + fake kubelet → GatewayClass gatehouse → gatehouse controller (--infrastructure
-//   host, Gateway addresses from --address-pool bound on this host) → go test in conformance/suite
-//   → per-profile summary of conformance/out/report.yaml → teardown.
+//   image (npm run image) + helm → mini-cluster + fake kubelet (the image under runc) →
+//   GatewayClass gatehouse → `helm upgrade --install` of charts/gatehouse: the controller as a Pod
+//   (--infrastructure host, hostNetwork, Gateway addresses from --address-pool bound on this host)
+//   → go test in conformance/suite → per-profile summary of conformance/out/report.yaml → teardown.
+//
+// `--controller process` runs the controller as a process of this checkout instead (no image).
 //
 // On failure the controller log, its state dir (haproxy.cfg ...), the kubelet and control-plane
 // logs are copied to conformance/out/logs/ (the suite's output is always in
@@ -26,6 +29,14 @@ import {
   type ProcessRecord,
 } from "./minicluster/proc.ts";
 import { readState, saveState, type ClusterState } from "./minicluster/state.ts";
+import {
+  buildImageAndHelm,
+  controllerLog,
+  controllerPodDirs,
+  IMAGE_ARCHIVE,
+  IMAGE_PATTERN,
+  installController,
+} from "./chart.ts";
 
 const OUT = join(REPO, "conformance", "out");
 const SUITE_DIR = join(REPO, "conformance", "suite");
@@ -58,6 +69,9 @@ Flags:
   --keep                        leave the mini-cluster and the controller running afterwards
                                 (stop both with: npm run minicluster -- stop)
   --name NAME                   mini-cluster name (default ${DEFAULTS.name})
+  --controller image|process    image (default): the OCI image of npm run image, installed with
+                                the Helm chart, run by the kubelet under runc; process: a
+                                process of this checkout
 `;
 
 function log(line: string): void {
@@ -195,6 +209,7 @@ async function main(argv: string[]): Promise<number> {
       reuse: { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
       name: { type: "string", default: DEFAULTS.name },
+      controller: { type: "string", default: "image" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -204,6 +219,11 @@ async function main(argv: string[]): Promise<number> {
   }
   const t0 = Date.now();
   const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+  if (values.controller !== "image" && values.controller !== "process") {
+    process.stderr.write(`conformance: --controller must be image or process\n\n${USAGE}`);
+    return 2;
+  }
+  const fromImage = values.controller === "image";
   const flags = await controllerFlags();
   mkdirSync(OUT, { recursive: true });
   rmSync(join(OUT, "logs"), { recursive: true, force: true });
@@ -231,6 +251,7 @@ async function main(argv: string[]): Promise<number> {
   let failed = true;
   let exitCode = 1;
   try {
+    const built = fromImage ? await buildImageAndHelm((line) => log(line)) : undefined;
     if (values.reuse) {
       state = readState(values.name);
       if (
@@ -249,7 +270,12 @@ async function main(argv: string[]): Promise<number> {
       state.processes = state.processes.filter((p) => p.name !== "gatehouse-controller");
       await saveState(state);
     } else {
-      state = await startCluster({ ...DEFAULTS, name: values.name, log: (line) => log(line) });
+      state = await startCluster({
+        ...DEFAULTS,
+        name: values.name,
+        images: fromImage ? [`${IMAGE_PATTERN}=${IMAGE_ARCHIVE}`] : [],
+        log: (line) => log(line),
+      });
     }
     log(`mini-cluster ready after ${elapsed()}`);
     const kube = Kube.fromFile(state.kubeconfig);
@@ -257,52 +283,69 @@ async function main(argv: string[]): Promise<number> {
 
     // --- GatewayClass and controller -------------------------------------------------------
     await applyGatewayClass(kube, values["gateway-class"]);
-    // Short: HAProxy's unix sockets live under it (sun_path is 108 bytes).
-    const controllerStateDir = join(state.runDir, "ctl");
-    const args = [
-      join(REPO, "bin", "gatehouse.js"),
-      "controller",
-      "--kubeconfig",
-      state.kubeconfig,
-      "--infrastructure",
-      "host",
-      "--address-pool",
-      values["address-pool"],
-    ];
-    if (flags.has("interface")) {
-      const iface = `ghgw-${state.name}`.slice(0, 15);
-      args.push("--interface", iface);
-      if (!state.extraLinks.includes(iface)) state.extraLinks.push(iface);
-      await saveState(state);
+    const iface = `ghgw-${state.name}`.slice(0, 15);
+    if (!state.extraLinks.includes(iface)) state.extraLinks.push(iface);
+    await saveState(state);
+    let controllerLogFile: () => string;
+    let running: ProcessRecord | undefined;
+    if (built !== undefined) {
+      // The controller as users install it: the chart, the image, a Pod.
+      const output = await installController({
+        helm: built.helm,
+        kubeconfig: state.kubeconfig,
+        digest: built.digest,
+        addressPool: values["address-pool"],
+        iface,
+        adminPort: await freePort("0.0.0.0"),
+        haproxyMetricsPort: await freePort("127.0.0.1"),
+      });
+      log(`helm: ${output.split("\n").find((line) => line.startsWith("STATUS")) ?? "installed"}`);
+      const runDir = state.runDir;
+      controllerLogFile = () => controllerLog(runDir) ?? join(runDir, "logs", "controller.log");
+    } else {
+      // Short: HAProxy's unix sockets live under it (sun_path is 108 bytes).
+      const controllerStateDir = join(state.runDir, "ctl");
+      const args = [
+        join(REPO, "bin", "gatehouse.js"),
+        "controller",
+        "--kubeconfig",
+        state.kubeconfig,
+        "--infrastructure",
+        "host",
+        "--address-pool",
+        values["address-pool"],
+      ];
+      if (flags.has("interface")) args.push("--interface", iface);
+      if (flags.has("state-dir")) args.push("--state-dir", controllerStateDir);
+      if (flags.has("admin")) args.push("--admin", `127.0.0.1:${await freePort("127.0.0.1")}`);
+      if (flags.has("haproxy-metrics"))
+        args.push("--haproxy-metrics", `127.0.0.1:${await freePort("127.0.0.1")}`);
+      if (flags.has("lease-namespace")) {
+        await ensureNamespace(kube, "gatehouse-system");
+        args.push("--lease-namespace", "gatehouse-system");
+      }
+      if (flags.has("log-format")) args.push("--log-format", "text");
+      const logFile = join(state.runDir, "logs", "controller.log");
+      controller = startProcess("gatehouse-controller", process.execPath, args, logFile, {
+        env: {
+          ...process.env,
+          KUBECONFIG: state.kubeconfig,
+          PATH: `${join(REPO, "node_modules", ".bin")}:${process.env["PATH"] ?? ""}`,
+        },
+        cwd: REPO,
+      });
+      await registerProcess(state, controller);
+      log(`gatehouse controller (pid ${controller.pid}), log ${logFile}`);
+      running = controller;
+      controllerLogFile = () => logFile;
     }
-    if (flags.has("state-dir")) args.push("--state-dir", controllerStateDir);
-    if (flags.has("admin")) args.push("--admin", `127.0.0.1:${await freePort("127.0.0.1")}`);
-    if (flags.has("haproxy-metrics"))
-      args.push("--haproxy-metrics", `127.0.0.1:${await freePort("127.0.0.1")}`);
-    if (flags.has("lease-namespace")) {
-      await ensureNamespace(kube, "gatehouse-system");
-      args.push("--lease-namespace", "gatehouse-system");
-    }
-    if (flags.has("log-format")) args.push("--log-format", "text");
-    const controllerLog = join(state.runDir, "logs", "controller.log");
-    controller = startProcess("gatehouse-controller", process.execPath, args, controllerLog, {
-      env: {
-        ...process.env,
-        KUBECONFIG: state.kubeconfig,
-        PATH: `${join(REPO, "node_modules", ".bin")}:${process.env["PATH"] ?? ""}`,
-      },
-      cwd: REPO,
-    });
-    await registerProcess(state, controller);
-    log(`gatehouse controller (pid ${controller.pid}), log ${controllerLog}`);
     const gwcPath = `/apis/gateway.networking.k8s.io/v1/gatewayclasses/${values["gateway-class"]}`;
-    const running = controller;
     try {
       await waitFor(
         `GatewayClass ${values["gateway-class"]} Accepted with supportedFeatures`,
         120_000,
         async () => {
-          if (!isAlive(running)) throw new Fatal("the controller exited");
+          if (running !== undefined && !isAlive(running)) throw new Fatal("the controller exited");
           const gwc = await kube.request<{
             status?: {
               conditions?: Array<{ type: string; status: string }>;
@@ -316,9 +359,10 @@ async function main(argv: string[]): Promise<number> {
         },
       );
     } catch (error) {
-      throw new Error(`${describe(error)}\n--- controller log (last lines) ---\n${tail(controllerLog)}`, {
-        cause: error,
-      });
+      throw new Error(
+        `${describe(error)}\n--- controller log (last lines) ---\n${tail(controllerLogFile())}`,
+        { cause: error },
+      );
     }
     log(`GatewayClass ${values["gateway-class"]} accepted after ${elapsed()}`);
     if (interrupted) throw new Error("interrupted");
@@ -398,6 +442,10 @@ async function main(argv: string[]): Promise<number> {
         copyIfExists(join(state.runDir, "logs", file), join(logs, file));
       }
       copyIfExists(join(state.runDir, "ctl"), join(logs, "controller-state"));
+      for (const [i, dir] of controllerPodDirs(state.runDir).entries()) {
+        copyIfExists(join(dir, "logs"), join(logs, `controller-pod-${i}`, "logs"));
+        copyIfExists(join(dir, "volumes", "state"), join(logs, `controller-pod-${i}`, "state"));
+      }
       log(`logs kept in ${logs}`);
     }
     if (state !== undefined && !values.keep) {

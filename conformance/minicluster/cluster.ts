@@ -35,6 +35,7 @@ import {
 } from "./proc.ts";
 import { readState, runDirFor, saveState, type ClusterState } from "./state.ts";
 import type { KubeletConfig } from "./kubelet/config.ts";
+import { deleteAllContainers } from "./kubelet/oci.ts";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const BUILD_SCRIPT = join(REPO, "conformance/scripts/build.sh");
@@ -473,6 +474,12 @@ export async function stopCluster(
       });
     }
   }
+  // Containers of OCI images (runc) a killed kubelet left behind.
+  await attempt("runc containers", async () => {
+    for (const id of await deleteAllContainers(join(state.runDir, "kubelet", "runc"))) {
+      log(`removed container ${id}`);
+    }
+  });
   await attempt("network namespaces", async () => {
     for (const ns of (await listNetns()).filter((n) => n.startsWith(state.netnsPrefix))) {
       await deleteNetns(ns);

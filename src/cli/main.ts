@@ -1,6 +1,7 @@
 // The gatehouse command line: `gatehouse <command> [flags]`. Each subcommand is a Command in the
 // registry below; this module only dispatches, prints help and maps failures to exit codes:
 //   0 success, 1 failure (a GatehouseError or a bug), 2 usage error (usage printed on stderr).
+import { readFileSync } from "node:fs";
 import { GatehouseError, UsageError } from "../errors.ts";
 import { controllerCommand } from "./controller.ts";
 import { serveCommand } from "./serve.ts";
@@ -48,12 +49,20 @@ export function overview(commands: readonly Command[] = COMMANDS): string {
     "Commands:",
     ...lines,
     "",
-    "Run `gatehouse <command> --help` for the flags of a command.",
+    "Run `gatehouse <command> --help` for the flags of a command, `gatehouse --version` for its version.",
     "",
   ].join("\n");
 }
 
 const HELP = new Set(["-h", "--help"]);
+const VERSION = new Set(["-V", "--version"]);
+
+/** Gatehouse's version: the `version` of the package.json two directories above this module. */
+export function gatehouseVersion(): string {
+  const text = readFileSync(new URL("../../package.json", import.meta.url), "utf8");
+  const { version } = JSON.parse(text) as { version?: unknown };
+  return typeof version === "string" ? version : "unknown";
+}
 
 /** Runs the CLI with `argv` (without the node and script paths) and returns the exit code. */
 export async function main(
@@ -65,6 +74,10 @@ export async function main(
   if (first === undefined) {
     io.stderr(overview(commands));
     return 2;
+  }
+  if (VERSION.has(first) || first === "version") {
+    io.stdout(`gatehouse ${gatehouseVersion()}\n`);
+    return 0;
   }
   if (HELP.has(first) || first === "help") {
     const topic = first === "help" ? rest[0] : undefined;
@@ -85,6 +98,10 @@ export async function main(
   const flags = rest.includes("--") ? rest.slice(0, rest.indexOf("--")) : rest;
   if (flags.some((arg) => HELP.has(arg))) {
     io.stdout(command.usage);
+    return 0;
+  }
+  if (flags.some((arg) => VERSION.has(arg))) {
+    io.stdout(`gatehouse ${gatehouseVersion()}\n`);
     return 0;
   }
   try {

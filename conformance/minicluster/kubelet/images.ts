@@ -1,5 +1,7 @@
-// Images → local binaries. The fake kubelet has no container runtime: a container runs a binary of
-// this machine, chosen by its image. Unknown images leave the Pod Pending (ErrImagePull).
+// Images → local binaries or OCI archives. A container runs a binary of this machine chosen by its
+// image, or, for an image mapped to an OCI archive (`REGEX=PATH.oci.tar`, e.g. Gatehouse's own
+// image from `npm run image`), the image itself under runc (./oci.ts). Unknown images leave the
+// Pod Pending (ErrImagePull).
 import { basename } from "node:path";
 
 export interface ImageRule {
@@ -8,6 +10,8 @@ export interface ImageRule {
   pattern: RegExp;
   /** Binary name in KubeletConfig.binaries, or an absolute path. */
   binary: string;
+  /** An OCI image archive (absolute path): the container runs from it under runc. */
+  archive?: string;
   /**
    * TCP ports the program listens on once it is up, given its environment; used for readiness
    * when the container has no readiness probe and declares no TCP ports.
@@ -45,7 +49,11 @@ export function parseImageRules(specs: readonly string[]): ImageRule[] {
     const eq = spec.lastIndexOf("=");
     if (eq <= 0 || eq === spec.length - 1) throw new Error(`bad image mapping "${spec}" (want REGEX=BINARY)`);
     const binary = spec.slice(eq + 1);
-    return { name: basename(binary), pattern: new RegExp(spec.slice(0, eq)), binary, readyPorts: () => [] };
+    const pattern = new RegExp(spec.slice(0, eq));
+    if (binary.endsWith(".oci.tar")) {
+      return { name: basename(binary), pattern, binary, archive: binary, readyPorts: () => [] };
+    }
+    return { name: basename(binary), pattern, binary, readyPorts: () => [] };
   });
 }
 

@@ -11,6 +11,7 @@ import { describe, isConflict, isNotFound, KubeError, type Kube } from "../kube.
 import { intToIpv4, ipv4ToInt, parseCidr } from "../net.ts";
 import type { KubeletConfig } from "./config.ts";
 import { BUILTIN_IMAGES, parseImageRules, type ImageRule } from "./images.ts";
+import { unpackImage, type UnpackedImage } from "./oci.ts";
 import { podKey, PodRunner, type PodHost } from "./pod.ts";
 import { startLogServer } from "./server.ts";
 import type { List, Pod } from "./types.ts";
@@ -59,6 +60,19 @@ export class Kubelet implements PodHost {
   }
 
   // --- PodHost -------------------------------------------------------------------------------
+
+  readonly #images = new Map<string, Promise<UnpackedImage>>();
+
+  /** An OCI archive unpacked for runc, once per kubelet (and per manifest digest on disk). */
+  ociImage(archive: string): Promise<UnpackedImage> {
+    let image = this.#images.get(archive);
+    if (image === undefined) {
+      image = unpackImage(archive, join(this.config.runDir, "images"));
+      image.catch(() => this.#images.delete(archive));
+      this.#images.set(archive, image);
+    }
+    return image;
+  }
 
   allocateIP(uid: string): string {
     const existing = this.#ips.get(uid);

@@ -13,6 +13,7 @@ import { processStartTime, type ProcessRecord } from "../proc.ts";
 import type { KubeletConfig } from "./config.ts";
 import { ContainerConfigError, containerEnv, expand as expandVars, rewritePaths } from "./env.ts";
 import { containerArgv, resolveImage, type ImageRule } from "./images.ts";
+import { deleteContainer, runcArgs, runtimeSpec, type UnpackedImage } from "./oci.ts";
 import { LogWriter } from "./logs.ts";
 import type {
   Condition,
@@ -30,6 +31,8 @@ export interface PodHost {
   readonly config: KubeletConfig;
   readonly kube: Kube;
   readonly rules: readonly ImageRule[];
+  /** An OCI archive unpacked for runc (cached). */
+  ociImage(archive: string): Promise<UnpackedImage>;
   allocateIP(uid: string): string;
   releaseIP(uid: string): void;
   event(pod: Pod, type: "Normal" | "Warning", reason: string, message: string): void;
@@ -51,6 +54,8 @@ class ContainerRun {
   readonly init: boolean;
   binary = "";
   rule: ImageRule | undefined;
+  /** For a container of an OCI image: its runc container id (state under the kubelet's run dir). */
+  runcId: string | undefined;
   argv: string[] = [];
   env = new Map<string, string>();
   cwd = "";
@@ -209,7 +214,11 @@ export class PodRunner {
     let ok = true;
     for (const c of [...this.#init, ...this.#containers]) {
       const image = resolveImage(c.spec.image, this.#host.rules, this.#host.config.binaries);
-      const argv = image.ok ? containerArgv(image.binary, c.spec.command, c.spec.args) : image;
+      const argv = !image.ok
+        ? image
+        : image.rule.archive !== undefined
+          ? { ok: true as const, argv: [] }
+          : containerArgv(image.binary, c.spec.command, c.spec.args);
       if (!image.ok || !argv.ok) {
         const message = image.ok ? (argv.ok ? "" : argv.message) : image.message;
         c.state = { waiting: { reason: image.ok ? "CreateContainerError" : "ErrImagePull", message } };
@@ -221,6 +230,9 @@ export class PodRunner {
       c.binary = image.binary;
       c.rule = image.rule;
       c.argv = argv.argv;
+      if (image.rule.archive !== undefined) {
+        c.runcId = `${this.uid.slice(0, 8)}-${this.pod.metadata.name.slice(0, 40)}-${c.spec.name}`;
+      }
     }
     if (!ok) {
       this.#message = "the fake kubelet cannot run an image of this pod";
@@ -292,7 +304,7 @@ export class PodRunner {
   }
 
   async #prepare(c: ContainerRun, volumes: ReadonlyMap<string, string>): Promise<void> {
-    const api = new URL(this.#host.config.apiserverURL);
+    if (c.runcId !== undefined) return this.#prepareOci(c, c.runcId, volumes);
     const vars = await containerEnv(c.spec, {
       pod: this.pod,
       podIP: this.podIP,
@@ -301,15 +313,7 @@ export class PodRunner {
       getSecret: (name) => this.#getObject("secrets", name),
     });
     const mounts = containerMounts(c.spec, volumes);
-    const env = new Map<string, string>([
-      ["PATH", PATH],
-      ["HOSTNAME", this.pod.spec.hostname ?? this.pod.metadata.name],
-      // There is no kube-proxy: point in-cluster clients at the API server itself.
-      ["KUBERNETES_SERVICE_HOST", api.hostname],
-      ["KUBERNETES_SERVICE_PORT", api.port || "443"],
-      ["KUBERNETES_SERVICE_PORT_HTTPS", api.port || "443"],
-      ["KUBERNETES_PORT", `tcp://${api.hostname}:${api.port || "443"}`],
-    ]);
+    const env = new Map<string, string>([["PATH", PATH], ...this.#baseEnv()]);
     for (const [name, value] of vars) env.set(name, rewritePaths(value, mounts));
     c.env = env;
     const expanded = (s: string) => rewritePaths(expandVars(s, vars), mounts);
@@ -318,12 +322,73 @@ export class PodRunner {
     c.cwd = workingDir !== undefined && existsSync(workingDir) ? workingDir : this.dir;
   }
 
+  /** The kubelet's environment for every container: there is no kube-proxy, so the API server itself. */
+  #baseEnv(): Map<string, string> {
+    const api = new URL(this.#host.config.apiserverURL);
+    return new Map<string, string>([
+      ["HOSTNAME", this.pod.spec.hostname ?? this.pod.metadata.name],
+      ["KUBERNETES_SERVICE_HOST", api.hostname],
+      ["KUBERNETES_SERVICE_PORT", api.port || "443"],
+      ["KUBERNETES_SERVICE_PORT_HTTPS", api.port || "443"],
+      ["KUBERNETES_PORT", `tcp://${api.hostname}:${api.port || "443"}`],
+    ]);
+  }
+
+  /** A container of an OCI image: its runtime spec in its own bundle dir, started by runc. */
+  async #prepareOci(c: ContainerRun, id: string, volumes: ReadonlyMap<string, string>): Promise<void> {
+    const archive = c.rule?.archive ?? c.binary;
+    const image = await this.#host.ociImage(archive);
+    const vars = await containerEnv(c.spec, {
+      pod: this.pod,
+      podIP: this.podIP,
+      hostIP: this.#host.config.nodeIP,
+      getConfigMap: (name) => this.#getObject("configmaps", name),
+      getSecret: (name) => this.#getObject("secrets", name),
+    });
+    const env = this.#baseEnv();
+    for (const [name, value] of vars) env.set(name, value);
+    const readOnly = new Set(
+      (c.spec.volumeMounts ?? [])
+        .filter((mount) => mount.readOnly === true)
+        .map((mount) => mount.mountPath.replace(/\/+$/, "") || "/"),
+    );
+    let spec;
+    try {
+      spec = runtimeSpec({
+        image,
+        pod: this.pod.spec,
+        container: c.spec,
+        env,
+        expand: (text) => expandVars(text, vars),
+        mounts: containerMounts(c.spec, volumes),
+        readOnlyMounts: readOnly,
+        netns: this.hostNetwork ? undefined : this.netns,
+        hostname: this.pod.spec.hostname ?? this.pod.metadata.name,
+      });
+    } catch (error) {
+      throw new ContainerConfigError(describe(error));
+    }
+    const bundle = join(this.dir, "bundles", c.spec.name);
+    await mkdir(bundle, { recursive: true });
+    await writeFile(join(bundle, "config.json"), JSON.stringify(spec, null, 2));
+    await deleteContainer(this.#runcRoot, id);
+    c.env = new Map([["PATH", PATH]]);
+    c.argv = ["runc", ...runcArgs(this.#runcRoot, "run", "--bundle", bundle, id)];
+    c.cwd = this.dir;
+  }
+
+  get #runcRoot(): string {
+    return join(this.#host.config.runDir, "runc");
+  }
+
   /** Starts a container's process; for an init container, resolves with its exit code. */
   async #run(c: ContainerRun): Promise<number | null> {
     const logFile = join(this.dir, "logs", c.spec.name, `${c.restartCount}.log`);
     await mkdir(join(this.dir, "logs", c.spec.name), { recursive: true });
     const writer = new LogWriter(logFile);
-    const argv = this.hostNetwork ? c.argv : ["ip", "netns", "exec", this.netns, ...c.argv];
+    // A runc container joins the Pod's network namespace through its runtime spec.
+    const argv =
+      this.hostNetwork || c.runcId !== undefined ? c.argv : ["ip", "netns", "exec", this.netns, ...c.argv];
     const child = spawn(argv[0] ?? c.binary, argv.slice(1), {
       env: Object.fromEntries(c.env),
       cwd: c.cwd,
@@ -380,6 +445,8 @@ export class PodRunner {
       c.record = undefined;
     }
     if (c.probeTimer !== undefined) clearTimeout(c.probeTimer);
+    // runc exits with its container, or was killed without it: remove (and kill) the container.
+    if (c.runcId !== undefined) await deleteContainer(this.#runcRoot, c.runcId);
     c.child = undefined;
     c.ready = false;
     const exitCode = code ?? 128 + (signal === "SIGKILL" ? 9 : 15);

@@ -67,6 +67,25 @@ export interface Container {
   readinessProbe?: Probe;
   startupProbe?: Probe;
   resources?: { limits?: Record<string, string>; requests?: Record<string, string> };
+  /** Honoured for containers of OCI images (runc); local binaries run as the kubelet's user. */
+  securityContext?: SecurityContext;
+}
+
+export interface SecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  readOnlyRootFilesystem?: boolean;
+  allowPrivilegeEscalation?: boolean;
+  capabilities?: { add?: string[]; drop?: string[] };
+}
+
+export interface PodSecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  supplementalGroups?: number[];
+  sysctls?: Array<{ name: string; value: string }>;
 }
 
 export interface DownwardAPIVolumeFile {
@@ -103,6 +122,7 @@ export interface PodSpec {
   restartPolicy?: "Always" | "OnFailure" | "Never";
   terminationGracePeriodSeconds?: number;
   hostNetwork?: boolean;
+  securityContext?: PodSecurityContext;
   initContainers?: Container[];
   containers: Container[];
   volumes?: Volume[];
