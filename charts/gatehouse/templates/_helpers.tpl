@@ -62,3 +62,8 @@ cluster) and its discovery lacks gateway.networking.k8s.io/v1.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The Secret holding the admin API's bearer token (key `token`). */}}
+{{- define "gatehouse.adminTokenSecret" -}}
+{{- .Values.admin.existingTokenSecret | default (printf "%s-admin-token" (include "gatehouse.fullname" .)) -}}
+{{- end -}}
