@@ -6,6 +6,7 @@ export const SUPPORTED_FEATURES: readonly string[] = [
   "Gateway",
   "GatewayPort8080",
   "GatewayStaticAddresses",
+  "ListenerSet",
   "GatewayHTTPListenerIsolation",
   "GatewayHTTPSListenerDetectMisdirectedRequests",
   "GatewayBackendClientCertificate",

@@ -10,6 +10,7 @@ import { certificateFromSecret } from "./certificates.ts";
 import { resolveFrontendValidation, usesInsecureFallback } from "./frontendtls.ts";
 import type { GatewayClassNode } from "./gatewayclass.ts";
 import type { LabelSelector } from "./labels.ts";
+import type { ListenerSetNode } from "./listenersets.ts";
 import { referenceAllowed } from "./referencegrant.ts";
 
 export const GATEWAY_GROUP = "gateway.networking.k8s.io";
@@ -21,8 +22,17 @@ export interface RouteGroupKind {
   kind: string;
 }
 
+/** The object a listener is declared in: its Gateway, or a ListenerSet attached to it. */
+export interface ListenerOwner {
+  kind: "Gateway" | "ListenerSet";
+  namespace: string;
+  name: string;
+}
+
 export interface ListenerNode {
   gateway: Gateway;
+  /** Where the listener is declared: namespace of `Same` allowedRoutes and of certificate refs. */
+  owner: ListenerOwner;
   listener: Listener;
   /** `namespace/gateway/listener` */
   id: string;
@@ -51,6 +61,8 @@ export interface GatewayNode {
   addresses: string[];
   /** The certificate presented to TLS backends (spec.tls.backend.clientCertificateRef), if valid. */
   backendClientCertificate?: IRCertificate;
+  /** Attached (accepted) ListenerSets in precedence order; filled by resolveListenerSets. */
+  listenerSets: ListenerSetNode[];
 }
 
 /** Route kinds each protocol serves, in the order reported in supportedKinds. */
@@ -180,16 +192,30 @@ function resolveGateway(
     conditions,
     listeners,
     addresses,
+    listenerSets: [],
     ...(backend.certificate !== undefined ? { backendClientCertificate: backend.certificate } : {}),
   };
 }
 
-function resolveListener(snapshot: Snapshot, gateway: Gateway, listener: Listener): ListenerNode {
+export function resolveListener(
+  snapshot: Snapshot,
+  gateway: Gateway,
+  listener: Listener,
+  owner: ListenerOwner = {
+    kind: "Gateway",
+    namespace: gateway.metadata.namespace ?? "default",
+    name: gateway.metadata.name,
+  },
+): ListenerNode {
   const namespace = gateway.metadata.namespace ?? "default";
   const node: ListenerNode = {
     gateway,
+    owner,
     listener,
-    id: `${namespace}/${gateway.metadata.name}/${listener.name}`,
+    id:
+      owner.kind === "Gateway"
+        ? `${namespace}/${gateway.metadata.name}/${listener.name}`
+        : `${namespace}/${gateway.metadata.name}/${owner.namespace}/${owner.name}/${listener.name}`,
     attachable: true,
     programmed: true,
     conditions: [],
@@ -240,11 +266,13 @@ function resolveListener(snapshot: Snapshot, gateway: Gateway, listener: Listene
 }
 
 function resolveTLS(snapshot: Snapshot, node: ListenerNode): void {
-  const { gateway, listener } = node;
+  const { gateway, listener, owner } = node;
   const mode = listener.tls?.mode ?? "Terminate";
   const certificates: IRCertificate[] = [];
   if (mode === "Terminate") {
-    const namespace = gateway.metadata.namespace ?? "default";
+    // "A ListenerSet can reference secrets ... in its own namespace without a ReferenceGrant", and
+    // "ReferenceGrants applied to a Gateway are not inherited by child ListenerSets".
+    const namespace = owner.namespace;
     const refs = listener.tls?.certificateRefs ?? [];
     if (refs.length === 0) {
       node.conditions.push(
@@ -266,7 +294,7 @@ function resolveTLS(snapshot: Snapshot, node: ListenerNode): void {
       }
       const permitted = referenceAllowed(
         snapshot.referenceGrants,
-        { group: GATEWAY_GROUP, kind: "Gateway", namespace },
+        { group: GATEWAY_GROUP, kind: owner.kind, namespace },
         { group: "", kind: "Secret", namespace: refNs, name: ref.name },
       );
       if (!permitted) {
@@ -313,7 +341,7 @@ function transport(protocol: string): "udp" | "tcp" {
  * - the same hostname on one port, HTTPS and TLS counted together as both select by SNI:
  *   HostnameConflict (TCP/UDP listeners have no hostname, so two on one port conflict).
  */
-function markConflicts(listeners: ListenerNode[]): void {
+export function markConflicts(listeners: ListenerNode[]): void {
   const groups = new Map<string, ListenerNode[]>();
   for (const l of listeners) {
     if (!l.attachable) continue;
@@ -371,7 +399,7 @@ function markConflicts(listeners: ListenerNode[]): void {
 }
 
 /** Adds the conditions that summarise a listener once conflicts are known. */
-function finishListener(l: ListenerNode): void {
+export function finishListener(l: ListenerNode): void {
   const unresolved = l.conditions.find((c) => c.type === "ResolvedRefs");
   if (l.attachable) l.conditions.push(cond.listenerAccepted());
   if (unresolved === undefined) l.conditions.push(cond.listenerResolvedRefs());
