@@ -94,22 +94,19 @@ function resolveListenerSet(snapshot: Snapshot, ls: ListenerSet, gateway: Gatewa
   }
 
   const owner = { kind: "ListenerSet" as const, namespace, name: ls.metadata.name };
-  node.listeners = ls.spec.listeners.map((entry) =>
-    resolveListener(snapshot, gateway.gateway, entry as Listener, owner),
-  );
+  node.listeners = ls.spec.listeners.map((entry) => resolveListener(snapshot, gateway.gateway, entry, owner));
   // Within the set, indistinct listeners all lose; against listeners of higher precedence (the
   // Gateway's, earlier sets'), only this set's listener does.
-  const earlier = [...gateway.listeners, ...gateway.listenerSets.flatMap((s) => s.listeners)].filter(
-    (l) => l.attachable,
-  );
+  const earlier = portIndexOf(gateway);
   for (const l of node.listeners) {
     if (!l.attachable) continue;
-    const against = earlier.map((e) => ({ e, c: conflictBetween(e, l) })).find((x) => x.c !== undefined);
-    if (against?.c === undefined) continue;
+    const found = earlier.conflict(l);
+    if (found === undefined) continue;
     l.attachable = false;
-    const message = `${against.c.message} (listener ${against.e.listener.name} of ${against.e.owner.kind} ${against.e.owner.namespace}/${against.e.owner.name} takes precedence)`;
-    l.conditions.unshift(cond.listenerNotAcceptedConflict(against.c.reason, message));
-    l.conditions.push(cond.listenerConflicted(against.c.reason, message));
+    const { with: e, reason } = found;
+    const message = `${found.message} (listener ${e.listener.name} of ${e.owner.kind} ${e.owner.namespace}/${e.owner.name} takes precedence)`;
+    l.conditions.unshift(cond.listenerNotAcceptedConflict(reason, message));
+    l.conditions.push(cond.listenerConflicted(reason, message));
   }
   markConflicts(node.listeners);
   for (const l of node.listeners) {
@@ -144,6 +141,7 @@ function resolveListenerSet(snapshot: Snapshot, ls: ListenerSet, gateway: Gatewa
   );
   node.conditions.push(cond.listenerSetProgrammed());
   gateway.listenerSets.push(node);
+  for (const l of node.listeners) if (l.attachable) earlier.add(l);
   return node;
 }
 
@@ -165,28 +163,67 @@ function allowedBy(snapshot: Snapshot, gateway: GatewayNode, namespace: string):
   }
 }
 
-/** The conflict between two listeners, as gateway.ts markConflicts judges a group (pairwise). */
-function conflictBetween(
-  a: ListenerNode,
-  b: ListenerNode,
-): { reason: ConflictReason; message: string } | undefined {
-  const pa = a.listener.protocol;
-  const pb = b.listener.protocol;
-  if ((pa === "UDP") !== (pb === "UDP") || a.listener.port !== b.listener.port) return undefined;
-  const protocols = new Set([pa, pb]);
-  const mixed =
-    (protocols.has("TCP") && protocols.size > 1) ||
-    (protocols.has("HTTP") && (protocols.has("HTTPS") || protocols.has("TLS")));
-  if (mixed) {
+/** The accepted listeners of a Gateway and its ListenerSets so far, by transport and port. */
+class PortIndex {
+  readonly #groups = new Map<
+    string,
+    { protocols: Map<string, ListenerNode>; hosts: Map<string, ListenerNode> }
+  >();
+
+  constructor(listeners: readonly ListenerNode[]) {
+    for (const l of listeners) if (l.attachable) this.add(l);
+  }
+
+  add(l: ListenerNode): void {
+    const key = portKey(l);
+    let group = this.#groups.get(key);
+    if (group === undefined) this.#groups.set(key, (group = { protocols: new Map(), hosts: new Map() }));
+    if (!group.protocols.has(l.listener.protocol)) group.protocols.set(l.listener.protocol, l);
+    const host = (l.listener.hostname ?? "").toLowerCase();
+    if (!group.hosts.has(host)) group.hosts.set(host, l);
+  }
+
+  /**
+   * The conflict `l` would have with a listener already here, judged as gateway.ts markConflicts
+   * judges a group: a TCP listener with any other protocol, or HTTP with HTTPS or TLS, on one port
+   * is a ProtocolConflict; otherwise the same hostname on one port is a HostnameConflict.
+   */
+  conflict(l: ListenerNode): { with: ListenerNode; reason: ConflictReason; message: string } | undefined {
+    const group = this.#groups.get(portKey(l));
+    if (group === undefined) return undefined;
+    const p = l.listener.protocol;
+    for (const [q, other] of group.protocols) {
+      const pair = new Set([p, q]);
+      if (
+        (pair.has("TCP") && pair.size > 1) ||
+        (pair.has("HTTP") && (pair.has("HTTPS") || pair.has("TLS")))
+      ) {
+        return {
+          with: other,
+          reason: "ProtocolConflict",
+          message: `Port ${l.listener.port} is used by a listener with an incompatible protocol (${[...pair].sort().join(", ")})`,
+        };
+      }
+    }
+    const other = group.hosts.get((l.listener.hostname ?? "").toLowerCase());
+    if (other === undefined) return undefined;
     return {
-      reason: "ProtocolConflict",
-      message: `Port ${a.listener.port} is used by a listener with an incompatible protocol (${[...protocols].sort().join(", ")})`,
+      with: other,
+      reason: "HostnameConflict",
+      message: `Port ${l.listener.port} and hostname ${l.listener.hostname ?? "(any)"} are used by another listener`,
     };
   }
-  if ((a.listener.hostname ?? "").toLowerCase() !== (b.listener.hostname ?? "").toLowerCase())
-    return undefined;
-  return {
-    reason: "HostnameConflict",
-    message: `Port ${a.listener.port} and hostname ${a.listener.hostname ?? "(any)"} are used by another listener`,
-  };
+}
+
+function portKey(l: ListenerNode): string {
+  return `${l.listener.protocol === "UDP" ? "udp" : "tcp"}/${l.listener.port}`;
+}
+
+/** One index per Gateway, built from its own listeners when its first ListenerSet is resolved. */
+const portIndexes = new WeakMap<GatewayNode, PortIndex>();
+
+function portIndexOf(gateway: GatewayNode): PortIndex {
+  let index = portIndexes.get(gateway);
+  if (index === undefined) portIndexes.set(gateway, (index = new PortIndex(gateway.listeners)));
+  return index;
 }
