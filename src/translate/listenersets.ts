@@ -25,7 +25,6 @@ import {
   markConflicts,
   resolveListener,
   type GatewayNode,
-  type Listener,
   type ListenerNode,
 } from "./gateway.ts";
 import { selectorMatches } from "./labels.ts";
