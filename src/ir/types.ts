@@ -246,9 +246,16 @@ export interface IRBackend {
     sni: string;
     caCertificates: string[];
     wellKnownCACertificates?: "System";
+    /** `DNS:<name>` / `URI:<uri>`; empty: the certificate is checked against the SNI. */
     subjectAltNames: string[];
     /** The certificate the Gateway presents to the server (GatewayBackendClientCertificate). */
     clientCertificate?: IRCertificate;
+    /**
+     * `subjectAltNames` (non-empty): the server certificate must match one of these, `DNS:<name>` or
+     * `URI:<uri>`, instead of the SNI. HAProxy cannot check them: the data plane's TLS bridge does
+     * (src/dataplane/tlsbridge), and sets `bridge` (its `127.0.0.1:<port>`) before rendering.
+     */
+    bridge?: string;
   };
 }
 

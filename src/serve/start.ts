@@ -38,6 +38,7 @@ import type { GatewayInfrastructure } from "../infra/types.ts";
 import type { StatusEntry } from "../status/types.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
 import { hostAddresses, type InterfaceAddress } from "./addresses.ts";
+import { TLSBridge } from "../dataplane/tlsbridge/bridge.ts";
 import { ServeLoop } from "./loop.ts";
 
 export interface ServeOptions {
@@ -214,6 +215,7 @@ async function startLocked<P extends Provider>(
     ...(options.udp?.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.udp.idleTimeoutMs } : {}),
     ...(options.udp?.maxFlows !== undefined ? { maxFlows: options.udp.maxFlows } : {}),
   });
+  const tlsBridge = new TLSBridge({ logger: logger.child({ component: "tlsbridge" }) });
   const loop = new ServeLoop({
     controllerName: options.controllerName ?? DEFAULT_CONTROLLER_NAME,
     renderOptions,
@@ -226,6 +228,7 @@ async function startLocked<P extends Provider>(
         },
       },
       udp,
+      tlsBridge,
     ),
     store,
     metrics,
@@ -263,6 +266,7 @@ async function startLocked<P extends Provider>(
       await loop.idle();
       await haproxy.stop({ graceful: how.graceful ?? true, timeoutMs: how.timeoutMs ?? 5000 });
       await udp.close();
+      await tlsBridge.close();
       await launched.close();
       await lock.release();
     })());

@@ -3,6 +3,7 @@
 // run by the conformance suite (see README, "Conformance").
 export const SUPPORTED_FEATURES: readonly string[] = [
   "BackendTLSPolicy",
+  "BackendTLSPolicySANValidation",
   "Gateway",
   "GatewayPort8080",
   "GatewayStaticAddresses",

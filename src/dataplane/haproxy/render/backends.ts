@@ -317,7 +317,10 @@ export class BackendSet {
     ];
     const tls = b.tls === undefined ? undefined : { ...b.tls, base: src.base };
     const tag = src.profile.cookie === undefined ? undefined : this.tag(b.id);
-    return this.lines(header, head, src.profile, tls, o.slots, endpoints, tag);
+    // subjectAltNames are checked by the TLS bridge; without it (no data plane has set it up, e.g.
+    // `translate` or a test) the servers stay disabled: fail closed, never unchecked TLS.
+    const unchecked = tls !== undefined && tls.subjectAltNames.length > 0 && tls.bridge === undefined;
+    return this.lines(header, head, src.profile, tls, o.slots, unchecked ? [] : endpoints, tag);
   }
 
   private lines(
@@ -352,7 +355,11 @@ export class BackendSet {
       lines.push(`cookie ${word(c.name)} ${opts.join(" ")}`);
     }
     const server: string[] = [];
-    if (tls !== undefined) {
+    if (tls !== undefined && tls.subjectAltNames.length > 0) {
+      // The TLS bridge (src/dataplane/tlsbridge) opens TLS and checks the subjectAltNames; HAProxy
+      // asks it, as a SOCKS4 proxy, for a connection to each server and speaks clear HTTP/1.1 to it.
+      if (tls.bridge !== undefined) lines.push(`default-server socks4 ${tls.bridge}`);
+    } else if (tls !== undefined) {
       const ca =
         tls.wellKnownCACertificates === "System"
           ? "@system-ca"

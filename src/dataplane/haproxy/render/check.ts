@@ -13,7 +13,7 @@ import type {
 import type { RenderIssue } from "./errors.ts";
 import type { RenderOptions } from "./model.ts";
 import { haproxyValidators } from "../capabilities.ts";
-import { hostnameIssue } from "./syntax.ts";
+import { controlIssue, hostnameIssue } from "./syntax.ts";
 
 const REDIRECT_CODES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 const SAFE_PATH = /^\/[A-Za-z0-9._/-]*$/;
@@ -184,12 +184,12 @@ function checkBackend(b: IRBackend, path: string, issues: RenderIssue[]): void {
         "HAProxy cannot combine system CAs with explicit CA certificates",
       );
     }
-    if (b.tls.subjectAltNames.length > 0 && !b.tls.subjectAltNames.includes(b.tls.sni)) {
-      report(
-        ".tls.subjectAltNames",
-        "HAProxy 2.6 verifies the server certificate against the SNI hostname only; subjectAltNames that do not include it cannot be expressed",
-      );
+    for (const [i, san] of b.tls.subjectAltNames.entries()) {
+      if (!/^(?:DNS|URI):/.test(san) || controlIssue(san) !== undefined)
+        report(`.tls.subjectAltNames[${i}]`, `${JSON.stringify(san)} is not DNS:<name> or URI:<uri>`);
     }
+    if (b.tls.bridge !== undefined && !/^127\.0\.0\.1:\d{1,5}$/.test(b.tls.bridge))
+      report(".tls.bridge", `${JSON.stringify(b.tls.bridge)} is not a loopback address`);
   }
 }
 
