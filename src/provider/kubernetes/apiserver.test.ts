@@ -627,6 +627,12 @@ spec:
         "/apis/coordination.k8s.io/v1/namespaces/gatehouse-system/leases/gatehouse-status",
       );
       assert.equal(lease.spec.holderIdentity, "test-leader");
+      const metrics = async (): Promise<string> => {
+        const url = controller?.serve.adminUrl;
+        assert.ok(url !== undefined);
+        return (await fetch(`${url}/metrics`)).text();
+      };
+      assert.match(await metrics(), /^gatehouse_leader 1$/m);
       const changes: boolean[] = [];
       const second = new LeaderElector({
         api: new HttpKubeApi(cfg()),

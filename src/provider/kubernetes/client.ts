@@ -21,6 +21,8 @@ export interface RequestOptions {
   contentType?: string;
   /** Milliseconds before the request is abandoned (default the client's). */
   timeoutMs?: number;
+  /** Abandons the request when aborted (e.g. the moment this replica stops leading). */
+  signal?: AbortSignal | undefined;
 }
 
 /** The API server, reduced to one call. Implementations: HttpKubeApi (real), fakes in tests. */
@@ -137,6 +139,9 @@ export class HttpKubeApi implements KubeApi {
         { statusCode, reason, method, path },
         cause === undefined ? undefined : { cause },
       );
+    const signal = options.signal;
+    if (signal?.aborted === true)
+      throw fail("aborted before it was sent", undefined, "Aborted", signal.reason);
     return new Promise<T>((resolve, reject) => {
       const transport = url.protocol === "http:" ? http : https;
       const req = transport.request(url, { ...opts, headers, timeout: timeoutMs }, (res) => {
@@ -163,7 +168,18 @@ export class HttpKubeApi implements KubeApi {
         });
       });
       req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on("error", (err) => reject(fail(describeError(err), undefined, undefined, err)));
+      const onAbort = (): void => {
+        req.destroy(new Error("aborted"));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      req.on("close", () => signal?.removeEventListener("abort", onAbort));
+      req.on("error", (err) =>
+        reject(
+          signal?.aborted === true
+            ? fail("aborted", undefined, "Aborted", err)
+            : fail(describeError(err), undefined, undefined, err),
+        ),
+      );
       if (payload !== undefined) req.write(payload);
       req.end();
     });
