@@ -16,10 +16,11 @@ import { IpBinder, type AddressBinder } from "../infra/host/binder.ts";
 import { HostInfrastructure } from "../infra/host/host.ts";
 import { AddressPool } from "../infra/host/pool.ts";
 import type { GatewayInfrastructure } from "../infra/types.ts";
+import { EventRecorder } from "../observability/events.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../observability/logger.ts";
 import { systemClock, type Clock } from "../provider/clock.ts";
 import { HttpKubeApi, loadKubeConfig, type KubeApi } from "../provider/kubernetes/client.ts";
-import { KubernetesProvider } from "../provider/kubernetes/provider.ts";
+import { KubernetesProvider, type WatchLike } from "../provider/kubernetes/provider.ts";
 import { startServe, type ServeHandle, type ServeOptions } from "../serve/start.ts";
 import {
   DEFAULT_LEASE_NAME,
@@ -27,6 +28,7 @@ import {
   LeaderElector,
   leaseTimingsProblem,
 } from "../status/leader.ts";
+import { StatusEvents } from "../status/events.ts";
 import { StatusPublisher } from "../status/publisher.ts";
 import { KubernetesStatusWriter, type StatusWriteReport } from "../status/writer.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
@@ -234,6 +236,8 @@ export interface ControllerOptions {
   logger: Logger;
   /** API client (default HttpKubeApi on kubeConfig). */
   api?: KubeApi;
+  /** Watches (default the library's Watch on kubeConfig). */
+  watch?: WatchLike;
   controllerName?: string;
   /** Address management (default none: Gateways without addresses listen on all interfaces). */
   infrastructure?: GatewayInfrastructure;
@@ -261,6 +265,8 @@ export interface ControllerHandle {
   readonly provider: KubernetesProvider;
   readonly elector: LeaderElector | undefined;
   readonly publisher: StatusPublisher;
+  /** Events about Gateway API objects (from status changes) and about leadership (on the Lease). */
+  readonly events: EventRecorder;
   /** Stops everything: provider, loop, HAProxy, status writes (the Lease is released), addresses. */
   stop(options?: { graceful?: boolean; timeoutMs?: number }): Promise<void>;
 }
@@ -281,12 +287,22 @@ export async function startController(options: ControllerOptions): Promise<Contr
   };
   const provider = new KubernetesProvider({
     api,
-    watch: new Watch(options.kubeConfig),
+    watch: options.watch ?? new Watch(options.kubeConfig),
     clock,
     log: log("kubernetes"),
     ...(options.providerDebounceMs !== undefined ? { debounceMs: options.providerDebounceMs } : {}),
   });
   const writer = new KubernetesStatusWriter({ api, controllerName, log: log("status") });
+  const identity = options.leaderElection === false ? leaderIdentity() : options.leaderElection.identity;
+  const events = new EventRecorder({
+    api,
+    clock,
+    now,
+    reportingController: controllerName,
+    reportingInstance: identity,
+    log: log("events"),
+  });
+  const statusEvents = new StatusEvents();
   let elector: LeaderElector | undefined;
   // Registered with the serve pipeline's registry once it exists; set from the first change on.
   const leaderGauge = new Gauge({
@@ -314,6 +330,18 @@ export async function startController(options: ControllerOptions): Promise<Contr
       onChange: (leader) => {
         leaderGauge.set(leader ? 1 : 0);
         publisher.leadershipChanged(leader);
+        events.record({
+          regarding: {
+            apiVersion: "coordination.k8s.io/v1",
+            kind: "Lease",
+            namespace: le.namespace,
+            name: le.name ?? DEFAULT_LEASE_NAME,
+          },
+          type: "Normal",
+          reason: "LeaderElection",
+          action: leader ? "Lead" : "StepDown",
+          note: leader ? `${le.identity} became leader` : `${le.identity} stopped leading`,
+        });
       },
       log: log("leader-election"),
       ...(le.name !== undefined ? { name: le.name } : {}),
@@ -331,11 +359,17 @@ export async function startController(options: ControllerOptions): Promise<Contr
       logger,
       controllerName,
       provider,
-      onStatuses: (statuses, update) => publisher.publish(statuses, update.snapshot),
+      onStatuses: (statuses, update) => {
+        publisher.publish(statuses, update.snapshot);
+        // Only the replica that writes status reports Events about it (one voice per cluster).
+        const leading = elector === undefined || elector.isLeader;
+        statusEvents.observe(statuses, update.snapshot, leading ? events : undefined);
+      },
       ...(infrastructure !== undefined ? { infrastructure } : {}),
     });
   } catch (error) {
     await elector?.stop();
+    await events.stop();
     await infrastructure?.close();
     throw error;
   }
@@ -346,9 +380,10 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await serve.stop(how);
       await publisher.stop();
       await elector?.stop();
+      await events.stop();
       await infrastructure?.close();
     })());
-  return { serve, provider, elector, publisher, stop };
+  return { serve, provider, elector, publisher, events, stop };
 }
 
 async function runController(args: readonly string[], io: CliIO): Promise<number> {

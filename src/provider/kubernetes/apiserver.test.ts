@@ -16,13 +16,15 @@ import { FakeBinder } from "../../infra/host/binder.ts";
 import { HostInfrastructure } from "../../infra/host/host.ts";
 import { AddressPool } from "../../infra/host/pool.ts";
 import { createLogger } from "../../observability/logger.ts";
-import { LeaderElector } from "../../status/leader.ts";
+import { EventRecorder } from "../../observability/events.ts";
+import { DEFAULT_LEASE_NAME, LeaderElector } from "../../status/leader.ts";
 import type { Condition } from "../../status/types.ts";
-import { systemClock } from "../clock.ts";
+import { ManualClock, systemClock } from "../clock.ts";
 import { providerContract } from "../contract.ts";
 import type { ProviderUpdate } from "../types.ts";
 import { describeError, HttpKubeApi, type HttpMethod, type KubeApi, type RequestOptions } from "./client.ts";
-import { KubernetesProvider } from "./provider.ts";
+import { KubernetesProvider, type WatchLike } from "./provider.ts";
+import { permissions } from "./resources.ts";
 import {
   apiServerSkipReason,
   gatewayApiCrdDir,
@@ -73,17 +75,65 @@ async function eventually<T>(
 
 const silentLog = { info: () => undefined, warn: () => undefined };
 
-/** Counts writes, to prove that converged status is not rewritten. */
-class CountingApi implements KubeApi {
+/**
+ * What RBAC sees of a request: `scope group/resource verb name` (name only where rules limit by
+ * name: the Lease), or undefined for discovery and health paths, which every client may use.
+ */
+function rbacGrant(verb: string, path: string): string | undefined {
+  const m =
+    /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/[^/]+)?\/([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(
+      path.split("?")[0] ?? "",
+    );
+  if (m === null) return undefined;
+  const [, group = "", plural = "", name, sub] = m;
+  if (plural === "namespaces" && name !== undefined && sub !== undefined) return undefined; // not used
+  const resource = sub === undefined ? plural : `${plural}/${sub}`;
+  const v = verb === "GET" ? (name === undefined ? "list" : "get") : verb;
+  const scope = group === "coordination.k8s.io" ? "lease" : "cluster";
+  const named = scope === "lease" && name !== undefined && v !== "create" ? name : "*";
+  return `${scope} ${group || "core"}/${resource} ${v} ${named}`;
+}
+
+const VERBS: Record<string, string> = { POST: "create", PUT: "update", PATCH: "patch", DELETE: "delete" };
+
+/** Every grant the controller's requests needed (see rbacGrant), to compare with the RBAC rules. */
+const used = new Set<string>();
+
+/**
+ * The controller's API client, seen from outside: counts status writes (converged status is not
+ * rewritten), records the RBAC grant of every request, and can make one status write conflict (the
+ * object changes just before it), so the writer's re-read after a 409 runs too.
+ */
+class RecordingApi implements KubeApi {
   readonly inner: KubeApi;
   puts: string[] = [];
+  /** The next PUT to a path ending so first sees the object change under it (once). */
+  conflictOnce: { suffix: string; touch: () => Promise<void> } | undefined;
   constructor(inner: KubeApi) {
     this.inner = inner;
   }
-  request<T>(method: HttpMethod, path: string, body?: unknown, options?: RequestOptions): Promise<T> {
+  async request<T>(method: HttpMethod, path: string, body?: unknown, options?: RequestOptions): Promise<T> {
+    const grant = rbacGrant(method === "GET" ? "GET" : (VERBS[method] ?? method), path);
+    if (grant !== undefined) used.add(grant);
     if (method === "PUT" && path.endsWith("/status")) this.puts.push(path);
+    const conflict = this.conflictOnce;
+    if (method === "PUT" && conflict !== undefined && path.endsWith(conflict.suffix)) {
+      this.conflictOnce = undefined;
+      await conflict.touch();
+    }
     return this.inner.request<T>(method, path, body, options);
   }
+}
+
+/** The controller's watches, recorded the same way. */
+function recordingWatch(inner: WatchLike): WatchLike {
+  return {
+    watch: (path, query, callback, done) => {
+      const grant = rbacGrant("GET", path);
+      if (grant !== undefined) used.add(grant.replace(/ list \*$/, " watch *"));
+      return inner.watch(path, query, callback, done);
+    },
+  };
 }
 
 describe("against a real kube-apiserver", { skip, timeout: 300_000 }, () => {
@@ -123,6 +173,16 @@ describe("against a real kube-apiserver", { skip, timeout: 300_000 }, () => {
     await assert.rejects(
       api.request("GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases"),
       (e: { statusCode?: number }) => e.statusCode === 403,
+    );
+    await assert.rejects(
+      api.request("GET", "/apis/coordination.k8s.io/v1/namespaces/gatehouse-system/leases/someone-else"),
+      (e: { statusCode?: number }) => e.statusCode === 403,
+      "Leases other than ours are out of reach (resourceNames)",
+    );
+    await assert.rejects(
+      api.request("GET", "/api/v1/namespaces/default/secrets/anything"),
+      (e: { statusCode?: number }) => e.statusCode === 403,
+      "no get on Secrets",
     );
     await api.request("GET", `${GW}/httproutes`); // allowed
   });
@@ -295,7 +355,7 @@ spec:
     let backend: Server | undefined;
     let stateDir = "";
     let listenerPort = 0;
-    const counting = { api: undefined as CountingApi | undefined };
+    const counting = { api: undefined as RecordingApi | undefined };
     const nodeIP = Object.values(networkInterfaces())
       .flat()
       .find((i) => i !== undefined && i.family === "IPv4" && !i.internal)?.address;
@@ -380,11 +440,24 @@ spec:
             ],
           },
         });
-        counting.api = new CountingApi(new HttpKubeApi(cfg()));
+        counting.api = new RecordingApi(new HttpKubeApi(cfg()));
+        // The first status write of the route finds it changed (a label added): 409, re-read, retry.
+        counting.api.conflictOnce = {
+          suffix: `/namespaces/${ns}/httproutes/web/status`,
+          touch: async () => {
+            await admin.request(
+              "PATCH",
+              `${GW}/namespaces/${ns}/httproutes/web`,
+              { metadata: { labels: { touched: "yes" } } },
+              { contentType: "application/merge-patch+json" },
+            );
+          },
+        };
         const metricsPort = listenerPort === 65535 ? 65534 : listenerPort + 1;
         controller = await startController({
           kubeConfig: cfg(),
           api: counting.api,
+          watch: recordingWatch(new Watch(cfg())),
           logger: createLogger({ level: process.env["GATEHOUSE_TEST_LOG"] === "1" ? "debug" : "silent" }),
           controllerName: CONTROLLER,
           serve: {
@@ -553,6 +626,35 @@ spec:
       },
     );
 
+    test("Events (events.k8s.io/v1): the rejected route and the leadership are in `kubectl events`", async () => {
+      type Ev = {
+        regarding: { kind: string; name: string; uid?: string };
+        related?: { name: string };
+        type: string;
+        reason: string;
+        action: string;
+        note: string;
+        reportingController: string;
+        reportingInstance: string;
+      };
+      const rejected = await eventually("an Event about the tenant route", async () => {
+        const list = await get<{ items: Ev[] }>(`/apis/events.k8s.io/v1/namespaces/${ns}/events`);
+        return list.items.find((e) => e.regarding.kind === "HTTPRoute" && e.regarding.name === "tenant");
+      });
+      assert.equal(rejected.type, "Warning");
+      assert.equal(rejected.reason, "UnsupportedValue");
+      assert.equal(rejected.action, "PartiallyInvalid");
+      assert.equal(rejected.related?.name, "gw");
+      assert.match(rejected.note, /^parent Gateway app\/gw: PartiallyInvalid True: .*unbalanced/);
+      assert.equal(rejected.reportingController, CONTROLLER);
+      assert.equal(rejected.reportingInstance, "test-leader");
+      assert.ok((rejected.regarding.uid ?? "") !== "", "the object's uid, so describe finds it");
+      const leases = await get<{ items: Ev[] }>("/apis/events.k8s.io/v1/namespaces/gatehouse-system/events");
+      const lead = leases.items.find((e) => e.regarding.kind === "Lease" && e.action === "Lead");
+      assert.equal(lead?.reason, "LeaderElection");
+      assert.equal(lead?.note, "test-leader became leader");
+    });
+
     test("converged: no status is rewritten while nothing changes", async () => {
       const api = counting.api;
       assert.ok(api !== undefined);
@@ -620,6 +722,151 @@ spec:
         return l[0]?.attachedRoutes === 0 ? o : undefined;
       });
       assert.ok(gw);
+    });
+
+    test("the route's first status write met a 409 Conflict: re-read and written", async () => {
+      assert.equal(counting.api?.conflictOnce, undefined, "the conflict was provoked");
+      const route = await get<{
+        metadata: { labels?: Record<string, string> };
+        status?: { parents?: unknown[] };
+      }>(`${GW}/namespaces/${ns}/httproutes/web`);
+      assert.equal(route.metadata.labels?.["touched"], "yes");
+      assert.ok(used.has("cluster gateway.networking.k8s.io/httproutes get *"), [...used].join("\n"));
+    });
+
+    test("Event series: repeats are counted on the API server (series.count, PATCH)", async () => {
+      const clock = new ManualClock();
+      const recorder = new EventRecorder({
+        api: counting.api ?? assert.fail(),
+        clock,
+        now: () => new Date(),
+        reportingController: CONTROLLER,
+        reportingInstance: "test-leader",
+      });
+      const event = {
+        regarding: { apiVersion: "gateway.networking.k8s.io/v1", kind: "Gateway", namespace: ns, name: "gw" },
+        type: "Warning" as const,
+        reason: "SeriesTest",
+        action: "Program",
+        note: "repeated",
+      };
+      recorder.record(event);
+      await recorder.flush();
+      recorder.record(event);
+      recorder.record(event);
+      clock.advance(30_000);
+      await recorder.flush();
+      const list = await get<{ items: Array<{ reason: string; series?: { count: number } }> }>(
+        `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
+      );
+      const found = list.items.filter((e) => e.reason === "SeriesTest");
+      assert.equal(found.length, 1);
+      assert.equal(found[0]?.series?.count, 3);
+    });
+
+    test("API server killed and restarted: the leader stops writing within the renew deadline; apply → first 200 within 2 s", async (t) => {
+      const c = controller;
+      assert.ok(c !== undefined && c.elector !== undefined);
+      const address = pool.replace(/0\/29$/, "1");
+      // The route applied after the restart adds a response header: whether it is in effect.
+      const answer = (host: string) =>
+        new Promise<{ status: number; ours: boolean }>((resolve) => {
+          const req = httpRequest(
+            { host: address, port: listenerPort, path: "/", headers: { host }, timeout: 1000 },
+            (res) => {
+              res.resume();
+              resolve({ status: res.statusCode ?? 0, ours: res.headers["x-after-restart"] === "yes" });
+            },
+          );
+          req.on("error", () => resolve({ status: 0, ours: false }));
+          req.on("timeout", () => req.destroy());
+          req.end();
+        });
+      const metrics = async () => (await fetch(`${c.serve.adminUrl}/metrics`)).text();
+      await srv().pause(); // SIGTERM; resolves once the process has exited
+      const killedAt = Date.now();
+      let resumed = false;
+      try {
+        await eventually(
+          "the leader steps down",
+          () => Promise.resolve(c.elector?.isLeader === false ? true : undefined),
+          5_000,
+        );
+        const steppedDownMs = Date.now() - killedAt;
+        t.diagnostic(
+          `stepped down ${steppedDownMs} ms after the API server was killed (renew deadline 2000 ms)`,
+        );
+        assert.ok(steppedDownMs < 2_000 + 300 + 500, `${steppedDownMs} ms`);
+        assert.match(await metrics(), /^gatehouse_leader 0$/m);
+        // A 17 s outage (plus the API server's start): per-kind exponential backoff from 0.5 s would
+        // have retried at 7.5 and 15.5 s and wait until 31.5 s, 10 s or more after it is ready.
+        await new Promise((resolve) => setTimeout(resolve, 17_000 - (Date.now() - killedAt)));
+        const during = await answer("after-restart.example.com");
+        assert.ok(during.status !== 0 && !during.ours, "HAProxy kept answering meanwhile");
+        await srv().resume();
+        resumed = true;
+        const readyAt = Date.now();
+        await srv().apply(
+          yamlObjects(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: after-restart, namespace: ${ns}}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [after-restart.example.com]
+  rules:
+    - backendRefs: [{name: web, port: 8080}]
+      filters:
+        - type: ResponseHeaderModifier
+          responseHeaderModifier: {add: [{name: X-After-Restart, value: "yes"}]}
+`),
+        );
+        const appliedAt = Date.now();
+        await eventually(
+          "every kind watching again",
+          () => Promise.resolve(c.provider.kinds().every((k) => k.state === "synced") ? true : undefined),
+          30_000,
+        );
+        const resumedMs = Date.now() - readyAt;
+        await eventually("the route applied after the restart answers", async () => {
+          const a = await answer("after-restart.example.com");
+          return a.status === 200 && a.ours ? true : undefined;
+        });
+        const servedAt = Date.now();
+        t.diagnostic(
+          `API server ready → every informer watching ${resumedMs} ms; route applied ${appliedAt - readyAt} ms after ready; apply → first 200 ${servedAt - appliedAt} ms`,
+        );
+        assert.ok(resumedMs < 2_000, `informers resumed ${resumedMs} ms after the API server was ready`);
+        assert.ok(servedAt - appliedAt < 2_000, `apply → first 200 took ${servedAt - appliedAt} ms`);
+        await eventually(
+          "leading again",
+          () => Promise.resolve(c.elector?.isLeader === true ? true : undefined),
+          5_000,
+        );
+        assert.match(await metrics(), /^gatehouse_leader 1$/m);
+        await srv().admin.request("DELETE", `${GW}/namespaces/${ns}/httproutes/after-restart`);
+      } finally {
+        if (!resumed) await srv().resume();
+      }
+    });
+
+    test("RBAC: every grant of the chart's rules was used by the controller, and nothing else", () => {
+      const expected = new Set(
+        permissions(DEFAULT_LEASE_NAME).flatMap((p) =>
+          p.verbs.flatMap((v) =>
+            (p.names ?? ["*"]).map((n) => `${p.scope} ${p.group || "core"}/${p.resource} ${v} ${n}`),
+          ),
+        ),
+      );
+      const unexpected = [...used].filter((g) => !expected.has(g));
+      assert.deepEqual(unexpected, [], "requests outside the rules");
+      // Every verb of every rule was used on at least one resource of it: each (scope, group, verb,
+      // name) of the rules appears among the requests. (Per resource: a GET after a 409 is only
+      // provoked for HTTPRoutes here; deploy.test.ts checks the rules resource by resource.)
+      const coarse = (g: string) => g.replace(/^(\S+) ([^/]*)\/\S+ /, "$1 $2 ");
+      const usedCoarse = new Set([...used].map(coarse));
+      const unused = [...new Set([...expected].map(coarse))].filter((g) => !usedCoarse.has(g));
+      assert.deepEqual(unused, [], "granted but never used");
     });
 
     test("leader election: the Lease names us; a second candidate waits, and takes over after we stop", async () => {
@@ -690,7 +937,6 @@ spec:
         `--kubeconfig=${kubeconfig}`,
         "--controller-name=example.dev/cli-test",
         "--lease-namespace=gatehouse-system",
-        "--lease-name=cli-test",
         `--admin=127.0.0.1:${await free()}`,
         `--haproxy-metrics=127.0.0.1:${await free()}`,
         `--state-dir=${join(dir, "state")}`,
@@ -719,14 +965,14 @@ spec:
       });
       const lease = await srv().admin.request<{ spec: { holderIdentity?: string } }>(
         "GET",
-        "/apis/coordination.k8s.io/v1/namespaces/gatehouse-system/leases/cli-test",
+        `/apis/coordination.k8s.io/v1/namespaces/gatehouse-system/leases/${DEFAULT_LEASE_NAME}`,
       );
       assert.match(lease.spec.holderIdentity ?? "", /_[0-9a-f]{8}$/);
       child.kill("SIGTERM");
       assert.equal(await exited, 0, output.join(""));
       const released = await srv().admin.request<{ spec: { holderIdentity?: string } }>(
         "GET",
-        "/apis/coordination.k8s.io/v1/namespaces/gatehouse-system/leases/cli-test",
+        `/apis/coordination.k8s.io/v1/namespaces/gatehouse-system/leases/${DEFAULT_LEASE_NAME}`,
       );
       assert.equal(released.spec.holderIdentity, undefined, "released on shutdown");
     } finally {

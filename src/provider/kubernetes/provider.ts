@@ -9,9 +9,12 @@
 //   `missingGraceMs`: an API server that restarts answers 404 for CRD kinds for a moment, and
 //   dropping every Gateway then would take traffic down.
 // - ListWatch lists, then watches from the list's resourceVersion, and relists on 410 Gone. When the
-//   API server cannot be reached, ListWatch reports an error and stops; we restart it with
-//   exponential backoff (`retryMs` doubling up to `maxRetryMs`) on the injected clock. Its cache is
-//   kept meanwhile, so the pipeline keeps the last snapshot while the API server is unreachable.
+//   API server cannot be reached, ListWatch reports an error and stops; the kind then waits for the
+//   API server to be ready again (reachability.ts: one shared /readyz probe every `probeMs`), and
+//   every waiting kind resumes at once when it is, from its last resourceVersion. A kind whose own
+//   requests fail while the API server is fine restarts with exponential backoff (`retryMs`
+//   doubling up to `maxRetryMs`) on the injected clock. Its cache is kept meanwhile, so the pipeline
+//   keeps the last snapshot while the API server is unreachable.
 // - 403 Forbidden is logged once and retried with the same backoff: missing RBAC rules, but also
 //   an API server that just restarted and has not loaded its RBAC rules yet.
 //
@@ -35,6 +38,7 @@ import { buildSnapshot } from "../../resources/snapshot.ts";
 import { systemClock, type Clock, type TimerHandle } from "../clock.ts";
 import type { Provider, SnapshotListener } from "../types.ts";
 import { describeError, statusCodeOf, type KubeApi } from "./client.ts";
+import { ApiServerReachability, isUnreachable } from "./reachability.ts";
 import {
   apiVersionOf,
   groupVersionPath,
@@ -74,6 +78,8 @@ export interface KubernetesProviderOptions {
   missingGraceMs?: number;
   /** Page size of lists (default 500). */
   pageSize?: number;
+  /** Time between /readyz probes while the API server is away (default 500 ms). */
+  probeMs?: number;
   /** Timers (default the real ones); also drives ListWatch's reconnect delays. */
   clock?: Clock;
   log?: ProviderLog;
@@ -88,6 +94,7 @@ const silent: ProviderLog = { info: () => undefined, warn: () => undefined };
 export class KubernetesProvider implements Provider {
   readonly #o: Required<Omit<KubernetesProviderOptions, "log">> & { log: ProviderLog };
   readonly #kinds: KindWatcher[];
+  readonly #reachability: ApiServerReachability;
   #state: "new" | "running" | "stopped" = "new";
   #listener: SnapshotListener | undefined;
   #generation = 0;
@@ -110,10 +117,17 @@ export class KubernetesProvider implements Provider {
       discoveryRetryMs: options.discoveryRetryMs ?? 30_000,
       missingGraceMs: options.missingGraceMs ?? 10_000,
       pageSize: options.pageSize ?? 500,
+      probeMs: options.probeMs ?? 500,
       clock: options.clock ?? systemClock,
       log: options.log ?? silent,
     };
-    this.#kinds = this.#o.resources.map((r) => new KindWatcher(r, this.#o, this));
+    this.#reachability = new ApiServerReachability({
+      api: this.#o.api,
+      clock: this.#o.clock,
+      probeMs: this.#o.probeMs,
+      log: this.#o.log,
+    });
+    this.#kinds = this.#o.resources.map((r) => new KindWatcher(r, this.#o, this, this.#reachability));
   }
 
   /** Generation of the last delivered update (0 before the first). */
@@ -146,6 +160,7 @@ export class KubernetesProvider implements Provider {
     if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#settled?.();
+    this.#reachability.stop();
     await Promise.all(this.#kinds.map((k) => k.stop()));
   }
 
@@ -206,6 +221,10 @@ class KindWatcher {
   readonly resource: WatchedResource;
   readonly #o: Options;
   readonly #provider: KubernetesProvider;
+  readonly #reachability: ApiServerReachability;
+  #cancelWait: (() => void) | undefined;
+  /** The last failure was the API server being away (logged by the reachability probe). */
+  #unreachable = false;
   state: KindState = "discovering";
   version: string | undefined;
   /** Synced once, or known to be missing or forbidden: the first snapshot need not wait for it. */
@@ -218,10 +237,16 @@ class KindWatcher {
   /** When discovery first said "not served" for a kind we were watching (our clock). */
   #goneSince: number | undefined;
 
-  constructor(resource: WatchedResource, options: Options, provider: KubernetesProvider) {
+  constructor(
+    resource: WatchedResource,
+    options: Options,
+    provider: KubernetesProvider,
+    reachability: ApiServerReachability,
+  ) {
     this.resource = resource;
     this.#o = options;
     this.#provider = provider;
+    this.#reachability = reachability;
     this.#delayMs = options.retryMs;
   }
 
@@ -241,6 +266,8 @@ class KindWatcher {
     this.state = "stopped";
     if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#cancelWait?.();
+    this.#cancelWait = undefined;
     const informer = this.#informer;
     if (informer !== undefined) await informer.stop();
   }
@@ -258,18 +285,40 @@ class KindWatcher {
   }
 
   /** Logs a state once (the same message is not repeated until the state changes). */
-  #report(key: string, level: "info" | "warn", message: string): void {
+  #report(key: string, level: "info" | "warn" | "debug", message: string): void {
     if (this.#reported === key) return;
     this.#reported = key;
-    this.#o.log[level](message);
+    if (level === "debug") this.#o.log.debug?.(message);
+    else this.#o.log[level](message);
   }
 
   #schedule(ms: number, action: () => void): void {
     if (this.#isStopped()) return;
     if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
+    this.#cancelWait?.();
+    this.#cancelWait = undefined;
     this.#timer = this.#o.clock.setTimeout(() => {
       this.#timer = undefined;
       if (!this.#isStopped()) action();
+    }, ms);
+  }
+
+  /** After a failure: `action` when `error` says the API server is away and it is back, else after `ms`. */
+  #retry(error: unknown, ms: number, action: () => void): void {
+    this.#unreachable = isUnreachable(error);
+    if (!this.#unreachable) {
+      this.#schedule(ms, action);
+      return;
+    }
+    if (this.#isStopped()) return;
+    if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#cancelWait?.();
+    this.#cancelWait = this.#reachability.waitForRecovery((recovered) => {
+      this.#cancelWait = undefined;
+      if (this.#isStopped()) return;
+      if (recovered) this.#delayMs = this.#o.retryMs; // the outage is over: no backoff left over
+      action();
     }, ms);
   }
 
@@ -289,10 +338,10 @@ class KindWatcher {
       this.state = "failing";
       this.#report(
         "discovery-failed",
-        "warn",
+        isUnreachable(error) ? "debug" : "warn",
         `${this.#name}: API discovery failed (${describeError(error)}); retrying`,
       );
-      this.#schedule(this.#backoff(), () => void this.#discover());
+      this.#retry(error, this.#backoff(), () => void this.#discover());
       return;
     }
     if (this.#isStopped()) return;
@@ -428,7 +477,7 @@ class KindWatcher {
     if (wasFailing || this.#reported !== undefined) {
       this.#report(
         "synced",
-        "info",
+        this.#unreachable ? "debug" : "info",
         `${this.#name}: watching ${apiVersionOf(this.resource.group, this.version ?? "")} again`,
       );
     } else {
@@ -465,11 +514,11 @@ class KindWatcher {
     const delay = this.#backoff();
     this.#report(
       "failing",
-      "warn",
-      `${this.#name}: list/watch failed (${describeError(error)}); keeping the last known objects, retrying with backoff`,
+      // The API server being away is logged once for every kind by the reachability probe.
+      isUnreachable(error) ? "debug" : "warn",
+      `${this.#name}: list/watch failed (${describeError(error)}); keeping the last known objects, retrying`,
     );
-    this.#o.log.debug?.(`${this.#name}: retry in ${delay} ms`);
-    this.#schedule(delay, () => void this.#restart());
+    this.#retry(error, delay, () => void this.#restart());
   }
 }
 

@@ -135,6 +135,7 @@ export class FakeCluster {
 
   #request(method: HttpMethod, path: string, options?: RequestOptions): unknown {
     if (this.down) throw this.#unreachable(method, path);
+    if (path === "/readyz") return "ok";
     const fail = (statusCode: number, reason: string) =>
       new KubeApiError(`${method} ${path}: ${statusCode} ${reason}`, { statusCode, reason, method, path });
     for (const r of WATCHED_RESOURCES) {

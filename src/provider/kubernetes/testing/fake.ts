@@ -92,10 +92,30 @@ export class FakeKubeApi implements KubeApi {
         : { ...obj, metadata: { ...current.metadata, ...obj.metadata } };
       return this.put(objectPath, next);
     }
+    if (method === "PATCH") {
+      // A JSON merge patch (RFC 7386).
+      const current = this.objects.get(objectPath);
+      if (current === undefined) throw this.#error(method, path, 404, "NotFound");
+      return this.put(objectPath, mergePatch(current, body) as Record<string, unknown>);
+    }
     if (method === "DELETE") {
       if (!this.objects.delete(objectPath)) throw this.#error(method, path, 404, "NotFound");
       return {};
     }
     throw this.#error(method, path, 405, "MethodNotAllowed");
   }
+}
+
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
+  const base =
+    typeof target === "object" && target !== null && !Array.isArray(target)
+      ? (target as Record<string, unknown>)
+      : {};
+  const entries = new Map(Object.entries(base));
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) entries.delete(key);
+    else entries.set(key, mergePatch(entries.get(key), value));
+  }
+  return Object.fromEntries(entries);
 }
