@@ -20,6 +20,7 @@ import { EventRecorder } from "../observability/events.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../observability/logger.ts";
 import { systemClock, type Clock } from "../provider/clock.ts";
 import { HttpKubeApi, loadKubeConfig, type KubeApi } from "../provider/kubernetes/client.ts";
+import { MetadataWatch } from "../provider/kubernetes/metawatch.ts";
 import { KubernetesProvider, type WatchLike } from "../provider/kubernetes/provider.ts";
 import { startServe, type ServeHandle, type ServeOptions } from "../serve/start.ts";
 import {
@@ -238,6 +239,8 @@ export interface ControllerOptions {
   api?: KubeApi;
   /** Watches (default the library's Watch on kubeConfig). */
   watch?: WatchLike;
+  /** Metadata-only watches of Secrets and ConfigMaps (default MetadataWatch on kubeConfig). */
+  metadataWatch?: WatchLike;
   controllerName?: string;
   /** Address management (default none: Gateways without addresses listen on all interfaces). */
   infrastructure?: GatewayInfrastructure;
@@ -288,6 +291,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const provider = new KubernetesProvider({
     api,
     watch: options.watch ?? new Watch(options.kubeConfig),
+    metadataWatch: options.metadataWatch ?? new MetadataWatch(options.kubeConfig),
     clock,
     log: log("kubernetes"),
     ...(options.providerDebounceMs !== undefined ? { debounceMs: options.providerDebounceMs } : {}),

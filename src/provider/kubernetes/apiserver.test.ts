@@ -23,6 +23,7 @@ import { ManualClock, systemClock } from "../clock.ts";
 import { providerContract } from "../contract.ts";
 import type { ProviderUpdate } from "../types.ts";
 import { describeError, HttpKubeApi, type HttpMethod, type KubeApi, type RequestOptions } from "./client.ts";
+import { MetadataWatch } from "./metawatch.ts";
 import { KubernetesProvider, type WatchLike } from "./provider.ts";
 import { permissions } from "./resources.ts";
 import {
@@ -107,6 +108,8 @@ const used = new Set<string>();
 class RecordingApi implements KubeApi {
   readonly inner: KubeApi;
   puts: string[] = [];
+  /** Paths of every GET. */
+  paths: string[] = [];
   /** The next PUT to a path ending so first sees the object change under it (once). */
   conflictOnce: { suffix: string; touch: () => Promise<void> } | undefined;
   constructor(inner: KubeApi) {
@@ -116,6 +119,7 @@ class RecordingApi implements KubeApi {
     const grant = rbacGrant(method === "GET" ? "GET" : (VERBS[method] ?? method), path);
     if (grant !== undefined) used.add(grant);
     if (method === "PUT" && path.endsWith("/status")) this.puts.push(path);
+    if (method === "GET") this.paths.push(path);
     const conflict = this.conflictOnce;
     if (method === "PUT" && conflict !== undefined && path.endsWith(conflict.suffix)) {
       this.conflictOnce = undefined;
@@ -179,11 +183,7 @@ describe("against a real kube-apiserver", { skip, timeout: 300_000 }, () => {
       (e: { statusCode?: number }) => e.statusCode === 403,
       "Leases other than ours are out of reach (resourceNames)",
     );
-    await assert.rejects(
-      api.request("GET", "/api/v1/namespaces/default/secrets/anything"),
-      (e: { statusCode?: number }) => e.statusCode === 403,
-      "no get on Secrets",
-    );
+
     await api.request("GET", `${GW}/httproutes`); // allowed
   });
 
@@ -409,6 +409,29 @@ addressType: IPv4
 endpoints: [{addresses: ["${nodeIP ?? "192.0.2.1"}"], conditions: {ready: true}}]
 ports: [{name: http, port: ${backendPort}, protocol: TCP}]
 ---
+apiVersion: v1
+kind: Secret
+metadata: {name: tls-cert, namespace: ${ns}}
+type: kubernetes.io/tls
+stringData: {tls.crt: not a certificate, tls.key: not a key}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: unreferenced, namespace: ${ns}}
+stringData: {password: never read by the controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: tls-gw, namespace: ${ns}}
+spec:
+  gatewayClassName: gatehouse
+  listeners:
+    - name: https
+      port: ${listenerPort}
+      protocol: HTTPS
+      hostname: tls.example.com
+      tls: {certificateRefs: [{name: tls-cert}]}
+---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: web, namespace: ${ns}}
@@ -458,6 +481,7 @@ spec:
           kubeConfig: cfg(),
           api: counting.api,
           watch: recordingWatch(new Watch(cfg())),
+          metadataWatch: recordingWatch(new MetadataWatch(cfg())),
           logger: createLogger({ level: process.env["GATEHOUSE_TEST_LOG"] === "1" ? "debug" : "silent" }),
           controllerName: CONTROLLER,
           serve: {
@@ -540,6 +564,21 @@ spec:
       assert.equal(cond(ours?.conditions, "Accepted")?.status, "True");
       assert.equal(cond(ours?.conditions, "ResolvedRefs")?.status, "True");
       assert.equal(cond(route[0]?.conditions, "Accepted")?.lastTransitionTime, "2020-01-01T00:00:00Z");
+    });
+
+    test("Secrets: the referenced one is read (its content reaches the translator), the others never", async () => {
+      const gw = await eventually("tls-gw's listener verdict", async () => {
+        const o = await get<Obj>(`${GW}/namespaces/${ns}/gateways/tls-gw`);
+        const l = (o.status?.["listeners"] ?? []) as Array<{ conditions: Condition[] }>;
+        return cond(l[0]?.conditions, "ResolvedRefs");
+      });
+      assert.equal(gw.status, "False");
+      assert.equal(gw.reason, "InvalidCertificateRef");
+      assert.doesNotMatch(gw.message, /not found/, "the Secret was read");
+      assert.ok(used.has("cluster core/secrets get *"));
+      assert.deepEqual(controller?.provider.referencedCached, [`Secret ${ns}/tls-cert`]);
+      const reads = (counting.api?.paths ?? []).filter((p) => p.includes("/secrets/"));
+      assert.deepEqual([...new Set(reads)], [`/api/v1/namespaces/${ns}/secrets/tls-cert`]);
     });
 
     test(

@@ -21,6 +21,8 @@ export interface RequestOptions {
   contentType?: string;
   /** Milliseconds before the request is abandoned (default the client's). */
   timeoutMs?: number;
+  /** The Accept header (default application/json). */
+  accept?: string;
   /** Abandons the request when aborted (e.g. the moment this replica stops leading). */
   signal?: AbortSignal | undefined;
 }
@@ -123,7 +125,7 @@ export class HttpKubeApi implements KubeApi {
     await this.#config.applyToHTTPSOptions(opts);
     const headers: Record<string, string> = {
       ...(opts.headers as Record<string, string> | undefined),
-      accept: "application/json",
+      accept: options.accept ?? "application/json",
     };
     let payload: Buffer | undefined;
     if (body !== undefined) {

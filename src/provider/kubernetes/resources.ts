@@ -17,6 +17,11 @@ export interface WatchedResource {
    * all these versions share).
    */
   versions: readonly string[];
+  /**
+   * Watched metadata-only; the provider reads in full only the objects that are referenced (see
+   * references.ts). Secrets and ConfigMaps.
+   */
+  metadataOnly?: true;
 }
 
 export const GATEWAY_API_GROUP = "gateway.networking.k8s.io";
@@ -96,8 +101,15 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
     namespaced: true,
     versions: ["v1"],
   },
-  { kind: "Secret", group: "", plural: "secrets", namespaced: true, versions: ["v1"] },
-  { kind: "ConfigMap", group: "", plural: "configmaps", namespaced: true, versions: ["v1"] },
+  { kind: "Secret", group: "", plural: "secrets", namespaced: true, versions: ["v1"], metadataOnly: true },
+  {
+    kind: "ConfigMap",
+    group: "",
+    plural: "configmaps",
+    namespaced: true,
+    versions: ["v1"],
+    metadataOnly: true,
+  },
 ];
 
 /** Kinds whose status Gatehouse writes (through the `status` subresource). */
@@ -176,8 +188,10 @@ export function permissions(leaseName: string): Permission[] {
   const out: Permission[] = WATCHED_RESOURCES.map((r) => ({
     group: r.group,
     resource: r.plural,
-    // The status writer GETs an object again after a 409 Conflict.
-    verbs: STATUS_KINDS.includes(r.kind) ? ["get", "list", "watch"] : ["list", "watch"],
+    // The status writer GETs an object again after a 409 Conflict; the provider GETs the Secrets
+    // and ConfigMaps that are referenced (it watches them metadata-only).
+    verbs:
+      STATUS_KINDS.includes(r.kind) || r.metadataOnly === true ? ["get", "list", "watch"] : ["list", "watch"],
     scope: "cluster",
   }));
   for (const kind of STATUS_KINDS) {
