@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -1016,6 +1016,127 @@ spec:
       assert.equal(released.spec.holderIdentity, undefined, "released on shutdown");
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("`gatehouse controller` killed with SIGKILL: the next one on the state directory stops the HAProxy left behind; one data plane serves", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gatehouse-controller-kill-"));
+    const kubeconfig = join(dir, "kubeconfig");
+    await writeFile(kubeconfig, cfg().exportConfig());
+    const stateDir = join(dir, "state");
+    const free = () =>
+      new Promise<number>((resolve) => {
+        const s = createServer().listen(0, "127.0.0.1", () => {
+          const p = (s.address() as { port: number }).port;
+          s.close(() => resolve(p));
+        });
+      });
+    const args = [
+      join(REPO, "bin", "gatehouse.js"),
+      "controller",
+      `--kubeconfig=${kubeconfig}`,
+      "--controller-name=example.dev/cli-test",
+      "--lease-namespace=gatehouse-system",
+      `--admin=127.0.0.1:${await free()}`,
+      `--haproxy-metrics=127.0.0.1:${await free()}`,
+      `--state-dir=${stateDir}`,
+      "--log-format=text",
+    ];
+    const output: string[] = [];
+    const start = () => {
+      const child = spawn(process.execPath, args, {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, KUBECONFIG: "" },
+      });
+      child.stdout.on("data", (d: Buffer) => output.push(d.toString()));
+      child.stderr.on("data", (d: Buffer) => output.push(d.toString()));
+      return child;
+    };
+    const haproxyPid = async (): Promise<number | undefined> => {
+      try {
+        const n = Number((await readFile(join(stateDir, "haproxy.pid"), "utf8")).trim());
+        return Number.isInteger(n) && n > 0 ? n : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    /** Live processes (not zombies) whose command line names this state directory. */
+    const dataPlane = async (): Promise<Array<{ pid: number; ppid: number }>> => {
+      const out: Array<{ pid: number; ppid: number }> = [];
+      for (const name of await readdir("/proc")) {
+        if (!/^\d+$/.test(name)) continue;
+        try {
+          const cmdline = await readFile(`/proc/${name}/cmdline`, "utf8");
+          if (cmdline === "" || !cmdline.includes(stateDir) || !cmdline.includes("haproxy")) continue;
+          const status = await readFile(`/proc/${name}/status`, "utf8");
+          out.push({ pid: Number(name), ppid: Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0) });
+        } catch {
+          // gone meanwhile
+        }
+      }
+      return out;
+    };
+    const first = start();
+    let second: ReturnType<typeof start> | undefined;
+    try {
+      const p1 = await eventually("the first controller's HAProxy", haproxyPid, 30_000).catch(
+        (error: unknown) => {
+          throw new Error(`${String(error)}\n${output.join("")}`);
+        },
+      );
+      const exited = new Promise((resolve) => first.once("exit", resolve));
+      first.kill("SIGKILL");
+      await exited;
+      second = start();
+      const p2 = await eventually(
+        "a new HAProxy",
+        async () => {
+          const p = await haproxyPid();
+          return p !== undefined && p !== p1 ? p : undefined;
+        },
+        30_000,
+      ).catch((error: unknown) => {
+        throw new Error(`${String(error)}\n${output.join("")}`);
+      });
+      const ppid = async (pid: number): Promise<number> => {
+        try {
+          const status = await readFile(`/proc/${pid}/status`, "utf8");
+          return Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+        } catch {
+          return 0;
+        }
+      };
+      /** Whether `pid` is `ancestor` or descends from it. */
+      const descends = async (pid: number, ancestor: number): Promise<boolean> => {
+        for (let p = pid; p > 1; p = await ppid(p)) if (p === ancestor) return true;
+        return false;
+      };
+      const owner = second.pid;
+      assert.ok(owner !== undefined);
+      const processes = await eventually(
+        "only the new controller's data plane",
+        async () => {
+          const list = await dataPlane();
+          for (const p of list) if (!(await descends(p.pid, owner))) return undefined;
+          return list;
+        },
+        10_000,
+      ).catch(async (error: unknown) => {
+        throw new Error(`${String(error)}: ${JSON.stringify(await dataPlane())} (old ${p1}, new ${p2})`);
+      });
+      assert.ok(
+        processes.some((p) => p.pid === p2),
+        "the new master runs",
+      );
+      assert.ok(!processes.some((p) => p.pid === p1), "the old master is gone");
+    } finally {
+      if (first.exitCode === null && first.signalCode === null) first.kill("SIGKILL");
+      if (second !== undefined) {
+        const done = new Promise((resolve) => second?.once("exit", resolve));
+        second.kill("SIGTERM");
+        await done;
+      }
       await rm(dir, { recursive: true, force: true });
     }
   });
