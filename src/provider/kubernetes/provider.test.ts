@@ -265,7 +265,7 @@ describe("KubernetesProvider (fake API server)", () => {
       ],
       "one warning for the outage, not one per kind or per retry",
     );
-    // Waiting kinds resume at the first ready /readyz probe (every 500–600 ms), not after a backoff.
+    // Waiting kinds resume at the first ready /readyz probe (every 250–300 ms), not after a backoff.
     const listsBefore = cluster.lists.get("services") ?? 0;
     cluster.down = false;
     cluster.apply(svc("b"));

@@ -88,7 +88,7 @@ export interface KubernetesProviderOptions {
   missingGraceMs?: number;
   /** Page size of lists (default 500). */
   pageSize?: number;
-  /** Time between /readyz probes while the API server is away (default 500 ms). */
+  /** Time between /readyz probes while the API server is away (default 250 ms). */
   probeMs?: number;
   /** Timers (default the real ones); also drives ListWatch's reconnect delays. */
   clock?: Clock;
@@ -132,7 +132,7 @@ export class KubernetesProvider implements Provider {
       discoveryRetryMs: options.discoveryRetryMs ?? 30_000,
       missingGraceMs: options.missingGraceMs ?? 10_000,
       pageSize: options.pageSize ?? 500,
-      probeMs: options.probeMs ?? 500,
+      probeMs: options.probeMs ?? 250,
       clock: options.clock ?? systemClock,
       log: options.log ?? silent,
     };

@@ -20,7 +20,7 @@ import { describeError, statusCodeOf, type KubeApi } from "./client.ts";
 export interface ReachabilityOptions {
   api: KubeApi;
   clock: Clock;
-  /** Time between probes while someone waits (default 500 ms). */
+  /** Time between probes while someone waits (default 250 ms). */
   probeMs?: number;
   /** Timeout of one probe (default 1 s). */
   probeTimeoutMs?: number;
@@ -54,7 +54,7 @@ export class ApiServerReachability {
 
   constructor(options: ReachabilityOptions) {
     this.#o = {
-      probeMs: 500,
+      probeMs: 250,
       probeTimeoutMs: 1_000,
       random: Math.random,
       ...options,
