@@ -20,6 +20,33 @@ describe("gatehouse controller: command line", () => {
     assert.deepEqual(a.admin, { host: "127.0.0.1", port: 9901 });
     assert.deepEqual(a.udp, { idleTimeoutMs: 60_000, maxFlows: 4096 });
     assert.equal(a.logFormat, "json");
+    assert.deepEqual(a.leaseTimings, {
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+    });
+  });
+
+  test("leader election timings: durations, checked as client-go checks them", () => {
+    const a = parseControllerArgs([
+      "--leader-elect-lease-duration=1m",
+      "--leader-elect-renew-deadline=40s",
+      "--leader-elect-retry-period=500ms",
+    ]);
+    assert.deepEqual(a.leaseTimings, {
+      leaseDurationMs: 60_000,
+      renewDeadlineMs: 40_000,
+      retryPeriodMs: 500,
+    });
+    for (const args of [
+      ["--leader-elect-lease-duration=10s"], // not longer than the default renew deadline
+      ["--leader-elect-renew-deadline=2s"], // not longer than 1.2 × the default retry period
+      ["--leader-elect-retry-period=0s"],
+      ["--leader-elect-lease-duration=15"],
+      ["--leader-elect-renew-deadline=-1s"],
+    ]) {
+      assert.throws(() => parseControllerArgs(args), UsageError, args.join(" "));
+    }
   });
 
   test("flags", () => {

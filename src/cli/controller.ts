@@ -10,17 +10,26 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { Gauge } from "prom-client";
 import { GatehouseError, UsageError } from "../errors.ts";
 import { IpBinder, type AddressBinder } from "../infra/host/binder.ts";
 import { HostInfrastructure } from "../infra/host/host.ts";
 import { AddressPool } from "../infra/host/pool.ts";
 import type { GatewayInfrastructure } from "../infra/types.ts";
+import { EventRecorder } from "../observability/events.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../observability/logger.ts";
 import { systemClock, type Clock } from "../provider/clock.ts";
 import { HttpKubeApi, loadKubeConfig, type KubeApi } from "../provider/kubernetes/client.ts";
-import { KubernetesProvider } from "../provider/kubernetes/provider.ts";
+import { MetadataWatch } from "../provider/kubernetes/metawatch.ts";
+import { KubernetesProvider, type WatchLike } from "../provider/kubernetes/provider.ts";
 import { startServe, type ServeHandle, type ServeOptions } from "../serve/start.ts";
-import { DEFAULT_LEASE_NAME, LeaderElector } from "../status/leader.ts";
+import {
+  DEFAULT_LEASE_NAME,
+  LEADER_ELECTION_DEFAULTS,
+  LeaderElector,
+  leaseTimingsProblem,
+} from "../status/leader.ts";
+import { StatusEvents } from "../status/events.ts";
 import { StatusPublisher } from "../status/publisher.ts";
 import { KubernetesStatusWriter, type StatusWriteReport } from "../status/writer.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
@@ -53,6 +62,16 @@ Flags:
       --lease-namespace NS   Namespace of the Lease (default: the pod's namespace in a cluster,
                              else ${DEFAULT_LEASE_NAMESPACE}).
       --lease-name NAME      Name of the Lease (default ${DEFAULT_LEASE_NAME}).
+      --leader-elect-lease-duration DUR
+                             How long a Lease is honoured without renewal before another
+                             replica may take it (default 15s).
+      --leader-elect-renew-deadline DUR
+                             The leader stops writing status when it could not renew for this
+                             long; every status request is bounded by it (default 10s).
+      --leader-elect-retry-period DUR
+                             Time between attempts to take or renew the Lease (default 2s).
+                             DUR: 500ms, 15s, 1m. Must hold: lease duration > renew deadline
+                             > 1.2 × retry period (as client-go checks).
       --admin HOST:PORT      Admin HTTP server: /ready, /status, /config, /metrics
                              (default 127.0.0.1:9901).
 ${ADMIN_AUTH_HELP}
@@ -91,6 +110,7 @@ export interface ControllerArgs {
   leaderElect: boolean;
   leaseNamespace: string | undefined;
   leaseName: string;
+  leaseTimings: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
   admin: { host: string; port: number };
   stateDir: string;
   haproxy: string;
@@ -114,6 +134,9 @@ export function parseControllerArgs(args: readonly string[]): ControllerArgs {
       "leader-elect": { type: "string" },
       "lease-namespace": { type: "string" },
       "lease-name": { type: "string" },
+      "leader-elect-lease-duration": { type: "string" },
+      "leader-elect-renew-deadline": { type: "string" },
+      "leader-elect-retry-period": { type: "string" },
       ...DATAPLANE_OPTIONS,
     },
     strict: true,
@@ -133,6 +156,28 @@ export function parseControllerArgs(args: readonly string[]): ControllerArgs {
     throw new UsageError(
       `--interface must be an interface name (at most 15 characters), not "${interfaceName}"`,
     );
+  const leaseTimings = {
+    leaseDurationMs: durationFlag(
+      "--leader-elect-lease-duration",
+      values["leader-elect-lease-duration"],
+      LEADER_ELECTION_DEFAULTS.leaseDurationMs,
+    ),
+    renewDeadlineMs: durationFlag(
+      "--leader-elect-renew-deadline",
+      values["leader-elect-renew-deadline"],
+      LEADER_ELECTION_DEFAULTS.renewDeadlineMs,
+    ),
+    retryPeriodMs: durationFlag(
+      "--leader-elect-retry-period",
+      values["leader-elect-retry-period"],
+      LEADER_ELECTION_DEFAULTS.retryPeriodMs,
+    ),
+  };
+  const timingProblem = leaseTimingsProblem(leaseTimings);
+  if (timingProblem !== undefined)
+    throw new UsageError(
+      `--leader-elect-*: ${timingProblem} (lease duration ${leaseTimings.leaseDurationMs} ms, renew deadline ${leaseTimings.renewDeadlineMs} ms, retry period ${leaseTimings.retryPeriodMs} ms)`,
+    );
   // Validated here so a bad value is a usage error, not a failure at the first log line.
   const flags = parseDataplaneFlags(values, DEFAULT_STATE_DIR);
   return {
@@ -144,6 +189,7 @@ export function parseControllerArgs(args: readonly string[]): ControllerArgs {
     leaderElect: leaderElect === "true",
     leaseNamespace: values["lease-namespace"],
     leaseName: values["lease-name"] ?? DEFAULT_LEASE_NAME,
+    leaseTimings,
     admin: flags.admin,
     stateDir: flags.stateDir,
     haproxy: flags.haproxy,
@@ -155,6 +201,16 @@ export function parseControllerArgs(args: readonly string[]): ControllerArgs {
     logLevel: flags.logLevel,
     udp: flags.udp,
   };
+}
+
+/** A duration flag (`500ms`, `15s`, `1.5m`) in milliseconds; `fallback` when not given. */
+export function durationFlag(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(value);
+  const ms = m === null ? NaN : Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "s" ? 1000 : 60_000);
+  if (!Number.isFinite(ms) || ms <= 0)
+    throw new UsageError(`${flag} must be a positive duration such as 500ms, 15s or 1m, not "${value}"`);
+  return Math.round(ms);
 }
 
 /** The Lease namespace: the flag, else the pod's namespace (in a cluster), else the default. */
@@ -181,6 +237,10 @@ export interface ControllerOptions {
   logger: Logger;
   /** API client (default HttpKubeApi on kubeConfig). */
   api?: KubeApi;
+  /** Watches (default the library's Watch on kubeConfig). */
+  watch?: WatchLike;
+  /** Metadata-only watches of Secrets and ConfigMaps (default MetadataWatch on kubeConfig). */
+  metadataWatch?: WatchLike;
   controllerName?: string;
   /** Address management (default none: Gateways without addresses listen on all interfaces). */
   infrastructure?: GatewayInfrastructure;
@@ -208,6 +268,8 @@ export interface ControllerHandle {
   readonly provider: KubernetesProvider;
   readonly elector: LeaderElector | undefined;
   readonly publisher: StatusPublisher;
+  /** Events about Gateway API objects (from status changes) and about leadership (on the Lease). */
+  readonly events: EventRecorder;
   /** Stops everything: provider, loop, HAProxy, status writes (the Lease is released), addresses. */
   stop(options?: { graceful?: boolean; timeoutMs?: number }): Promise<void>;
 }
@@ -228,16 +290,35 @@ export async function startController(options: ControllerOptions): Promise<Contr
   };
   const provider = new KubernetesProvider({
     api,
-    watch: new Watch(options.kubeConfig),
+    watch: options.watch ?? new Watch(options.kubeConfig),
+    metadataWatch: options.metadataWatch ?? new MetadataWatch(options.kubeConfig),
     clock,
     log: log("kubernetes"),
     ...(options.providerDebounceMs !== undefined ? { debounceMs: options.providerDebounceMs } : {}),
   });
   const writer = new KubernetesStatusWriter({ api, controllerName, log: log("status") });
+  const identity = options.leaderElection === false ? leaderIdentity() : options.leaderElection.identity;
+  const events = new EventRecorder({
+    api,
+    clock,
+    now,
+    reportingController: controllerName,
+    reportingInstance: identity,
+    log: log("events"),
+  });
+  const statusEvents = new StatusEvents();
   let elector: LeaderElector | undefined;
+  // Registered with the serve pipeline's registry once it exists; set from the first change on.
+  const leaderGauge = new Gauge({
+    name: "gatehouse_leader",
+    help: "1 while this replica writes status (holds the leader Lease, or runs without leader election), else 0.",
+    registers: [],
+  });
+  leaderGauge.set(options.leaderElection === false ? 1 : 0);
   const publisher = new StatusPublisher({
     writer,
-    isLeader: () => elector?.isLeader ?? true,
+    // Without leader election this replica always writes, unfenced.
+    ...(options.leaderElection !== false ? { fence: () => elector?.fence() } : {}),
     clock,
     log: log("status"),
     ...(options.onStatusPass !== undefined ? { onPass: options.onStatusPass } : {}),
@@ -250,7 +331,22 @@ export async function startController(options: ControllerOptions): Promise<Contr
       identity: le.identity,
       clock,
       now,
-      onChange: (leader) => publisher.leadershipChanged(leader),
+      onChange: (leader) => {
+        leaderGauge.set(leader ? 1 : 0);
+        publisher.leadershipChanged(leader);
+        events.record({
+          regarding: {
+            apiVersion: "coordination.k8s.io/v1",
+            kind: "Lease",
+            namespace: le.namespace,
+            name: le.name ?? DEFAULT_LEASE_NAME,
+          },
+          type: "Normal",
+          reason: "LeaderElection",
+          action: leader ? "Lead" : "StepDown",
+          note: leader ? `${le.identity} became leader` : `${le.identity} stopped leading`,
+        });
+      },
       log: log("leader-election"),
       ...(le.name !== undefined ? { name: le.name } : {}),
       ...(le.leaseDurationMs !== undefined ? { leaseDurationMs: le.leaseDurationMs } : {}),
@@ -267,23 +363,31 @@ export async function startController(options: ControllerOptions): Promise<Contr
       logger,
       controllerName,
       provider,
-      onStatuses: (statuses, update) => publisher.publish(statuses, update.snapshot),
+      onStatuses: (statuses, update) => {
+        publisher.publish(statuses, update.snapshot);
+        // Only the replica that writes status reports Events about it (one voice per cluster).
+        const leading = elector === undefined || elector.isLeader;
+        statusEvents.observe(statuses, update.snapshot, leading ? events : undefined);
+      },
       ...(infrastructure !== undefined ? { infrastructure } : {}),
     });
   } catch (error) {
     await elector?.stop();
+    await events.stop();
     await infrastructure?.close();
     throw error;
   }
+  serve.metrics.registry.registerMetric(leaderGauge);
   let stopping: Promise<void> | undefined;
   const stop = (how: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> =>
     (stopping ??= (async () => {
       await serve.stop(how);
       await publisher.stop();
       await elector?.stop();
+      await events.stop();
       await infrastructure?.close();
     })());
-  return { serve, provider, elector, publisher, stop };
+  return { serve, provider, elector, publisher, events, stop };
 }
 
 async function runController(args: readonly string[], io: CliIO): Promise<number> {
@@ -323,7 +427,12 @@ async function runController(args: readonly string[], io: CliIO): Promise<number
     },
     infrastructure,
     leaderElection: a.leaderElect
-      ? { namespace: leaseNamespace(a.leaseNamespace), name: a.leaseName, identity: leaderIdentity() }
+      ? {
+          namespace: leaseNamespace(a.leaseNamespace),
+          name: a.leaseName,
+          identity: leaderIdentity(),
+          ...a.leaseTimings,
+        }
       : false,
   });
   logger.info({ admin: controller.serve.adminUrl }, "gatehouse controller running");
