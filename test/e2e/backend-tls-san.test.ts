@@ -5,12 +5,11 @@
 // request at all (the check happens before HAProxy sends a byte).
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:https";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Harness, selfSignedCert } from "./harness.ts";
+import { startTLSBackend, type TLSBackend } from "./tls-backend.ts";
 import { docs, gateway, gatewayClass, httpRoute, NS, prefix, ref, service, type Obj } from "./resources.ts";
 
 function policy(name: string, sans: Obj[]): Obj {
@@ -43,21 +42,19 @@ const CASES: Record<string, Obj[]> = {
 
 describe("BackendTLSPolicy subjectAltNames (TLS bridge)", { concurrency: false }, () => {
   let h: Harness | undefined;
-  let server: Server | undefined;
+  let server: TLSBackend | undefined;
   let dir: string | undefined;
   let requests = 0;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "gh-e2e-san-"));
     const cert = await selfSignedCert(dir, ["backend.tls.test", "URI:spiffe://gatehouse.test/api"]);
-    const s = createServer({ cert: cert.cert, key: cert.key }, (_req, res) => {
+    server = await startTLSBackend({ cert: cert.cert, key: cert.key }, (_req, res) => {
       requests++;
       res.writeHead(200, { "content-type": "text/plain" });
       res.end("san backend");
     });
-    server = s;
-    await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-    const endpoint = `127.0.0.1:${(s.address() as AddressInfo).port}`;
+    const endpoint = server.endpoint;
     h = await Harness.start({ ports: 1, files: () => ({}) });
     const applied = await h.write({
       "all.yaml": docs(
@@ -84,8 +81,7 @@ describe("BackendTLSPolicy subjectAltNames (TLS bridge)", { concurrency: false }
 
   after(async () => {
     await h?.close();
-    server?.closeAllConnections();
-    await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
+    await server?.close();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
