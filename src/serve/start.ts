@@ -11,9 +11,7 @@ import { stat } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
-import { launchAdmin, type AdminListen } from "../admin/launch.ts";
-import type { AdminServer } from "../admin/server.ts";
-import { AdminStateStore } from "../admin/state.ts";
+import type { AdminListen } from "../admin/launch.ts";
 import { canBindExclusively, HAProxyApplier } from "../dataplane/haproxy/apply/applier.ts";
 import { nodeFileWriter } from "../dataplane/haproxy/apply/files.ts";
 import {
@@ -31,15 +29,13 @@ import { UdpForwarder } from "../dataplane/udp/forwarder.ts";
 import { GatehouseError } from "../errors.ts";
 import { udpMetrics } from "../dataplane/udp/metrics.ts";
 import { nodeUdpSockets } from "../dataplane/udp/sockets.ts";
-import { createMetrics, type Metrics } from "../observability/metrics.ts";
 import { FileProvider } from "../provider/file/provider.ts";
 import type { Provider, ProviderUpdate } from "../provider/types.ts";
 import type { GatewayInfrastructure } from "../infra/types.ts";
 import type { StatusEntry } from "../status/types.ts";
-import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
 import { hostAddresses, type InterfaceAddress } from "./addresses.ts";
 import { TLSBridge } from "../dataplane/tlsbridge/bridge.ts";
-import { ServeLoop } from "./loop.ts";
+import { startControlPlane, type ControlPlaneHandle, type ControlPlaneOptions } from "./control.ts";
 
 export interface ServeOptions {
   /** A YAML file or a directory (searched recursively), watched by a FileProvider. */
@@ -61,6 +57,8 @@ export interface ServeOptions {
   /** The haproxy binary: a path, or a name looked up on PATH (default "haproxy"). */
   haproxy?: string;
   controllerName?: string;
+  /** Translator options beyond controller name, time and validators (e.g. the infrastructure mode). */
+  translate?: ControlPlaneOptions<Provider>["translate"];
   /** Pre-allocated server slots per backend (default 16). */
   serverSlots?: number;
   /** Spare backends new Services take without a reload (default 16). */
@@ -86,22 +84,12 @@ export interface ServeOptions {
 }
 
 /** `P`: the provider's type (a FileProvider unless `provider` was given). */
-export interface ServeHandle<P extends Provider = FileProvider> {
-  /** `http://host:port` of the admin server. */
-  readonly adminUrl: string;
+export interface ServeHandle<P extends Provider = FileProvider> extends ControlPlaneHandle<P> {
   readonly stateDir: string;
-  readonly store: AdminStateStore;
-  /** The admin server (its HTTP side runs in a worker thread). */
-  readonly admin: AdminServer;
-  readonly metrics: Metrics;
   readonly haproxy: HAProxyProcess;
   readonly applier: HAProxyApplier;
   /** The data plane of UDP listeners. */
   readonly udp: UdpForwarder;
-  readonly loop: ServeLoop;
-  readonly provider: P;
-  /** Stops watching, lets the loop finish, stops HAProxy and the admin server. Idempotent. */
-  stop(options?: { graceful?: boolean; timeoutMs?: number }): Promise<void>;
 }
 
 /** `--config` names nothing: an error at start (a path that disappears later keeps the last good config). */
@@ -185,21 +173,12 @@ async function startLocked<P extends Provider>(
     hardStopAfter: options.hardStopAfter ?? "10m",
     metricsAddress,
   };
-  const store = new AdminStateStore(now);
-  const metrics = createMetrics();
   const haproxy = new HAProxyProcess({
     masterSocket,
     pidFile,
     binary,
     logger: logger.child({ component: "haproxy" }),
     ...(options.restart !== undefined ? { restart: options.restart } : {}),
-  });
-  haproxy.on((event) => {
-    const text = describeProcessEvent(event);
-    if (text === undefined) return;
-    store.recordProcessEvent(text);
-    if (event.type === "exited" && !event.expected) logger.error({ event }, text);
-    else logger.info({ event }, text);
   });
   const applier = new HAProxyApplier({
     stateDir,
@@ -208,47 +187,8 @@ async function startLocked<P extends Provider>(
     files: nodeFileWriter,
     render: renderOptions,
   });
-  const udp = new UdpForwarder({
-    sockets: nodeUdpSockets,
-    metrics: udpMetrics(metrics),
-    logger: logger.child({ component: "udp" }),
-    ...(options.udp?.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.udp.idleTimeoutMs } : {}),
-    ...(options.udp?.maxFlows !== undefined ? { maxFlows: options.udp.maxFlows } : {}),
-  });
+  let udp: UdpForwarder | undefined;
   const tlsBridge = new TLSBridge({ logger: logger.child({ component: "tlsbridge" }) });
-  const loop = new ServeLoop({
-    controllerName: options.controllerName ?? DEFAULT_CONTROLLER_NAME,
-    renderOptions,
-    dataplane: new CombinedDataplane(
-      {
-        apply: async (ir) => {
-          const outcome = await applier.apply(ir);
-          if (outcome.spares !== undefined) store.recordSpares(outcome.spares);
-          return outcome;
-        },
-      },
-      udp,
-      tlsBridge,
-    ),
-    store,
-    metrics,
-    logger,
-    hostAddresses: options.hostAddresses ?? hostAddresses(interfaces()),
-    now,
-    ...(options.onProcessed !== undefined ? { onProcessed: options.onProcessed } : {}),
-    ...(options.infrastructure !== undefined ? { infrastructure: options.infrastructure } : {}),
-    ...(options.onStatuses !== undefined ? { onStatuses: options.onStatuses } : {}),
-  });
-  const launched = await launchAdmin({
-    listen: admin,
-    state: store,
-    registry: metrics.registry,
-    haproxyMetricsUrl: `http://${metricsAddress}/metrics`,
-    logger,
-  });
-  const server = launched.server;
-  const adminUrl = server.address?.url ?? `http://${admin.host}:${admin.port}`;
-  logger.info({ admin: adminUrl, stateDir, config }, "gatehouse serve starting");
   // Without `provider`, P is FileProvider (its default): the cast only restates that.
   const provider: P =
     options.provider ??
@@ -257,30 +197,65 @@ async function startLocked<P extends Provider>(
       onWarning: (w) => logger.warn(w),
       ...(options.debounceMs !== undefined ? { debounceMs: options.debounceMs } : {}),
     }) as Provider as P);
-
+  logger.info({ admin: `${admin.host}:${admin.port}`, stateDir, config }, "gatehouse serve starting");
+  const control = await startControlPlane({
+    provider,
+    renderOptions,
+    logger,
+    admin,
+    haproxyMetricsUrl: `http://${metricsAddress}/metrics`,
+    hostAddresses: options.hostAddresses ?? hostAddresses(interfaces()),
+    now,
+    ...(options.controllerName !== undefined ? { controllerName: options.controllerName } : {}),
+    ...(options.translate !== undefined ? { translate: options.translate } : {}),
+    ...(options.onUpdate !== undefined ? { onUpdate: options.onUpdate } : {}),
+    ...(options.onProcessed !== undefined ? { onProcessed: options.onProcessed } : {}),
+    ...(options.infrastructure !== undefined ? { infrastructure: options.infrastructure } : {}),
+    ...(options.onStatuses !== undefined ? { onStatuses: options.onStatuses } : {}),
+    dataplane: ({ store, metrics }) => {
+      haproxy.on((event) => {
+        const text = describeProcessEvent(event);
+        if (text === undefined) return;
+        store.recordProcessEvent(text);
+        if (event.type === "exited" && !event.expected) logger.error({ event }, text);
+        else logger.info({ event }, text);
+      });
+      udp = new UdpForwarder({
+        sockets: nodeUdpSockets,
+        metrics: udpMetrics(metrics),
+        logger: logger.child({ component: "udp" }),
+        ...(options.udp?.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.udp.idleTimeoutMs } : {}),
+        ...(options.udp?.maxFlows !== undefined ? { maxFlows: options.udp.maxFlows } : {}),
+      });
+      return new CombinedDataplane(
+        {
+          apply: async (ir) => {
+            const outcome = await applier.apply(ir);
+            if (outcome.spares !== undefined) store.recordSpares(outcome.spares);
+            return outcome;
+          },
+        },
+        udp,
+        tlsBridge,
+      );
+    },
+    beforeAdminClose: async ({ graceful, timeoutMs }) => {
+      await haproxy.stop({ graceful, timeoutMs });
+      await udp?.close();
+      await tlsBridge.close();
+    },
+  });
   let stopping: Promise<void> | undefined;
   const stop = (how: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> =>
     (stopping ??= (async () => {
-      await provider.stop();
-      loop.stop();
-      await loop.idle();
-      await haproxy.stop({ graceful: how.graceful ?? true, timeoutMs: how.timeoutMs ?? 5000 });
-      await udp.close();
-      await tlsBridge.close();
-      await launched.close();
-      await lock.release();
+      try {
+        await control.stop(how);
+      } finally {
+        await lock.release();
+      }
     })());
-
-  try {
-    await provider.start((update) => {
-      options.onUpdate?.(update);
-      loop.submit(update);
-    });
-  } catch (err) {
-    await stop({ graceful: false });
-    throw err;
-  }
-  return { adminUrl, stateDir, store, admin: server, metrics, haproxy, applier, udp, loop, provider, stop };
+  if (udp === undefined) throw new Error("startServe: the data plane was not created");
+  return { ...control, stateDir, haproxy, applier, udp, stop };
 }
 
 /** `host:port` or `[v6]:port` → [host, port]. */
