@@ -49,8 +49,30 @@ programs an HAProxy it runs as a child process, and writes the statuses back (le
 Flags:
       --kubeconfig PATH      Kubeconfig file (default: $KUBECONFIG, then the in-cluster service
                              account, then ~/.kube/config).
-      --infrastructure host  Where Gateways are served: host = by this process, on addresses of
-                             this host (default). kubernetes is not implemented yet.
+      --infrastructure host|kubernetes
+                             Where Gateways are served: host = by this process, on addresses of
+                             this host (default); kubernetes = each Gateway by its own Deployment
+                             of data-plane pods (\`gatehouse dataplane\`) behind its own Service,
+                             which this process creates and streams the Gateway's configuration
+                             to over mutual TLS.
+
+  --infrastructure kubernetes:
+      --dataplane-image IMAGE
+                             The data-plane pods' image (required; the chart gives its own).
+      --dataplane-image-pull-policy Always|IfNotPresent|Never
+                             (default IfNotPresent)
+      --dataplane-image-pull-secret NAME
+                             An image pull Secret for the data-plane pods (repeatable; it must
+                             exist in each Gateway's namespace).
+      --distribute-listen HOST:PORT
+                             Where the config stream listens (default 0.0.0.0:9443).
+      --distribute-address HOST:PORT
+                             The address data-plane pods dial to reach that stream (required:
+                             the controller's Service, e.g. gatehouse-distribution.gatehouse-system.svc:9443).
+      --ca-secret NAME       Secret (in the Lease namespace) holding the CA that signs the
+                             stream's certificates; created when missing (default gatehouse-ca).
+
+  --infrastructure host:
       --address-pool CIDR    Addresses for Gateways without spec.addresses, one per Gateway,
                              stable per namespace/name, added to --interface. Without a pool such
                              Gateways listen on all interfaces.
@@ -103,7 +125,9 @@ export const controllerCommand: Command = {
 /** The command line, checked; exported so tests (and deploy/ manifests' tests) can parse args. */
 export interface ControllerArgs {
   kubeconfig: string | undefined;
-  infrastructure: "host";
+  infrastructure: "host" | "kubernetes";
+  /** --infrastructure kubernetes only. */
+  kubernetes: KubernetesInfraArgs | undefined;
   addressPool: AddressPool | undefined;
   interfaceName: string;
   controllerName: string;
@@ -123,6 +147,24 @@ export interface ControllerArgs {
   udp: { idleTimeoutMs: number; maxFlows: number };
 }
 
+export interface KubernetesInfraArgs {
+  dataplaneImage: string;
+  dataplanePullPolicy: "Always" | "IfNotPresent" | "Never";
+  dataplanePullSecrets: string[];
+  distributeListen: { host: string; port: number };
+  distributeAddress: { host: string; port: number };
+  caSecret: string;
+}
+
+const KUBERNETES_ONLY = [
+  "dataplane-image",
+  "dataplane-image-pull-policy",
+  "dataplane-image-pull-secret",
+  "distribute-listen",
+  "distribute-address",
+  "ca-secret",
+] as const;
+
 export function parseControllerArgs(args: readonly string[]): ControllerArgs {
   const { values } = parseArgs({
     args: [...args],
@@ -137,17 +179,31 @@ export function parseControllerArgs(args: readonly string[]): ControllerArgs {
       "leader-elect-lease-duration": { type: "string" },
       "leader-elect-renew-deadline": { type: "string" },
       "leader-elect-retry-period": { type: "string" },
+      "dataplane-image": { type: "string" },
+      "dataplane-image-pull-policy": { type: "string" },
+      "dataplane-image-pull-secret": { type: "string", multiple: true },
+      "distribute-listen": { type: "string" },
+      "distribute-address": { type: "string" },
+      "ca-secret": { type: "string" },
       ...DATAPLANE_OPTIONS,
     },
     strict: true,
     allowPositionals: false,
   });
   const infrastructure = values.infrastructure ?? "host";
+  if (infrastructure !== "host" && infrastructure !== "kubernetes")
+    throw new UsageError(`--infrastructure must be host or kubernetes, not "${infrastructure}"`);
+  let kubernetes: KubernetesInfraArgs | undefined;
   if (infrastructure === "kubernetes") {
-    throw new UsageError("--infrastructure kubernetes: not implemented yet: use --infrastructure host");
+    if (values["address-pool"] !== undefined)
+      throw new UsageError(
+        "--address-pool: only with --infrastructure host (each Gateway's Service gets its address)",
+      );
+    kubernetes = parseKubernetesInfraArgs(values);
+  } else {
+    const given = KUBERNETES_ONLY.find((flag) => values[flag] !== undefined);
+    if (given !== undefined) throw new UsageError(`--${given}: only with --infrastructure kubernetes`);
   }
-  if (infrastructure !== "host")
-    throw new UsageError(`--infrastructure must be host (or kubernetes), not "${infrastructure}"`);
   const leaderElect = values["leader-elect"] ?? "true";
   if (leaderElect !== "true" && leaderElect !== "false")
     throw new UsageError(`--leader-elect must be true or false, not "${leaderElect}"`);
@@ -182,7 +238,8 @@ export function parseControllerArgs(args: readonly string[]): ControllerArgs {
   const flags = parseDataplaneFlags(values, DEFAULT_STATE_DIR);
   return {
     kubeconfig: values.kubeconfig,
-    infrastructure: "host",
+    infrastructure,
+    kubernetes,
     addressPool: values["address-pool"] === undefined ? undefined : new AddressPool(values["address-pool"]),
     interfaceName,
     controllerName: flags.controllerName,
@@ -201,6 +258,48 @@ export function parseControllerArgs(args: readonly string[]): ControllerArgs {
     logLevel: flags.logLevel,
     udp: flags.udp,
   };
+}
+
+function parseKubernetesInfraArgs(
+  values: Partial<Record<(typeof KUBERNETES_ONLY)[number], string | string[] | undefined>>,
+): KubernetesInfraArgs {
+  const image = values["dataplane-image"];
+  if (typeof image !== "string" || image === "")
+    throw new UsageError(
+      "--infrastructure kubernetes needs --dataplane-image (the image of `gatehouse dataplane`)",
+    );
+  const policy = values["dataplane-image-pull-policy"] ?? "IfNotPresent";
+  if (policy !== "Always" && policy !== "IfNotPresent" && policy !== "Never")
+    throw new UsageError(
+      `--dataplane-image-pull-policy must be Always, IfNotPresent or Never, not "${String(policy)}"`,
+    );
+  const address = values["distribute-address"];
+  if (typeof address !== "string")
+    throw new UsageError(
+      "--infrastructure kubernetes needs --distribute-address HOST:PORT (what data-plane pods dial to reach this controller)",
+    );
+  const caSecret = values["ca-secret"] ?? "gatehouse-ca";
+  if (typeof caSecret !== "string" || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(caSecret))
+    throw new UsageError(`--ca-secret must be a Secret name, not "${String(caSecret)}"`);
+  const secrets = values["dataplane-image-pull-secret"];
+  return {
+    dataplaneImage: image,
+    dataplanePullPolicy: policy,
+    dataplanePullSecrets: Array.isArray(secrets) ? secrets : secrets === undefined ? [] : [secrets],
+    distributeListen: hostPortFlag("--distribute-listen", values["distribute-listen"] ?? "0.0.0.0:9443"),
+    distributeAddress: hostPortFlag("--distribute-address", address),
+    caSecret,
+  };
+}
+
+/** `host:port` or `[v6]:port`. */
+function hostPortFlag(flag: string, value: unknown): { host: string; port: number } {
+  const m =
+    typeof value === "string" ? /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value) : null;
+  const port = Number(m?.[3]);
+  if (m === null || !(port >= 1 && port <= 65535))
+    throw new UsageError(`${flag} must be HOST:PORT, not "${String(value)}"`);
+  return { host: m[1] ?? m[2] ?? "", port };
 }
 
 /** A duration flag (`500ms`, `15s`, `1.5m`) in milliseconds; `fallback` when not given. */
@@ -392,6 +491,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
 
 async function runController(args: readonly string[], io: CliIO): Promise<number> {
   const a = parseControllerArgs(args);
+  if (a.kubernetes !== undefined)
+    throw new GatehouseError("--infrastructure kubernetes: being wired on this branch (wip/k8s)");
   const logger = createLogger({ format: a.logFormat, level: a.logLevel });
   const { config, source } = loadKubeConfig({ path: a.kubeconfig });
   const cluster = config.getCurrentCluster();
