@@ -3,7 +3,9 @@
 //
 //   image (npm run image) + helm → mini-cluster + fake kubelet (the image under runc) →
 //   GatewayClass gatehouse → `helm upgrade --install` of charts/gatehouse: the controller as a Pod
-//   (--infrastructure host, hostNetwork, Gateway addresses from --address-pool bound on this host)
+//   (--infrastructure kubernetes: each Gateway gets its own Deployment of data-plane pods from the
+//   same image and a LoadBalancer Service, which the mini-cluster's allocator and proxy serve; or
+//   --infrastructure host: hostNetwork, Gateway addresses from --address-pool bound on this host)
 //   → go test in conformance/suite → per-profile summary of conformance/out/report.yaml → teardown.
 //
 // `--controller process` runs the controller as a process of this checkout instead (no image).
@@ -72,7 +74,13 @@ Flags:
                                 the kernel refuses to bind, so the controller reports
                                 AddressNotUsable)
   --gateway-class NAME          (default gatehouse)
-  --address-pool CIDR           Gateway addresses, bound on this host (default 10.245.0.0/24)
+  --infrastructure kubernetes|host
+                                kubernetes (default): the chart's default, a data-plane
+                                Deployment and LoadBalancer Service per Gateway; host: the
+                                controller Pod serves every Gateway on this host's addresses
+                                (always host with --controller process)
+  --address-pool CIDR           --infrastructure host: Gateway addresses, bound on this host
+                                (default 10.245.0.0/24)
   --timeout DURATION            go test -timeout (default 30m)
   --debug                       the suite's -debug (request/response dumps)
   --quiet                       print only test results, not the suite's log lines
@@ -222,6 +230,7 @@ async function main(argv: string[]): Promise<number> {
       keep: { type: "boolean", default: false },
       name: { type: "string", default: DEFAULTS.name },
       controller: { type: "string", default: "image" },
+      infrastructure: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -236,6 +245,17 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const fromImage = values.controller === "image";
+  const infrastructure = values.infrastructure ?? (fromImage ? "kubernetes" : "host");
+  if (infrastructure !== "kubernetes" && infrastructure !== "host") {
+    process.stderr.write(`conformance: --infrastructure must be kubernetes or host\n\n${USAGE}`);
+    return 2;
+  }
+  if (infrastructure === "kubernetes" && !fromImage) {
+    process.stderr.write(
+      `conformance: --infrastructure kubernetes runs data-plane pods from the image: not with --controller process\n\n${USAGE}`,
+    );
+    return 2;
+  }
   const flags = await controllerFlags();
   mkdirSync(OUT, { recursive: true });
   rmSync(join(OUT, "logs"), { recursive: true, force: true });
@@ -302,15 +322,26 @@ async function main(argv: string[]): Promise<number> {
     let running: ProcessRecord | undefined;
     if (built !== undefined) {
       // The controller as users install it: the chart, the image, a Pod.
-      const output = await installController({
-        helm: built.helm,
-        kubeconfig: state.kubeconfig,
-        digest: built.digest,
-        addressPool: values["address-pool"],
-        iface,
-        adminPort: await freePort("0.0.0.0"),
-        haproxyMetricsPort: await freePort("127.0.0.1"),
-      });
+      const output = await installController(
+        infrastructure === "kubernetes"
+          ? {
+              infrastructure,
+              helm: built.helm,
+              kubeconfig: state.kubeconfig,
+              digest: built.digest,
+              adminPort: 9901,
+            }
+          : {
+              infrastructure,
+              helm: built.helm,
+              kubeconfig: state.kubeconfig,
+              digest: built.digest,
+              addressPool: values["address-pool"],
+              iface,
+              adminPort: await freePort("0.0.0.0"),
+              haproxyMetricsPort: await freePort("127.0.0.1"),
+            },
+      );
       log(`helm: ${output.split("\n").find((line) => line.startsWith("STATUS")) ?? "installed"}`);
       const runDir = state.runDir;
       controllerLogFile = () => controllerLog(runDir) ?? join(runDir, "logs", "controller.log");

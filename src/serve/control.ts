@@ -35,6 +35,8 @@ export interface ControlPlaneOptions<P extends Provider> {
   now: () => Date;
   onUpdate?: (update: ProviderUpdate) => void;
   onProcessed?: (generation: number) => void;
+  /** Not ready while no listener is programmed (default true; see AdminStateStore). */
+  listenersRequired?: boolean;
   /** Runs after the provider and the loop stopped, before the admin server closes (the data plane's own stop). */
   beforeAdminClose?: (how: { graceful: boolean; timeoutMs: number }) => Promise<void>;
 }
@@ -56,7 +58,9 @@ export async function startControlPlane<P extends Provider>(
   options: ControlPlaneOptions<P>,
 ): Promise<ControlPlaneHandle<P>> {
   const { logger, provider } = options;
-  const store = new AdminStateStore(options.now);
+  const store = new AdminStateStore(options.now, {
+    ...(options.listenersRequired !== undefined ? { listenersRequired: options.listenersRequired } : {}),
+  });
   const metrics = createMetrics();
   const loop = new ServeLoop({
     controllerName: options.controllerName ?? DEFAULT_CONTROLLER_NAME,
