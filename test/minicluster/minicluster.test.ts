@@ -40,6 +40,8 @@ describe("mini-cluster with the fake kubelet", { skip }, () => {
       nodeAddress: "10.246.0.1/16",
       podCIDR: "10.246.1.0/24",
       serviceCIDR: "10.97.0.0/16",
+      loadBalancerPool: "10.247.0.0/24",
+      loadBalancerRange: "10.247.0.0/16",
       log: () => undefined,
     });
     kube = Kube.fromFile(state.kubeconfig);
