@@ -256,6 +256,9 @@ export class PodRunner {
       await ip("netns", "add", this.netns);
       await ip("link", "add", this.veth, "type", "veth", "peer", "name", "eth0", "netns", this.netns);
       await ip("link", "set", this.veth, "master", config.bridge, "up");
+      // Hairpin (the kubelet's hairpin-veth mode): with br_netfilter, a pod's connection to its own
+      // Service is DNATed in the bridge and must leave through the port it came in on.
+      await ip("link", "set", this.veth, "type", "bridge_slave", "hairpin", "on");
       await ip("-n", this.netns, "addr", "add", `${this.podIP}/${prefix}`, "dev", "eth0");
       await ip("-n", this.netns, "link", "set", "eth0", "up");
       await ip("-n", this.netns, "link", "set", "lo", "up");

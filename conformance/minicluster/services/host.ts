@@ -16,15 +16,24 @@ export interface HostNetworkOptions {
   bridge: string;
   nodeIP: string;
   serviceCIDR: string;
+  /** For tests: the node is this network namespace instead of the host's. */
+  netns?: string;
 }
 
-export async function nft(script: string): Promise<void> {
-  await run("nft", ["-f", "-"], { input: script, timeoutMs: 15_000 });
+/** `file args`, inside `netns` when given. */
+function inNetns(netns: string | undefined, file: string, args: string[]): [string, string[]] {
+  return netns === undefined ? [file, args] : ["ip", ["netns", "exec", netns, file, ...args]];
 }
 
-export async function tableExists(table: string): Promise<boolean> {
+export async function nft(script: string, netns?: string): Promise<void> {
+  const [file, args] = inNetns(netns, "nft", ["-f", "-"]);
+  await run(file, args, { input: script, timeoutMs: 15_000 });
+}
+
+export async function tableExists(table: string, netns?: string): Promise<boolean> {
   try {
-    await run("nft", ["list", "table", "ip", table], { timeoutMs: 15_000 });
+    const [file, args] = inNetns(netns, "nft", ["list", "table", "ip", table]);
+    await run(file, args, { timeoutMs: 15_000 });
     return true;
   } catch {
     return false;
@@ -32,8 +41,8 @@ export async function tableExists(table: string): Promise<boolean> {
 }
 
 /** Removes the table if it exists (idempotent). */
-export async function deleteTable(table: string): Promise<void> {
-  await nft(deleteScript(table));
+export async function deleteTable(table: string, netns?: string): Promise<void> {
+  await nft(deleteScript(table), netns);
 }
 
 /** True when bridged IPv4 traffic passes iptables/nftables hooks (br_netfilter loaded and on). */
@@ -45,8 +54,18 @@ export async function bridgeNetfilter(): Promise<boolean> {
   }
 }
 
-async function sysctl(path: string, value: string): Promise<void> {
-  await writeFile(`/proc/sys/net/ipv4/conf/${path}`, value);
+async function sysctl(path: string, value: string, netns: string | undefined): Promise<void> {
+  if (netns === undefined) await writeFile(`/proc/sys/net/ipv4/conf/${path}`, value);
+  else
+    await run("ip", [
+      "netns",
+      "exec",
+      netns,
+      "sysctl",
+      "-q",
+      "-w",
+      `net.ipv4.conf.${path.replace("/", ".")}=${value}`,
+    ]);
 }
 
 export class HostNetwork {
@@ -57,15 +76,19 @@ export class HostNetwork {
     this.#options = options;
   }
 
+  #ip(...args: string[]): Promise<string> {
+    return this.#options.netns === undefined ? ip(...args) : ip("-n", this.#options.netns, ...args);
+  }
+
   /** Forwarding on the bridge, no ICMP redirects, the service CIDR routed to the bridge. */
   async setup(): Promise<void> {
     const { bridge, nodeIP, serviceCIDR } = this.#options;
-    await sysctl(`${bridge}/forwarding`, "1");
-    await sysctl(`${bridge}/send_redirects`, "0");
-    await ip("route", "replace", serviceCIDR, "dev", bridge, "src", nodeIP, "proto", ROUTE_PROTO);
+    await sysctl(`${bridge}/forwarding`, "1", this.#options.netns);
+    await sysctl(`${bridge}/send_redirects`, "0", this.#options.netns);
+    await this.#ip("route", "replace", serviceCIDR, "dev", bridge, "src", nodeIP, "proto", ROUTE_PROTO);
     // Load-balancer routes a previous run of ours left (same bridge) are reconciled by `apply`.
     const existing = JSON.parse(
-      await ip("-j", "route", "show", "dev", bridge, "proto", ROUTE_PROTO),
+      await this.#ip("-j", "route", "show", "dev", bridge, "proto", ROUTE_PROTO),
     ) as Array<{
       dst?: string;
     }>;
@@ -76,17 +99,19 @@ export class HostNetwork {
 
   /** Replaces the table with `script`, then routes exactly `loadBalancerIPs` (each a /32) to the bridge. */
   async apply(script: string, loadBalancerIPs: readonly string[]): Promise<void> {
-    await nft(script);
+    await nft(script, this.#options.netns);
     const { bridge, nodeIP } = this.#options;
     const wanted = new Set(loadBalancerIPs);
     for (const address of wanted) {
       if (this.#routes.has(address)) continue;
-      await ip("route", "replace", `${address}/32`, "dev", bridge, "src", nodeIP, "proto", ROUTE_PROTO);
+      await this.#ip("route", "replace", `${address}/32`, "dev", bridge, "src", nodeIP, "proto", ROUTE_PROTO);
       this.#routes.add(address);
     }
     for (const address of [...this.#routes]) {
       if (wanted.has(address)) continue;
-      await ip("route", "del", `${address}/32`, "dev", bridge, "proto", ROUTE_PROTO).catch(() => undefined);
+      await this.#ip("route", "del", `${address}/32`, "dev", bridge, "proto", ROUTE_PROTO).catch(
+        () => undefined,
+      );
       this.#routes.delete(address);
     }
   }
@@ -95,13 +120,15 @@ export class HostNetwork {
   async teardown(): Promise<void> {
     const { bridge, table, serviceCIDR } = this.#options;
     const errors: string[] = [];
-    await deleteTable(table).catch((error: unknown) => errors.push(String(error)));
+    await deleteTable(table, this.#options.netns).catch((error: unknown) => errors.push(String(error)));
     for (const address of this.#routes) {
-      await ip("route", "del", `${address}/32`, "dev", bridge, "proto", ROUTE_PROTO).catch(() => undefined);
+      await this.#ip("route", "del", `${address}/32`, "dev", bridge, "proto", ROUTE_PROTO).catch(
+        () => undefined,
+      );
     }
     this.#routes.clear();
-    await ip("route", "del", serviceCIDR, "dev", bridge, "proto", ROUTE_PROTO).catch(() => undefined);
-    await sysctl(`${bridge}/forwarding`, "0").catch(() => undefined); // the bridge may be gone
+    await this.#ip("route", "del", serviceCIDR, "dev", bridge, "proto", ROUTE_PROTO).catch(() => undefined);
+    await sysctl(`${bridge}/forwarding`, "0", this.#options.netns).catch(() => undefined); // the bridge may be gone
     if (errors.length > 0) throw new Error(`service proxy teardown: ${errors.join("; ")}`);
   }
 }
