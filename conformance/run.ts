@@ -305,6 +305,9 @@ async function main(argv: string[]): Promise<number> {
       state = await startCluster({
         ...DEFAULTS,
         name: values.name,
+        // The Services' proxy and load-balancer allocator serve the Gateways' own Services; host
+        // infrastructure binds the Gateways' addresses from the same range itself.
+        services: infrastructure === "kubernetes",
         images: fromImage ? [`${IMAGE_PATTERN}=${IMAGE_ARCHIVE}`] : [],
         log: (line) => log(line),
       });
