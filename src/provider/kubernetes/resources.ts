@@ -112,6 +112,26 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   },
 ];
 
+/**
+ * gatehouse.dev GatehouseProxy (the parameters of `--infrastructure kubernetes`). Not in
+ * WATCHED_RESOURCES: watched only in that mode (watchedResources), so a cluster without the CRD and
+ * a controller without the RBAC rule for it work as before.
+ */
+export const GATEHOUSE_PROXY_RESOURCE: WatchedResource = {
+  kind: "GatehouseProxy",
+  group: "gatehouse.dev",
+  plural: "gatehouseproxies",
+  namespaced: true,
+  versions: ["v1alpha1"],
+};
+
+/** The kinds the provider watches for an infrastructure mode (pass as KubernetesProviderOptions.resources). */
+export function watchedResources(options: { gatehouseProxies?: boolean } = {}): readonly WatchedResource[] {
+  return options.gatehouseProxies === true
+    ? [...WATCHED_RESOURCES, GATEHOUSE_PROXY_RESOURCE]
+    : WATCHED_RESOURCES;
+}
+
 /** Kinds whose status Gatehouse writes (through the `status` subresource). */
 export const STATUS_KINDS: readonly string[] = [
   "GatewayClass",
