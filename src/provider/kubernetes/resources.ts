@@ -230,3 +230,29 @@ export function permissions(leaseName: string): Permission[] {
   });
   return out;
 }
+
+/**
+ * What `--infrastructure kubernetes` adds to permissions(): watching GatehouseProxies, and the
+ * objects of every Gateway's data plane (server-side apply is PATCH, which creates; the reconciler
+ * lists them by label at the start and deletes those of Gateways no longer ours), and setting
+ * blockOwnerDeletion on owner references to Gateways (gateways/finalizers, where the
+ * OwnerReferencesPermissionEnforcement admission plugin is on).
+ */
+export function infrastructurePermissions(): Permission[] {
+  const manage: readonly Verb[] = ["list", "patch", "delete"];
+  return [
+    {
+      group: GATEHOUSE_PROXY_RESOURCE.group,
+      resource: GATEHOUSE_PROXY_RESOURCE.plural,
+      verbs: ["list", "watch"],
+      scope: "cluster",
+    },
+    { group: "", resource: "serviceaccounts", verbs: manage, scope: "cluster" },
+    { group: "", resource: "secrets", verbs: manage, scope: "cluster" },
+    { group: "", resource: "services", verbs: manage, scope: "cluster" },
+    { group: "apps", resource: "deployments", verbs: manage, scope: "cluster" },
+    { group: "policy", resource: "poddisruptionbudgets", verbs: manage, scope: "cluster" },
+    { group: "autoscaling", resource: "horizontalpodautoscalers", verbs: manage, scope: "cluster" },
+    { group: GATEWAY_API_GROUP, resource: "gateways/finalizers", verbs: ["update"], scope: "cluster" },
+  ];
+}
