@@ -6,10 +6,18 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { haproxyValidators } from "../../dataplane/haproxy/capabilities.ts";
-import type { HttpMethod, KubeApi, RequestOptions } from "../../provider/kubernetes/client.ts";
+import {
+  HttpKubeApi,
+  type HttpMethod,
+  type KubeApi,
+  type RequestOptions,
+} from "../../provider/kubernetes/client.ts";
+import { infrastructurePermissions } from "../../provider/kubernetes/resources.ts";
 import {
   apiServerSkipReason,
+  CONTROLLER_USER,
   startTestApiServer,
+  TOKENS,
   type TestApiServer,
 } from "../../provider/kubernetes/testing/apiserver.ts";
 import { gatehouseProxyCRD } from "../../resources/gatehouseproxy.ts";
@@ -281,5 +289,52 @@ describe("infrastructure kubernetes against a real kube-apiserver", { skip, time
     assert.equal(accepted?.reason, "InvalidParameters");
     assert.match(accepted?.message ?? "", /GatehouseProxy edge\/both not found/);
     assert.ok(!api.writes.some((w) => w.includes("gatehouse-refused")));
+  });
+
+  test("infrastructurePermissions() is enough: the controller's user applies and deletes with only those rules", async () => {
+    await srv().apply([
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "ClusterRole",
+        metadata: { name: "gatehouse-infrastructure" },
+        rules: infrastructurePermissions().map((p) => ({
+          apiGroups: [p.group],
+          resources: [p.resource],
+          verbs: [...p.verbs],
+        })),
+      },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "ClusterRoleBinding",
+        metadata: { name: "gatehouse-infrastructure" },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "ClusterRole",
+          name: "gatehouse-infrastructure",
+        },
+        subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: CONTROLLER_USER }],
+      },
+    ]);
+    await srv().admin.request("POST", gatewayPath, {
+      apiVersion: "gateway.networking.k8s.io/v1",
+      kind: "Gateway",
+      metadata: { name: "rbac", namespace: NS },
+      spec: { gatewayClassName: "gatehouse", listeners: [{ name: "http", port: 80, protocol: "HTTP" }] },
+    });
+    const infra = infrastructure(new HttpKubeApi(srv().kubeConfig(TOKENS.controller)));
+    const out = await prepare(infra);
+    const programmed = (
+      out.statuses.find((s) => s.metadata.name === "rbac")?.status["conditions"] as Condition[]
+    ).find((c) => c.type === "Programmed");
+    assert.equal(programmed?.reason, "AddressNotAssigned", programmed?.message);
+    await get(`/apis/apps/v1/namespaces/${NS}/deployments/gatehouse-rbac`);
+    await srv().admin.request(
+      "PATCH",
+      `${gatewayPath}/rbac`,
+      { spec: { gatewayClassName: "someone-else" } },
+      { contentType: "application/merge-patch+json" },
+    );
+    await prepare(infra);
+    await assert.rejects(get(`/apis/apps/v1/namespaces/${NS}/deployments/gatehouse-rbac`), /404/);
   });
 });

@@ -233,13 +233,13 @@ export function permissions(leaseName: string): Permission[] {
 
 /**
  * What `--infrastructure kubernetes` adds to permissions(): watching GatehouseProxies, and the
- * objects of every Gateway's data plane (server-side apply is PATCH, which creates; the reconciler
+ * objects of every Gateway's data plane (server-side apply is PATCH, and creating an object that way also needs create; the reconciler
  * lists them by label at the start and deletes those of Gateways no longer ours), and setting
  * blockOwnerDeletion on owner references to Gateways (gateways/finalizers, where the
  * OwnerReferencesPermissionEnforcement admission plugin is on).
  */
 export function infrastructurePermissions(): Permission[] {
-  const manage: readonly Verb[] = ["list", "patch", "delete"];
+  const manage: readonly Verb[] = ["list", "create", "patch", "delete"];
   return [
     {
       group: GATEHOUSE_PROXY_RESOURCE.group,
