@@ -7,6 +7,7 @@ import { Ajv } from "ajv";
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { checkExtensions, coverageOf, isPlainObject } from "./cel.ts";
 import type { CelCoverage, StructuralSchema } from "./cel.ts";
+import { GATEHOUSE_GROUP, GATEHOUSE_PROXY_SCHEMA, GATEHOUSE_PROXY_API_VERSION } from "./gatehouseproxy.ts";
 import type { KubeObject } from "./meta.ts";
 
 /** One problem, located by a field path like `spec.rules[0].matches[0].path.value`. */
@@ -57,6 +58,12 @@ function lookup(apiVersion: string, kind: string): Target | { unserved: string[]
   if (core !== undefined) return { key, schema: core.schema, nameRule: core.nameRule };
   const slash = apiVersion.indexOf("/");
   const group = slash < 0 ? apiVersion : apiVersion.slice(0, slash);
+  // Gatehouse's own CRD (gatehouseproxy.ts).
+  if (group === GATEHOUSE_GROUP && kind === "GatehouseProxy") {
+    return apiVersion === GATEHOUSE_PROXY_API_VERSION
+      ? { key, schema: GATEHOUSE_PROXY_SCHEMA, nameRule: "subdomain" }
+      : { unserved: [GATEHOUSE_PROXY_API_VERSION] };
+  }
   if (!GATEWAY_GROUPS.has(group)) return undefined;
   const all = gatewaySchemas();
   const schema = own(own(all, apiVersion), kind);

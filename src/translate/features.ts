@@ -49,3 +49,16 @@ export const SUPPORTED_FEATURES: readonly string[] = [
   "TLSRouteModeTerminate",
   "UDPRoute",
 ].toSorted();
+
+/** Features that need per-Gateway infrastructure (`--infrastructure kubernetes`). */
+export const KUBERNETES_INFRASTRUCTURE_FEATURES: readonly string[] = [
+  "GatewayAddressEmpty",
+  "GatewayInfrastructurePropagation",
+];
+
+/** The features reported for an infrastructure mode. */
+export function supportedFeatures(infrastructure: "host" | "kubernetes" = "host"): readonly string[] {
+  return infrastructure === "kubernetes"
+    ? [...SUPPORTED_FEATURES, ...KUBERNETES_INFRASTRUCTURE_FEATURES].toSorted()
+    : SUPPORTED_FEATURES;
+}

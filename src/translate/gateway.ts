@@ -11,6 +11,9 @@ import { resolveFrontendValidation, usesInsecureFallback } from "./frontendtls.t
 import type { GatewayClassNode } from "./gatewayclass.ts";
 import type { LabelSelector } from "./labels.ts";
 import type { ListenerSetNode } from "./listenersets.ts";
+import type { Infrastructure } from "./options.ts";
+import { gatewayParameters } from "./parameters.ts";
+import type { GatehouseProxySpec } from "../resources/gatehouseproxy.ts";
 import { referenceAllowed } from "./referencegrant.ts";
 
 export const GATEWAY_GROUP = "gateway.networking.k8s.io";
@@ -63,6 +66,8 @@ export interface GatewayNode {
   backendClientCertificate?: IRCertificate;
   /** Attached (accepted) ListenerSets in precedence order; filled by resolveListenerSets. */
   listenerSets: ListenerSetNode[];
+  /** Merged GatehouseProxy parameters (infrastructure "kubernetes", accepted Gateways). */
+  parameters?: GatehouseProxySpec;
 }
 
 /** Route kinds each protocol serves, in the order reported in supportedKinds. */
@@ -78,12 +83,13 @@ const KINDS_BY_PROTOCOL: Record<string, readonly string[]> = {
 export function resolveGateways(
   snapshot: Snapshot,
   classes: ReadonlyMap<string, GatewayClassNode>,
+  infrastructure: Infrastructure = "host",
 ): GatewayNode[] {
   const nodes: GatewayNode[] = [];
   for (const [key, gateway] of snapshot.gateways) {
     const cls = classes.get(gateway.spec.gatewayClassName);
     if (cls === undefined) continue;
-    nodes.push(resolveGateway(snapshot, key, gateway, cls));
+    nodes.push(resolveGateway(snapshot, key, gateway, cls, infrastructure));
   }
   return nodes;
 }
@@ -93,6 +99,7 @@ function resolveGateway(
   key: string,
   gateway: Gateway,
   cls: GatewayClassNode,
+  infrastructure: Infrastructure,
 ): GatewayNode {
   const listeners = gateway.spec.listeners.map((l) => resolveListener(snapshot, gateway, l));
   markConflicts(listeners);
@@ -108,8 +115,9 @@ function resolveGateway(
       addressProblems.push(`spec.addresses[${i}]: address type ${type} is not supported (only IPAddress)`);
     } else if (a.value === undefined || a.value === "") {
       // "If an implementation does not support an empty value, they MUST set the "Programmed"
-      // condition in status to False with a reason of "AddressNotAssigned"."
-      unassigned.push(`spec.addresses[${i}]`);
+      // condition in status to False with a reason of "AddressNotAssigned"." With per-Gateway
+      // infrastructure the Gateway's Service is assigned one (GatewayAddressEmpty).
+      if (infrastructure === "host") unassigned.push(`spec.addresses[${i}]`);
     } else if (isIP(a.value) === 0) {
       addressProblems.push(`spec.addresses[${i}]: ${JSON.stringify(a.value)} is not an IP address`);
     } else if (!addresses.includes(a.value)) {
@@ -119,12 +127,19 @@ function resolveGateway(
 
   let accepted = true;
   const valid = listeners.filter((l) => l.attachable);
+  const parameters =
+    infrastructure === "kubernetes" && cls.accepted
+      ? gatewayParameters(snapshot, gateway, cls.parameters)
+      : undefined;
   if (!cls.accepted) {
     accepted = false;
     conditions.push(
       cond.gatewayInvalidParameters(`GatewayClass ${cls.gatewayClass.metadata.name} is not accepted`),
     );
-  } else if (gateway.spec.infrastructure?.parametersRef !== undefined) {
+  } else if (parameters !== undefined && !parameters.ok) {
+    accepted = false;
+    conditions.push(cond.gatewayInvalidParameters(parameters.message));
+  } else if (infrastructure === "host" && gateway.spec.infrastructure?.parametersRef !== undefined) {
     const ref = gateway.spec.infrastructure.parametersRef;
     accepted = false;
     conditions.push(
@@ -193,6 +208,7 @@ function resolveGateway(
     listeners,
     addresses,
     listenerSets: [],
+    ...(accepted && parameters?.ok === true ? { parameters: parameters.spec } : {}),
     ...(backend.certificate !== undefined ? { backendClientCertificate: backend.certificate } : {}),
   };
 }

@@ -16,7 +16,7 @@ import type { StatusEntry } from "../status/types.ts";
 import { presentClientCertificate } from "./backendclientcert.ts";
 import { backendTLSIndex, policyAncestors, recordServiceUses, type ServiceUses } from "./backendtls.ts";
 import { stampConditions, type ConditionSpec } from "./conditions.ts";
-import { SUPPORTED_FEATURES } from "./features.ts";
+import { supportedFeatures } from "./features.ts";
 import { resolveGatewayClasses } from "./gatewayclass.ts";
 import { GATEWAY_GROUP, resolveGateways, type GatewayNode, type ListenerNode } from "./gateway.ts";
 import { compareHostnameSpecificity } from "./hostname.ts";
@@ -53,8 +53,9 @@ interface RouteStatusInput {
 }
 
 export function translate(snapshot: Snapshot, options: TranslateOptions): TranslateResult {
-  const classes = resolveGatewayClasses(snapshot, options.controllerName);
-  const gatewayNodes = resolveGateways(snapshot, classes);
+  const infrastructure = options.infrastructure ?? "host";
+  const classes = resolveGatewayClasses(snapshot, options.controllerName, infrastructure);
+  const gatewayNodes = resolveGateways(snapshot, classes, infrastructure);
   const gateways = new Map(gatewayNodes.map((g) => [g.key, g]));
   const listenerSetNodes = resolveListenerSets(snapshot, gateways);
   const listenerSets = new Map(listenerSetNodes.map((s) => [s.key, s]));
@@ -179,7 +180,7 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
       metadata: { name: node.gatewayClass.metadata.name },
       status: {
         conditions: stampConditions(node.conditions, node.gatewayClass.metadata.generation, options.now),
-        supportedFeatures: SUPPORTED_FEATURES.map((name) => ({ name })),
+        supportedFeatures: supportedFeatures(infrastructure).map((name) => ({ name })),
       },
     });
   }

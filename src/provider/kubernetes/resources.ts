@@ -112,6 +112,26 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   },
 ];
 
+/**
+ * gatehouse.dev GatehouseProxy (the parameters of `--infrastructure kubernetes`). Not in
+ * WATCHED_RESOURCES: watched only in that mode (watchedResources), so a cluster without the CRD and
+ * a controller without the RBAC rule for it work as before.
+ */
+export const GATEHOUSE_PROXY_RESOURCE: WatchedResource = {
+  kind: "GatehouseProxy",
+  group: "gatehouse.dev",
+  plural: "gatehouseproxies",
+  namespaced: true,
+  versions: ["v1alpha1"],
+};
+
+/** The kinds the provider watches for an infrastructure mode (pass as KubernetesProviderOptions.resources). */
+export function watchedResources(options: { gatehouseProxies?: boolean } = {}): readonly WatchedResource[] {
+  return options.gatehouseProxies === true
+    ? [...WATCHED_RESOURCES, GATEHOUSE_PROXY_RESOURCE]
+    : WATCHED_RESOURCES;
+}
+
 /** Kinds whose status Gatehouse writes (through the `status` subresource). */
 export const STATUS_KINDS: readonly string[] = [
   "GatewayClass",
@@ -209,4 +229,30 @@ export function permissions(leaseName: string): Permission[] {
     names: [leaseName],
   });
   return out;
+}
+
+/**
+ * What `--infrastructure kubernetes` adds to permissions(): watching GatehouseProxies, and the
+ * objects of every Gateway's data plane (server-side apply is PATCH, and creating an object that way also needs create; the reconciler
+ * lists them by label at the start and deletes those of Gateways no longer ours), and setting
+ * blockOwnerDeletion on owner references to Gateways (gateways/finalizers, where the
+ * OwnerReferencesPermissionEnforcement admission plugin is on).
+ */
+export function infrastructurePermissions(): Permission[] {
+  const manage: readonly Verb[] = ["list", "create", "patch", "delete"];
+  return [
+    {
+      group: GATEHOUSE_PROXY_RESOURCE.group,
+      resource: GATEHOUSE_PROXY_RESOURCE.plural,
+      verbs: ["list", "watch"],
+      scope: "cluster",
+    },
+    { group: "", resource: "serviceaccounts", verbs: manage, scope: "cluster" },
+    { group: "", resource: "secrets", verbs: manage, scope: "cluster" },
+    { group: "", resource: "services", verbs: manage, scope: "cluster" },
+    { group: "apps", resource: "deployments", verbs: manage, scope: "cluster" },
+    { group: "policy", resource: "poddisruptionbudgets", verbs: manage, scope: "cluster" },
+    { group: "autoscaling", resource: "horizontalpodautoscalers", verbs: manage, scope: "cluster" },
+    { group: GATEWAY_API_GROUP, resource: "gateways/finalizers", verbs: ["update"], scope: "cluster" },
+  ];
 }
