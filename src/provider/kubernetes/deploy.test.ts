@@ -9,7 +9,7 @@ import { parseAllDocuments } from "yaml";
 import { parseControllerArgs } from "../../cli/controller.ts";
 import { parseDocuments } from "../../resources/load.ts";
 import { DEFAULT_LEASE_NAME } from "../../status/leader.ts";
-import { LEASE_RESOURCE, permissions } from "./resources.ts";
+import { infrastructurePermissions, LEASE_RESOURCE, permissions } from "./resources.ts";
 
 const DEPLOY = resolve(dirname(fileURLToPath(import.meta.url)), "../../../deploy");
 
@@ -97,16 +97,25 @@ describe("deploy/ manifests", () => {
     assert.ok(clusterRole !== undefined);
     const leaseRole = find("Role", "gatehouse-leader-election")[0];
     assert.ok(leaseRole !== undefined);
-    const expected = permissions(DEFAULT_LEASE_NAME)
-      .flatMap((p) =>
+    const deployment = find("Deployment", "gatehouse-controller")[0];
+    const args = parseControllerArgs(
+      ((deployment?.["spec"] as { template: { spec: { containers: Array<{ args: string[] }> } } } | undefined)
+        ?.template.spec.containers[0]?.args ?? []).slice(1),
+    );
+    const needed = [
+      ...permissions(DEFAULT_LEASE_NAME),
+      ...(args.infrastructure === "kubernetes" ? infrastructurePermissions() : []),
+    ];
+    const expected = [
+      ...new Set(
+        needed.flatMap((p) =>
         p.verbs.flatMap((v) =>
           (p.names ?? ["*"]).map((n) => `${p.scope} ${p.group || "core"}/${p.resource} ${v} ${n}`),
         ),
-      )
-      .sort();
+      ),
+    ].sort();
     const actual = [
-      ...grants("cluster", rules),
-      ...grants("lease", (leaseRole["rules"] ?? []) as Rule[]),
+      ...new Set([...grants("cluster", rules), ...grants("lease", (leaseRole["rules"] ?? []) as Rule[])]),
     ].sort();
     assert.deepEqual(actual, expected);
     for (const rule of [...rules, ...((leaseRole["rules"] ?? []) as Rule[])])
