@@ -1,8 +1,10 @@
 // Where the data-plane CA (certificate and key, PEM) is kept: a Kubernetes Secret (the controller's
 // replicas share it) or a directory (tests, standalone). `create` is create-if-absent: when another
 // replica stored one first, that one is returned, so racing replicas end up with the same CA.
+import { randomBytes } from "node:crypto";
 import { link, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { GatehouseError } from "../errors.ts";
 import { KubeApiError, type KubeApi } from "../provider/kubernetes/client.ts";
 
@@ -129,7 +131,7 @@ export class FileCAStore implements CAStore {
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     // Both files are written under temporary names, then the key, then the certificate, are linked
     // into place (link fails when the name exists): the first writer wins, the other reads its CA.
-    const tmp = `.tmp-${process.pid}-${Date.now()}`;
+    const tmp = `.tmp-${randomBytes(8).toString("hex")}`;
     const [certTmp, keyTmp] = [
       join(this.#dir, `${CA_CERT_KEY}${tmp}`),
       join(this.#dir, `${CA_KEY_KEY}${tmp}`),
@@ -143,10 +145,13 @@ export class FileCAStore implements CAStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST")
         throw new CAStoreError(`${this.describe()}: cannot write the CA`, { cause: err });
-      const theirs = await this.load();
-      if (theirs === undefined)
-        throw new CAStoreError(`${this.describe()}: a partial CA is there`, { cause: err });
-      return theirs;
+      // The other writer links its certificate right after its key: give it a moment.
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const theirs = await this.load();
+        if (theirs !== undefined) return theirs;
+        await sleep(20);
+      }
+      throw new CAStoreError(`${this.describe()}: ${CA_KEY_KEY} without ${CA_CERT_KEY}`, { cause: err });
     } finally {
       await rm(keyTmp, { force: true });
       await rm(certTmp, { force: true });
