@@ -64,6 +64,16 @@ export function checkOptions(options: RenderOptions): RenderIssue[] {
   ) {
     report("metricsAddress", `${JSON.stringify(options.metricsAddress)} must be a loopback host:port`);
   }
+  const bounded = (field: string, value: number | undefined, min: number, max: number): void => {
+    if (value !== undefined && (!Number.isInteger(value) || value < min || value > max))
+      report(field, `${value} must be an integer in ${min}..${max}`);
+  };
+  bounded("threads", options.threads, 1, 64);
+  bounded("maxconn", options.maxconn, 1, 10_000_000);
+  // HAProxy's timers take at most 2^31-1 ms (about 24 days).
+  bounded("timeouts.connectMs", options.timeouts?.connectMs, 1, 2_147_483_647);
+  bounded("timeouts.clientMs", options.timeouts?.clientMs, 1, 2_147_483_647);
+  bounded("timeouts.serverMs", options.timeouts?.serverMs, 1, 2_147_483_647);
   if (!DURATION.test(options.hardStopAfter)) {
     report("hardStopAfter", `${JSON.stringify(options.hardStopAfter)} is not a duration like "30s"`);
   }

@@ -128,7 +128,7 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
     ...httpSections,
     ...backends.sections("http"),
     ...(fastRouting ? statusBackends() : []),
-    tcpDefaults(),
+    tcpDefaults(ctx),
     ...tcpSections,
     ...backends.sections("tcp"),
     ...loops,

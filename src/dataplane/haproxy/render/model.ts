@@ -21,6 +21,15 @@ export interface RenderOptions {
    * `previous`). Default 0.
    */
   spareBackends?: number;
+  /** `nbthread` in global; HAProxy's default (one per CPU it may run on) when absent. */
+  threads?: number;
+  /** `maxconn` in global (per process); HAProxy's default when absent. */
+  maxconn?: number;
+  /**
+   * `timeout connect` (both defaults sections) and `timeout client` / `timeout server` (the HTTP
+   * defaults; TCP keeps its long 1h ones), in milliseconds; Gatehouse's defaults when absent.
+   */
+  timeouts?: { connectMs?: number; clientMs?: number; serverMs?: number };
 }
 
 /** What an HAProxy backend section carries per connection: its mode and the per-backend settings. */
