@@ -22,7 +22,17 @@ import { systemClock, type Clock } from "../provider/clock.ts";
 import { HttpKubeApi, loadKubeConfig, type KubeApi } from "../provider/kubernetes/client.ts";
 import { MetadataWatch } from "../provider/kubernetes/metawatch.ts";
 import { KubernetesProvider, type WatchLike } from "../provider/kubernetes/provider.ts";
-import { startServe, type ServeHandle, type ServeOptions } from "../serve/start.ts";
+import { startServe, type ServeOptions } from "../serve/start.ts";
+import { startControlPlane, type ControlPlaneHandle } from "../serve/control.ts";
+import type { Dataplane } from "../serve/loop.ts";
+import type { ProviderUpdate } from "../provider/types.ts";
+import type { StatusEntry } from "../status/types.ts";
+import { watchedResources } from "../provider/kubernetes/resources.ts";
+import { CertificateAuthority } from "../distribute/ca.ts";
+import { KubernetesSecretCAStore } from "../distribute/castore.ts";
+import { ConfigDistributor } from "../distribute/distributor.ts";
+import { startDistributionServer, type DistributionServer } from "../distribute/server.ts";
+import { KubernetesInfrastructure } from "../infra/kubernetes/index.ts";
 import {
   DEFAULT_LEASE_NAME,
   LEADER_ELECTION_DEFAULTS,
@@ -343,6 +353,14 @@ export interface ControllerOptions {
   controllerName?: string;
   /** Address management (default none: Gateways without addresses listen on all interfaces). */
   infrastructure?: GatewayInfrastructure;
+  /**
+   * --infrastructure kubernetes: no local HAProxy; the loop hands each configuration to this data
+   * plane (the config distributor), the translator runs in kubernetes mode, and only the leader
+   * reconciles the Gateways' objects (`infrastructure` is called on the leader only).
+   */
+  remoteDataplane?: Dataplane;
+  /** Called when this replica starts or stops leading (after the controller's own handling). */
+  onLeadership?: (leader: boolean) => void;
   /** Leader election for status writes; false writes status unconditionally. */
   leaderElection:
     | {
@@ -363,7 +381,8 @@ export interface ControllerOptions {
 }
 
 export interface ControllerHandle {
-  readonly serve: ServeHandle<KubernetesProvider>;
+  /** The serve pipeline: with a local HAProxy (--infrastructure host) or without (kubernetes). */
+  readonly serve: ControlPlaneHandle<KubernetesProvider>;
   readonly provider: KubernetesProvider;
   readonly elector: LeaderElector | undefined;
   readonly publisher: StatusPublisher;
@@ -387,8 +406,10 @@ export async function startController(options: ControllerOptions): Promise<Contr
       debug: (m: string) => child.debug(m),
     };
   };
+  const kubernetesMode = options.remoteDataplane !== undefined;
   const provider = new KubernetesProvider({
     api,
+    ...(kubernetesMode ? { resources: watchedResources({ gatehouseProxies: true }) } : {}),
     watch: options.watch ?? new Watch(options.kubeConfig),
     metadataWatch: options.metadataWatch ?? new MetadataWatch(options.kubeConfig),
     clock,
@@ -431,6 +452,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       clock,
       now,
       onChange: (leader) => {
+        options.onLeadership?.(leader);
         leaderGauge.set(leader ? 1 : 0);
         publisher.leadershipChanged(leader);
         events.record({
@@ -455,21 +477,51 @@ export async function startController(options: ControllerOptions): Promise<Contr
     elector.start();
   }
   const infrastructure = options.infrastructure;
-  let serve: ServeHandle<KubernetesProvider>;
+  const onStatuses = (statuses: readonly StatusEntry[], update: ProviderUpdate): void => {
+    publisher.publish(statuses, update.snapshot);
+    // Only the replica that writes status reports Events about it (one voice per cluster).
+    const leading = elector === undefined || elector.isLeader;
+    statusEvents.observe(statuses, update.snapshot, leading ? events : undefined);
+  };
+  let serve: ControlPlaneHandle<KubernetesProvider>;
   try {
-    serve = await startServe({
-      ...options.serve,
-      logger,
-      controllerName,
-      provider,
-      onStatuses: (statuses, update) => {
-        publisher.publish(statuses, update.snapshot);
-        // Only the replica that writes status reports Events about it (one voice per cluster).
-        const leading = elector === undefined || elector.isLeader;
-        statusEvents.observe(statuses, update.snapshot, leading ? events : undefined);
-      },
-      ...(infrastructure !== undefined ? { infrastructure } : {}),
-    });
+    if (options.remoteDataplane !== undefined) {
+      const remote = options.remoteDataplane;
+      serve = await startControlPlane({
+        provider,
+        dataplane: () => remote,
+        // Checked against the renderer's limits as the pods render (paths are the pods' own).
+        renderOptions: {
+          stateDir: "/var/run/gatehouse",
+          runtimeSocket: "/var/run/gatehouse/haproxy.sock",
+          serverSlots: options.serve.serverSlots ?? 16,
+          spareBackends: options.serve.spareBackends ?? 16,
+          hardStopAfter: options.serve.hardStopAfter ?? "10m",
+        },
+        logger,
+        admin: options.serve.admin ?? { host: "127.0.0.1", port: 9901 },
+        controllerName,
+        translate: { infrastructure: "kubernetes" },
+        listenersRequired: false,
+        // The Gateways' addresses are their Services'; this process has none to report.
+        hostAddresses: [],
+        now,
+        onStatuses,
+        ...(infrastructure !== undefined
+          ? { infrastructure: leaderOnly(infrastructure, () => elector) }
+          : {}),
+        ...(options.serve.onProcessed !== undefined ? { onProcessed: options.serve.onProcessed } : {}),
+      });
+    } else {
+      serve = await startServe({
+        ...options.serve,
+        logger,
+        controllerName,
+        provider,
+        onStatuses,
+        ...(infrastructure !== undefined ? { infrastructure } : {}),
+      });
+    }
   } catch (error) {
     await elector?.stop();
     await events.stop();
@@ -489,17 +541,9 @@ export async function startController(options: ControllerOptions): Promise<Contr
   return { serve, provider, elector, publisher, events, stop };
 }
 
-async function runController(args: readonly string[], io: CliIO): Promise<number> {
-  const a = parseControllerArgs(args);
-  if (a.kubernetes !== undefined)
-    throw new GatehouseError("--infrastructure kubernetes: being wired on this branch (wip/k8s)");
-  const logger = createLogger({ format: a.logFormat, level: a.logLevel });
-  const { config, source } = loadKubeConfig({ path: a.kubeconfig });
-  const cluster = config.getCurrentCluster();
-  if (cluster === null) throw new GatehouseError(`kubeconfig (${source}): no current cluster`);
-  logger.info({ kubeconfig: source, server: cluster.server }, "gatehouse controller starting");
+function hostInfrastructure(a: ControllerArgs, logger: Logger): HostInfrastructure {
   const binder: AddressBinder = new IpBinder({ device: a.interfaceName });
-  const infrastructure = new HostInfrastructure({
+  return new HostInfrastructure({
     binder,
     ...(a.addressPool !== undefined ? { pool: a.addressPool } : {}),
     log: {
@@ -507,6 +551,134 @@ async function runController(args: readonly string[], io: CliIO): Promise<number
       warn: (m) => logger.warn({ component: "infrastructure" }, m),
     },
   });
+}
+
+/** What --infrastructure kubernetes adds to the controller: the CA, the config stream, the reconciler. */
+interface RemoteDataplane {
+  dataplane: Dataplane;
+  onLeadership: (leader: boolean) => void;
+  /** Once the controller runs: pod reports refresh the statuses; only the leader serves streams. */
+  attach(controller: ControllerHandle): void;
+  close(): Promise<void>;
+}
+
+async function kubernetesMode(
+  k: KubernetesInfraArgs,
+  context: { config: KubeConfig; namespace: string; logger: Logger; leaderElect: boolean },
+): Promise<{ infrastructure: KubernetesInfrastructure; remote: RemoteDataplane }> {
+  const { logger } = context;
+  const api = new HttpKubeApi(context.config);
+  const child = (component: string) => logger.child({ component });
+  const ca = await CertificateAuthority.open(
+    new KubernetesSecretCAStore(api, context.namespace, k.caSecret),
+    {
+      log: child("ca"),
+    },
+  );
+  const distributor = new ConfigDistributor({ logger: child("distribute") });
+  let controller: ControllerHandle | undefined;
+  const isIP = /^[0-9.]+$|:/.test(k.distributeAddress.host);
+  const server: DistributionServer = await startDistributionServer({
+    listen: k.distributeListen,
+    ca,
+    distributor,
+    serverNames: {
+      dnsNames: isIP ? [] : [k.distributeAddress.host],
+      ipAddresses: isIP ? [k.distributeAddress.host] : [],
+    },
+    // Only the replica writing status takes streams: it is the one that sees the pods' reports.
+    accepting: () => !context.leaderElect || controller?.elector?.isLeader === true,
+    logger: child("distribute"),
+  });
+  logger.info(
+    { listen: server.address, address: `${k.distributeAddress.host}:${k.distributeAddress.port}` },
+    "config stream listening",
+  );
+  const infrastructure = new KubernetesInfrastructure({
+    api,
+    issuer: ca,
+    dataplane: distributor,
+    image: k.dataplaneImage,
+    imagePullPolicy: k.dataplanePullPolicy,
+    imagePullSecrets: k.dataplanePullSecrets,
+    controllerAddress: `${k.distributeAddress.host}:${k.distributeAddress.port}`,
+    controllerNamespace: context.namespace,
+    log: {
+      info: (m) => logger.info({ component: "infrastructure" }, m),
+      warn: (m) => logger.warn({ component: "infrastructure" }, m),
+    },
+  });
+  // Pod reports arrive in bursts (every pod of every Gateway after a change): one refresh per burst.
+  let refresh: NodeJS.Timeout | undefined;
+  const unsubscribe = distributor.onChange(() => {
+    refresh ??= setTimeout(() => {
+      refresh = undefined;
+      controller?.serve.loop.refresh();
+    }, 50);
+  });
+  return {
+    infrastructure,
+    remote: {
+      dataplane: {
+        apply: (ir) => {
+          const changed = distributor.publish(ir);
+          return Promise.resolve({
+            method: changed.length > 0 ? "runtime" : "noop",
+            detail:
+              changed.length > 0
+                ? `published to the pods of ${changed.length} Gateway(s)`
+                : "every Gateway's configuration unchanged",
+            runtimeUpdates: { map: 0, server: 0, certificate: 0 },
+          });
+        },
+      },
+      onLeadership: (leader) => {
+        // A new leader applies every object once again (another replica may have changed them).
+        if (leader) infrastructure.reconciler.reset();
+        controller?.serve.loop.refresh();
+      },
+      attach: (c) => {
+        controller = c;
+      },
+      close: async () => {
+        unsubscribe();
+        if (refresh !== undefined) clearTimeout(refresh);
+        await server.close();
+      },
+    },
+  };
+}
+
+/**
+ * The Gateways' objects are reconciled by the replica that writes status only (the others would
+ * apply the same objects again); a follower passes the IR and statuses through untouched.
+ */
+function leaderOnly(
+  infrastructure: GatewayInfrastructure,
+  elector: () => LeaderElector | undefined,
+): GatewayInfrastructure {
+  return {
+    prepare: async (input) => {
+      const e = elector();
+      if (e !== undefined && !e.isLeader) return { ir: input.ir, statuses: [...input.statuses] };
+      return infrastructure.prepare(input);
+    },
+    close: () => infrastructure.close(),
+  };
+}
+
+async function runController(args: readonly string[], io: CliIO): Promise<number> {
+  const a = parseControllerArgs(args);
+  const logger = createLogger({ format: a.logFormat, level: a.logLevel });
+  const { config, source } = loadKubeConfig({ path: a.kubeconfig });
+  const cluster = config.getCurrentCluster();
+  if (cluster === null) throw new GatehouseError(`kubeconfig (${source}): no current cluster`);
+  logger.info({ kubeconfig: source, server: cluster.server }, "gatehouse controller starting");
+  const leaseNs = leaseNamespace(a.leaseNamespace);
+  const mode =
+    a.kubernetes !== undefined
+      ? await kubernetesMode(a.kubernetes, { config, namespace: leaseNs, logger, leaderElect: a.leaderElect })
+      : { infrastructure: hostInfrastructure(a, logger) };
   const stopped = new Promise<string>((done) => {
     process.once("SIGTERM", () => done("SIGTERM"));
     process.once("SIGINT", () => done("SIGINT"));
@@ -526,20 +698,25 @@ async function runController(args: readonly string[], io: CliIO): Promise<number
       udp: a.udp,
       now: () => io.now(),
     },
-    infrastructure,
+    infrastructure: mode.infrastructure,
+    ...("remote" in mode
+      ? { remoteDataplane: mode.remote.dataplane, onLeadership: mode.remote.onLeadership }
+      : {}),
     leaderElection: a.leaderElect
       ? {
-          namespace: leaseNamespace(a.leaseNamespace),
+          namespace: leaseNs,
           name: a.leaseName,
           identity: leaderIdentity(),
           ...a.leaseTimings,
         }
       : false,
   });
+  if ("remote" in mode) mode.remote.attach(controller);
   logger.info({ admin: controller.serve.adminUrl }, "gatehouse controller running");
   const signal = await stopped;
   logger.info({ signal }, "stopping");
   await controller.stop({ graceful: true, timeoutMs: 5000 });
+  if ("remote" in mode) await mode.remote.close();
   logger.info("stopped");
   return 0;
 }

@@ -99,8 +99,12 @@ describe("deploy/ manifests", () => {
     assert.ok(leaseRole !== undefined);
     const deployment = find("Deployment", "gatehouse-controller")[0];
     const args = parseControllerArgs(
-      ((deployment?.["spec"] as { template: { spec: { containers: Array<{ args: string[] }> } } } | undefined)
-        ?.template.spec.containers[0]?.args ?? []).slice(1),
+      (
+        (
+          deployment?.["spec"] as
+            { template: { spec: { containers: Array<{ args: string[] }> } } } | undefined
+        )?.template.spec.containers[0]?.args ?? []
+      ).slice(1),
     );
     const needed = [
       ...permissions(DEFAULT_LEASE_NAME),
@@ -109,8 +113,9 @@ describe("deploy/ manifests", () => {
     const expected = [
       ...new Set(
         needed.flatMap((p) =>
-        p.verbs.flatMap((v) =>
-          (p.names ?? ["*"]).map((n) => `${p.scope} ${p.group || "core"}/${p.resource} ${v} ${n}`),
+          p.verbs.flatMap((v) =>
+            (p.names ?? ["*"]).map((n) => `${p.scope} ${p.group || "core"}/${p.resource} ${v} ${n}`),
+          ),
         ),
       ),
     ].sort();
