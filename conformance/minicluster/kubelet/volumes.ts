@@ -152,6 +152,8 @@ export async function materializeVolumes(
     const target = join(dir, volume.name);
     await mkdir(target, { recursive: true });
     if (volume.emptyDir !== undefined) {
+      // As the kubelet makes it: owned by root, writable by everyone (pods run as other users).
+      await chmod(target, 0o777);
       result.set(volume.name, target);
       continue;
     }

@@ -151,7 +151,7 @@ describe("desiredObjects", () => {
       "--admin",
       "0.0.0.0:9901",
       "--state-dir",
-      "/var/run/gatehouse",
+      "/var/run/gatehouse/state",
     ]);
     const tuned = build(
       {},

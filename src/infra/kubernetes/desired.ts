@@ -24,7 +24,13 @@ export const CONTROLLER_NAMESPACE_LABEL = "gatehouse.dev/controller-namespace";
 export const PARAMETERS_HASH_ANNOTATION = "gatehouse.dev/parameters-hash";
 
 export const TLS_DIR = "/etc/gatehouse/tls";
-export const STATE_DIR = "/var/run/gatehouse";
+/** The emptyDir's mount point; the agent's state dir is a directory of its own inside it. */
+export const STATE_VOLUME = "/var/run/gatehouse";
+/**
+ * An emptyDir belongs to root (mode 0777, or group-writable with fsGroup): the agent, which wants
+ * a state directory it owns, creates this one in it.
+ */
+export const STATE_DIR = `${STATE_VOLUME}/state`;
 export const ADMIN_PORT = 9901;
 /** The data plane's drain before HAProxy's hard stop (see the dataplane). */
 export const DRAIN_SECONDS = 5;
@@ -328,7 +334,7 @@ export function desiredObjects(input: DesiredInput): DesiredObjects {
     },
     volumeMounts: [
       { name: "tls", mountPath: TLS_DIR, readOnly: true },
-      { name: "state", mountPath: STATE_DIR },
+      { name: "state", mountPath: STATE_VOLUME },
       { name: "tmp", mountPath: "/tmp" },
     ],
   };
