@@ -39,6 +39,7 @@ import type { StatusEntry } from "../status/types.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
 import { hostAddresses, type InterfaceAddress } from "./addresses.ts";
 import { TLSBridge } from "../dataplane/tlsbridge/bridge.ts";
+import { ExtAuthBridge } from "../dataplane/extauth/bridge.ts";
 import { ServeLoop } from "./loop.ts";
 
 export interface ServeOptions {
@@ -216,6 +217,7 @@ async function startLocked<P extends Provider>(
     ...(options.udp?.maxFlows !== undefined ? { maxFlows: options.udp.maxFlows } : {}),
   });
   const tlsBridge = new TLSBridge({ logger: logger.child({ component: "tlsbridge" }) });
+  const extAuthBridge = new ExtAuthBridge({ logger: logger.child({ component: "extauth" }) });
   const loop = new ServeLoop({
     controllerName: options.controllerName ?? DEFAULT_CONTROLLER_NAME,
     renderOptions,
@@ -228,7 +230,7 @@ async function startLocked<P extends Provider>(
         },
       },
       udp,
-      tlsBridge,
+      { apply: async (ir) => extAuthBridge.apply(await tlsBridge.apply(ir)) },
     ),
     store,
     metrics,
@@ -267,6 +269,7 @@ async function startLocked<P extends Provider>(
       await haproxy.stop({ graceful: how.graceful ?? true, timeoutMs: how.timeoutMs ?? 5000 });
       await udp.close();
       await tlsBridge.close();
+      await extAuthBridge.close();
       await launched.close();
       await lock.release();
     })());

@@ -9,6 +9,7 @@ import { RenderError, type RenderIssue } from "./errors.ts";
 import { fastFrontend, statusBackends } from "./fast.ts";
 import { httpFrontend, tcpFrontend, type L4Prepared } from "./frontends.ts";
 import { mirrorFrontend, mirrorGlobalLines } from "./mirror.ts";
+import { externalAuthGlobalLines } from "./extauth.ts";
 import { globalSection, httpDefaults, metricsFrontend, tcpDefaults, writeErrorPages } from "./global.ts";
 import { addTLSRoutes, addVirtualHosts } from "./hosts.ts";
 import {
@@ -120,6 +121,7 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
 
   const global = globalSection(ctx);
   global.lines.push(...mirrorGlobalLines(ctx, ir));
+  global.lines.push(...externalAuthGlobalLines(ctx, ir));
   const sections: Section[] = [
     global,
     httpDefaults(ctx),
