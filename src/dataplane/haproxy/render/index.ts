@@ -43,7 +43,7 @@ const CHECK_OPTIONS: RenderOptions = {
 };
 
 /**
- * Everything in `ir` (and `options`, when given) that the renderer cannot express: header session persistence, unsupported retry codes/backoff, unsafe strings (control characters,
+ * Everything in `ir` (and `options`, when given) that the renderer cannot express: unsupported retry codes/backoff, unsafe strings (control characters,
  * unbalanced regexes), protocol conflicts on a port, ... Empty when `render` will succeed.
  */
 export function checkRenderable(ir: IR, options?: RenderOptions): RenderIssue[] {
@@ -122,13 +122,14 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
   const global = globalSection(ctx);
   global.lines.push(...mirrorGlobalLines(ctx, ir));
   global.lines.push(...externalAuthGlobalLines(ctx, ir));
+  const httpBackendSections = backends.sections("http");
   const sections: Section[] = [
     global,
     httpDefaults(ctx),
     ...metricsFrontend(ctx),
     ...mirrorFrontend(ctx, ir),
     ...httpSections,
-    ...backends.sections("http"),
+    ...httpBackendSections,
     ...(fastRouting ? statusBackends() : []),
     tcpDefaults(),
     ...tcpSections,
@@ -143,7 +144,8 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
     backends: backends.runtime(),
     layout: backends.layout(),
     maps: ctx.allMaps(),
-    lookups: mapLookups(ctx, [...httpSections, ...tcpSections]),
+    // Backend sections look maps up too (header session persistence), after the frontends.
+    lookups: mapLookups(ctx, [...httpSections, ...tcpSections, ...httpBackendSections]),
     structure,
   };
 }
