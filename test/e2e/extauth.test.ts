@@ -6,24 +6,57 @@
 // never sees the request; an unresolvable service gets 500. Latency with and without the filter is
 // printed (README "ExternalAuth").
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { freePort, useHarness } from "./harness.ts";
+import { after, describe, test } from "node:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, selfSignedCert, useHarness } from "./harness.ts";
+import { startTLSBackend, type TLSBackend } from "./tls-backend.ts";
 import { request, keepAliveAgent } from "./client.ts";
 import { startGRPCAuth, startHTTPAuth, type AuthServer, type SeenHTTP } from "./auth-servers.ts";
 import type { CheckRequest } from "../../src/dataplane/extauth/proto.ts";
-import { docs, gateway, gatewayClass, httpRoute, prefix, ref, service, type Obj } from "./resources.ts";
+import { docs, gateway, gatewayClass, httpRoute, NS, prefix, ref, service, type Obj } from "./resources.ts";
 
-let httpAuth: AuthServer<SeenHTTP>;
-let grpcAuth: AuthServer<CheckRequest>;
-let closedPort = 0;
-before(async () => {
-  httpAuth = await startHTTPAuth("127.0.0.1");
-  grpcAuth = await startGRPCAuth("127.0.0.1");
-  closedPort = await freePort("127.0.0.1");
+// Started before the harness (its `files` name them): top-level await, not a `before` hook, whose
+// order relative to the harness's own hook is not guaranteed.
+const httpAuth: AuthServer<SeenHTTP> = await startHTTPAuth("127.0.0.1");
+const grpcAuth: AuthServer<CheckRequest> = await startGRPCAuth("127.0.0.1");
+const closedPort = await freePort("127.0.0.1");
+const tlsDir = await mkdtemp(join(tmpdir(), "gh-extauth-"));
+const cert = await selfSignedCert(tlsDir, ["auth.tls.test"]);
+const ca = cert.cert;
+const otherCa = (await selfSignedCert(tlsDir, ["other.tls.test"])).cert;
+// An HTTPS authorization service: allows `Bearer good`, saying so in a header.
+const tlsAuth: TLSBackend = await startTLSBackend({ cert: cert.cert, key: cert.key }, (req, res) => {
+  req.resume();
+  const ok = req.headers.authorization === "Bearer good";
+  res.writeHead(ok ? 200 : 403, ok ? { "x-auth-via": "tls" } : {});
+  res.end();
 });
 after(async () => {
   await httpAuth.close();
   await grpcAuth.close();
+  await tlsAuth.close();
+  await rm(tlsDir, { recursive: true, force: true });
+});
+
+const configMap = (name: string, data: Record<string, string>): Obj => ({
+  apiVersion: "v1",
+  kind: "ConfigMap",
+  metadata: { name, namespace: NS },
+  data,
+});
+const tlsPolicy = (name: string, target: string, caConfigMap: string): Obj => ({
+  apiVersion: "gateway.networking.k8s.io/v1",
+  kind: "BackendTLSPolicy",
+  metadata: { name, namespace: NS },
+  spec: {
+    targetRefs: [{ group: "", kind: "Service", name: target }],
+    validation: {
+      hostname: "auth.tls.test",
+      caCertificateRefs: [{ group: "", kind: "ConfigMap", name: caConfigMap }],
+    },
+  },
 });
 
 const authRule = (externalAuth: Obj): Obj => ({
@@ -43,6 +76,12 @@ const harness = useHarness({
       service("auth-grpc", { endpoints: [grpcAuth.endpoint], appProtocol: "kubernetes.io/h2c" }),
       service("auth-down", { endpoints: [`127.0.0.1:${closedPort}`] }),
       service("auth-down-grpc", { endpoints: [`127.0.0.1:${closedPort}`], appProtocol: "kubernetes.io/h2c" }),
+      service("auth-tls", { endpoints: [tlsAuth.endpoint] }),
+      service("auth-tls-wrong-ca", { endpoints: [tlsAuth.endpoint] }),
+      configMap("auth-ca", { "ca.crt": ca }),
+      configMap("other-ca", { "ca.crt": otherCa }),
+      tlsPolicy("auth-tls", "auth-tls", "auth-ca"),
+      tlsPolicy("auth-tls-wrong-ca", "auth-tls-wrong-ca", "other-ca"),
     ),
     "routes.yaml": docs(
       httpRoute("http-auth", {
@@ -91,6 +130,14 @@ const harness = useHarness({
       httpRoute("missing", {
         hostnames: ["missing.test"],
         rules: [authRule({ protocol: "HTTP", backendRef: ref("no-such-service"), http: {} })],
+      }),
+      httpRoute("tls", {
+        hostnames: ["tls.test"],
+        rules: [authRule({ protocol: "HTTP", backendRef: ref("auth-tls"), http: {} })],
+      }),
+      httpRoute("tls-wrong-ca", {
+        hostnames: ["tls-wrong-ca.test"],
+        rules: [authRule({ protocol: "HTTP", backendRef: ref("auth-tls-wrong-ca"), http: {} })],
       }),
       httpRoute("open", { hostnames: ["open.test"], rules: [{ backendRefs: [ref("echo")] }] }),
     ),
@@ -195,6 +242,18 @@ describe("ExternalAuth, gRPC ext_authz service", () => {
     assert.equal(res.status, 401);
     assert.equal(res.headers["www-authenticate"], "Bearer grpc");
     assert.equal(res.body, "denied by grpc auth");
+    assert.equal(harness().backend("echo").requests, echoBefore);
+  });
+});
+
+describe("ExternalAuth over TLS (BackendTLSPolicy on the service)", () => {
+  test("the policy's CA and hostname verify the service; a certificate that does not verify fails closed", async () => {
+    const ok = await send("tls.test", "/", { authorization: "Bearer good" });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.echo?.headers["x-auth-via"], ["tls"]);
+    assert.equal((await send("tls.test", "/", { authorization: "Bearer bad" })).status, 403);
+    const echoBefore = harness().backend("echo").requests;
+    assert.equal((await send("tls-wrong-ca.test", "/", { authorization: "Bearer good" })).status, 403);
     assert.equal(harness().backend("echo").requests, echoBefore);
   });
 });
