@@ -36,6 +36,7 @@ import type { StatusEntry } from "../status/types.ts";
 import { hostAddresses, type InterfaceAddress } from "./addresses.ts";
 import { TLSBridge } from "../dataplane/tlsbridge/bridge.ts";
 import { startControlPlane, type ControlPlaneHandle, type ControlPlaneOptions } from "./control.ts";
+import { ExtAuthBridge } from "../dataplane/extauth/bridge.ts";
 
 export interface ServeOptions {
   /** A YAML file or a directory (searched recursively), watched by a FileProvider. */
@@ -189,6 +190,7 @@ async function startLocked<P extends Provider>(
   });
   let udp: UdpForwarder | undefined;
   const tlsBridge = new TLSBridge({ logger: logger.child({ component: "tlsbridge" }) });
+  const extAuthBridge = new ExtAuthBridge({ logger: logger.child({ component: "extauth" }) });
   // Without `provider`, P is FileProvider (its default): the cast only restates that.
   const provider: P =
     options.provider ??
@@ -236,13 +238,14 @@ async function startLocked<P extends Provider>(
           },
         },
         udp,
-        tlsBridge,
+        { apply: async (ir) => extAuthBridge.apply(await tlsBridge.apply(ir)) },
       );
     },
     beforeAdminClose: async ({ graceful, timeoutMs }) => {
       await haproxy.stop({ graceful, timeoutMs });
       await udp?.close();
       await tlsBridge.close();
+      await extAuthBridge.close();
     },
   });
   let stopping: Promise<void> | undefined;

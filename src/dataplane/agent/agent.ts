@@ -1,5 +1,5 @@
 // `gatehouse dataplane`: the agent of one Gateway's data-plane pod in `--infrastructure kubernetes`.
-// It runs HAProxy (+ the UDP forwarder and the TLS bridge) with the same pieces as `gatehouse serve`
+// It runs HAProxy (+ the UDP forwarder, the TLS bridge and the ExternalAuth bridge) with the same pieces as `gatehouse serve`
 // (HAProxyProcess, HAProxyApplier, CombinedDataplane; the state directory locked) and takes its
 // Gateway's configuration from the controller's config stream (src/distribute/client.ts):
 //
@@ -38,6 +38,7 @@ import { stopStaleHAProxy } from "../haproxy/process/stale.ts";
 import { checkRenderable, formatIssue, type RenderOptions } from "../haproxy/render/index.ts";
 import { workerRuntimeApi } from "../haproxy/runtime/socket.ts";
 import { TLSBridge } from "../tlsbridge/bridge.ts";
+import { ExtAuthBridge } from "../extauth/bridge.ts";
 import { CombinedDataplane } from "../udp/dataplane.ts";
 import { UdpForwarder } from "../udp/forwarder.ts";
 import { udpMetrics } from "../udp/metrics.ts";
@@ -182,7 +183,10 @@ async function startLocked(o: AgentOptions, stateDir: string, lock: StateDirLock
     ...(o.udp?.maxFlows !== undefined ? { maxFlows: o.udp.maxFlows } : {}),
   });
   const bridge = new TLSBridge({ logger: logger.child({ component: "tlsbridge" }) });
-  const dataplane = new CombinedDataplane(applier, udp, bridge);
+  const extAuthBridge = new ExtAuthBridge({ logger: logger.child({ component: "extauth" }) });
+  const dataplane = new CombinedDataplane(applier, udp, {
+    apply: async (ir) => extAuthBridge.apply(await bridge.apply(ir)),
+  });
 
   let applied: { hash: string; unavailable: readonly UnavailableListener[] } | undefined;
   let refused: { hash: string; error: string } | undefined;
@@ -299,6 +303,7 @@ async function startLocked(o: AgentOptions, stateDir: string, lock: StateDirLock
     await haproxy.stop({ graceful, timeoutMs: graceful ? hardStopMs + 2000 : 2000 });
     await udp.close();
     await bridge.close();
+    await extAuthBridge.close();
     await admin.close();
     await lock.release();
   };

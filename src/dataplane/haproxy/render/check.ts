@@ -14,6 +14,7 @@ import type { RenderIssue } from "./errors.ts";
 import type { RenderOptions } from "./model.ts";
 import { haproxyValidators } from "../capabilities.ts";
 import { controlIssue, hostnameIssue } from "./syntax.ts";
+import { BRIDGE_ADDRESS } from "./extauth.ts";
 
 const REDIRECT_CODES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 const SAFE_PATH = /^\/[A-Za-z0-9._/-]*$/;
@@ -337,6 +338,19 @@ function checkFilters(
           optional(report, `${path}.cors.exposeHeaders[${j}]`, v.corsHeaderName(h));
         if (!Number.isInteger(c.maxAgeSeconds) || c.maxAgeSeconds < 0)
           report(`${path}.cors.maxAgeSeconds`, `${c.maxAgeSeconds} must be a non-negative integer`);
+        break;
+      }
+      case "ExternalAuth": {
+        const a = f.auth;
+        if (!ruleLevel) report(path, "ExternalAuth applies to rules only");
+        if (
+          !Number.isInteger(a.forwardBodyMaxSize) ||
+          a.forwardBodyMaxSize < 0 ||
+          a.forwardBodyMaxSize > 65535
+        )
+          report(`${path}.auth.forwardBodyMaxSize`, `${a.forwardBodyMaxSize} is outside 0..65535`);
+        if (a.bridge !== undefined && !BRIDGE_ADDRESS.test(a.bridge))
+          report(`${path}.auth.bridge`, `${JSON.stringify(a.bridge)} is not an address and port`);
         break;
       }
     }

@@ -9,6 +9,7 @@ import { RenderError, type RenderIssue } from "./errors.ts";
 import { fastFrontend, statusBackends } from "./fast.ts";
 import { httpFrontend, tcpFrontend, type L4Prepared } from "./frontends.ts";
 import { mirrorFrontend, mirrorGlobalLines } from "./mirror.ts";
+import { externalAuthGlobalLines } from "./extauth.ts";
 import { globalSection, httpDefaults, metricsFrontend, tcpDefaults, writeErrorPages } from "./global.ts";
 import { addTLSRoutes, addVirtualHosts } from "./hosts.ts";
 import {
@@ -42,7 +43,7 @@ const CHECK_OPTIONS: RenderOptions = {
 };
 
 /**
- * Everything in `ir` (and `options`, when given) that the renderer cannot express: header session persistence, unsupported retry codes/backoff, unsafe strings (control characters,
+ * Everything in `ir` (and `options`, when given) that the renderer cannot express: unsupported retry codes/backoff, unsafe strings (control characters,
  * unbalanced regexes), protocol conflicts on a port, ... Empty when `render` will succeed.
  */
 export function checkRenderable(ir: IR, options?: RenderOptions): RenderIssue[] {
@@ -120,13 +121,15 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
 
   const global = globalSection(ctx);
   global.lines.push(...mirrorGlobalLines(ctx, ir));
+  global.lines.push(...externalAuthGlobalLines(ctx, ir));
+  const httpBackendSections = backends.sections("http");
   const sections: Section[] = [
     global,
     httpDefaults(ctx),
     ...metricsFrontend(ctx),
     ...mirrorFrontend(ctx, ir),
     ...httpSections,
-    ...backends.sections("http"),
+    ...httpBackendSections,
     ...(fastRouting ? statusBackends() : []),
     tcpDefaults(ctx),
     ...tcpSections,
@@ -141,7 +144,8 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
     backends: backends.runtime(),
     layout: backends.layout(),
     maps: ctx.allMaps(),
-    lookups: mapLookups(ctx, [...httpSections, ...tcpSections]),
+    // Backend sections look maps up too (header session persistence), after the frontends.
+    lookups: mapLookups(ctx, [...httpSections, ...tcpSections, ...httpBackendSections]),
     structure,
   };
 }

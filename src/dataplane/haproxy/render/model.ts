@@ -40,6 +40,8 @@ export interface Profile {
   /** `timeout`: also retry when the server timeout strikes before a response (`response-timeout`). */
   retry?: { attempts: number; codes: number[]; timeout?: true };
   cookie?: { name: string; maxIdleS?: number; maxLifeS?: number; maxAgeS?: number };
+  /** Header session persistence: the header's name, and the session's absolute lifetime. */
+  header?: { name: string; maxLifeS?: number };
 }
 
 /** One HAProxy backend section with server slots, as rendered. */
