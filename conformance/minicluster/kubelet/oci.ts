@@ -175,7 +175,15 @@ export function runtimeSpec(input: ContainerInput): RuntimeSpec {
     user: {
       uid,
       gid,
-      ...(podContext.supplementalGroups ? { additionalGids: podContext.supplementalGroups } : {}),
+      // As the kubelet does: fsGroup is one of the container's groups (it owns the volumes).
+      ...(podContext.supplementalGroups !== undefined || podContext.fsGroup !== undefined
+        ? {
+            additionalGids: [
+              ...(podContext.supplementalGroups ?? []),
+              ...(podContext.fsGroup !== undefined ? [podContext.fsGroup] : []),
+            ],
+          }
+        : {}),
     },
     args,
     env: [...env].map(([name, value]) => `${name}=${value}`),
