@@ -113,6 +113,30 @@ describe("KubernetesInfrastructure", () => {
     assert.equal(s.listener?.status, "True");
   });
 
+  test("an accepted Gateway without a valid listener: its pods get an empty configuration; its status stays the translator's", async () => {
+    const broken = gateway("broken", {
+      listeners: [
+        {
+          name: "https",
+          port: 443,
+          protocol: "HTTPS",
+          tls: { mode: "Terminate", certificateRefs: [{ name: "missing" }] },
+        },
+      ],
+    });
+    const { run } = setup([CLASS, broken, service("broken", lb("10.245.0.9"))]);
+    const out = await run();
+    assert.deepEqual(out.translated.gateways, [], "the translator leaves it out");
+    assert.deepEqual(
+      out.ir.gateways.map((g) => ({ id: g.id, listeners: g.listeners })),
+      [{ id: "edge/broken", listeners: [] }],
+      "its pods are sent an empty configuration",
+    );
+    const { programmed } = gatewayStatus(out.statuses, "broken");
+    assert.equal(programmed?.status, "False");
+    assert.notEqual(programmed?.reason, "Pending", "not waiting for pods: the translator's reason stands");
+  });
+
   test("listeners the pods cannot serve go through the feedback path", async () => {
     const { run, dataplane } = setup([CLASS, gateway("web") as unknown as KubeObject]);
     const first = await run([service("web", lb("198.51.100.4"))]);

@@ -154,6 +154,10 @@ export class KubernetesInfrastructure implements GatewayInfrastructure {
     const desired: Array<{ gateway: string; objects: ReturnType<typeof desiredObjects>["objects"] }> = [];
     const keep = new Set<string>();
     const labelOf = new Map<string, string>(); // gateway id → reconciler key
+    // Accepted Gateways without a valid listener are not in the IR, yet they have pods: those get
+    // an empty configuration, so that they apply something and become ready (a namespace whose
+    // pods never become ready looks broken, e.g. to kubectl rollout status).
+    const withoutListeners: Gateway[] = [];
     for (const entry of input.statuses) {
       if (entry.kind !== "Gateway") continue;
       const id = `${entry.metadata.namespace ?? "default"}/${entry.metadata.name}`;
@@ -177,6 +181,7 @@ export class KubernetesInfrastructure implements GatewayInfrastructure {
           options: this.#desiredOptions,
         });
         desired.push({ gateway: key, objects: d.objects });
+        if (!ir.gateways.some((g) => g.id === id)) withoutListeners.push(gateway);
         if (d.addressProblem !== undefined) problems.set(id, d.addressProblem);
         if (d.requestedAddress !== undefined) requested.set(id, d.requestedAddress);
       } catch (error) {
@@ -224,7 +229,20 @@ export class KubernetesInfrastructure implements GatewayInfrastructure {
       return notProgrammed(withAddresses, problem, input.now);
     });
     return {
-      ir: { ...ir, gateways: ir.gateways.map((g) => ({ ...g, addresses: [] })) },
+      ir: {
+        ...ir,
+        gateways: [
+          ...ir.gateways.map((g) => ({ ...g, addresses: [] })),
+          ...withoutListeners.map((g) => ({
+            id: `${g.metadata.namespace ?? "default"}/${g.metadata.name}`,
+            namespace: g.metadata.namespace ?? "default",
+            name: g.metadata.name,
+            gatewayClassName: g.spec.gatewayClassName,
+            addresses: [],
+            listeners: [],
+          })),
+        ],
+      },
       statuses:
         unavailable.length > 0
           ? withFeedback(statuses, { unavailableListeners: unavailable }, input.now)
