@@ -89,7 +89,8 @@ describe("KubernetesInfrastructure", () => {
     assert.match(s.programmed?.message ?? "", /No data-plane pod is connected/);
     assert.deepEqual(s.addresses, [{ type: "IPAddress", value: "198.51.100.4" }]);
 
-    const hash = configHash(irForGateway(out.translated, "edge/web"));
+    // The hash of what the pods are sent (out.ir), which is what they report.
+    const hash = configHash(irForGateway(out.ir, "edge/web"));
     const pod = { pod: "edge/p1", hash, unavailableListeners: [], connectedAt: "2026-01-01T00:00:00Z" };
     dataplane.states.set("edge/web", {
       hash,
@@ -113,6 +114,33 @@ describe("KubernetesInfrastructure", () => {
     assert.equal(s.listener?.status, "True");
   });
 
+  test("a Gateway with spec.addresses: Programmed once a pod applied what it was sent (no addresses: the Service has it)", async () => {
+    const { run, dataplane } = setup([
+      CLASS,
+      gateway("web", { addresses: [{ type: "IPAddress", value: "10.245.1.10" }] }) as unknown as KubeObject,
+    ]);
+    const out = await run([service("web", lb("10.245.1.10"))]);
+    assert.deepEqual(out.translated.gateways[0]?.addresses, ["10.245.1.10"], "the translator keeps them");
+    assert.deepEqual(out.ir.gateways[0]?.addresses, [], "the pods bind all their interfaces");
+    const hash = configHash(irForGateway(out.ir, "edge/web"));
+    assert.notEqual(hash, configHash(irForGateway(out.translated, "edge/web")));
+    dataplane.states.set("edge/web", {
+      hash,
+      pods: [
+        {
+          pod: "edge/p1",
+          hash,
+          applied: true,
+          unavailableListeners: [],
+          connectedAt: "2026-01-01T00:00:00Z",
+        },
+      ],
+    });
+    const s = gatewayStatus((await run([service("web", lb("10.245.1.10"))])).statuses, "web");
+    assert.equal(s.programmed?.status, "True", s.programmed?.message);
+    assert.deepEqual(s.addresses, [{ type: "IPAddress", value: "10.245.1.10" }]);
+  });
+
   test("an accepted Gateway without a valid listener: its pods get an empty configuration; its status stays the translator's", async () => {
     const broken = gateway("broken", {
       listeners: [
@@ -124,7 +152,7 @@ describe("KubernetesInfrastructure", () => {
         },
       ],
     });
-    const { run } = setup([CLASS, broken, service("broken", lb("10.245.0.9"))]);
+    const { run } = setup([CLASS, broken as unknown as KubeObject, service("broken", lb("10.245.0.9"))]);
     const out = await run();
     assert.deepEqual(out.translated.gateways, [], "the translator leaves it out");
     assert.deepEqual(

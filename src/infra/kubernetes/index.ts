@@ -211,6 +211,22 @@ export class KubernetesInfrastructure implements GatewayInfrastructure {
       }
     }
 
+    // What the pods are sent (and report the hash of): the Gateways with no addresses of their own
+    // (the pods bind all interfaces; the Service holds the address), plus the empty configurations.
+    const published: IR = {
+      ...ir,
+      gateways: [
+        ...ir.gateways.map((g) => ({ ...g, addresses: [] })),
+        ...withoutListeners.map((g) => ({
+          id: `${g.metadata.namespace ?? "default"}/${g.metadata.name}`,
+          namespace: g.metadata.namespace ?? "default",
+          name: g.metadata.name,
+          gatewayClassName: g.spec.gatewayClassName,
+          addresses: [],
+          listeners: [],
+        })),
+      ],
+    };
     const unavailable: UnavailableListener[] = [];
     const statuses = input.statuses.map((entry): StatusEntry => {
       if (entry.kind !== "Gateway" || !isAccepted(entry)) return entry;
@@ -224,25 +240,13 @@ export class KubernetesInfrastructure implements GatewayInfrastructure {
       const withAddresses = setAddresses(entry, addresses);
       const inIR = ir.gateways.some((g) => g.id === id);
       const problem =
-        problems.get(id) ?? this.#programmedProblem(id, ir, addresses, requested.get(id), inIR, unavailable);
+        problems.get(id) ??
+        this.#programmedProblem(id, published, addresses, requested.get(id), inIR, unavailable);
       if (problem === undefined) return withAddresses;
       return notProgrammed(withAddresses, problem, input.now);
     });
     return {
-      ir: {
-        ...ir,
-        gateways: [
-          ...ir.gateways.map((g) => ({ ...g, addresses: [] })),
-          ...withoutListeners.map((g) => ({
-            id: `${g.metadata.namespace ?? "default"}/${g.metadata.name}`,
-            namespace: g.metadata.namespace ?? "default",
-            name: g.metadata.name,
-            gatewayClassName: g.spec.gatewayClassName,
-            addresses: [],
-            listeners: [],
-          })),
-        ],
-      },
+      ir: published,
       statuses:
         unavailable.length > 0
           ? withFeedback(statuses, { unavailableListeners: unavailable }, input.now)
