@@ -11,6 +11,8 @@ import { celEnv, celFunc, CelScalar, isCelError, parse, plan } from "@bufbuild/c
 import type { CelInput, CelResult } from "@bufbuild/cel";
 import { strings } from "@bufbuild/cel/ext";
 import { RE2JS } from "@bufbuild/re2";
+import { compileFast, FALLBACK } from "./cel-compile.ts";
+import type { FastProgram } from "./cel-compile.ts";
 
 /** One entry of an `x-kubernetes-validations` list. */
 export interface CelRule {
@@ -39,7 +41,8 @@ export interface CelCoverage {
 }
 
 type Program = (self: CelInput) => CelResult;
-type Compiled = { ok: true; run: Program } | { ok: false; reason: string };
+/** `fast`: the same rule compiled to closures when it is in their subset (cel-compile.ts). */
+type Compiled = { ok: true; run: Program; fast?: FastProgram } | { ok: false; reason: string };
 
 /** Operators and macros the planner implements itself (not looked up in the function resolver). */
 const BUILTIN_CALLS = new Set([
@@ -127,7 +130,8 @@ export function compileRule(rule: string): Compiled {
         result = { ok: false, reason: `unsupported function(s): ${unknown.sort().join(", ")}` };
       } else {
         const program = plan(env, parsed);
-        result = { ok: true, run: (self) => program({ self }) };
+        const fast = compileFast(parsed, { isIP: k8sIsIP });
+        result = { ok: true, run: (self) => program({ self }), ...(fast === undefined ? {} : { fast }) };
       }
     } catch (err) {
       result = { ok: false, reason: `compile error: ${err instanceof Error ? err.message : String(err)}` };
@@ -135,6 +139,22 @@ export function compileRule(rule: string): Compiled {
   }
   compiled.set(rule, result);
   return result;
+}
+
+let compiledRulesEnabled = true;
+
+/** Whether rules run compiled to closures where they can (default); false: the interpreter only (tests). */
+export function useCompiledRules(enabled: boolean): void {
+  compiledRulesEnabled = enabled;
+}
+
+/** A compiled rule's value, or FALLBACK when the interpreter must evaluate it. */
+function runFast(program: FastProgram, self: CelInput): unknown {
+  try {
+    return program(self);
+  } catch {
+    return FALLBACK; // FALLBACK itself, or a fault of the closures: the interpreter is the reference
+  }
 }
 
 /** Runs a compiled program, converting thrown exceptions into an error string. */
@@ -172,6 +192,12 @@ function failureMessage(rule: CelRule, self: CelInput): string {
 export function evaluateRule(rule: CelRule, self: CelInput): RuleOutcome {
   const program = compileRule(rule.rule);
   if (!program.ok) return { kind: "skipped", reason: program.reason };
+  if (program.fast !== undefined && compiledRulesEnabled) {
+    const value = runFast(program.fast, self);
+    if (value === true) return { kind: "pass" };
+    if (value === false) return { kind: "fail", message: failureMessage(rule, self) };
+    // Anything else (a CEL error, a case the closures leave to the interpreter): the interpreter decides.
+  }
   const out = execute(program.run, self);
   if ("error" in out) {
     recordRuntimeError(rule.rule, out.error);
