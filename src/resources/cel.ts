@@ -256,6 +256,18 @@ const CEL_RESERVED = new Set([
  * `a-b` → `a__dash__b`, ...). Returns undefined for names CEL cannot access.
  */
 export function escapeFieldName(name: string): string | undefined {
+  const known = escapedNames.get(name);
+  if (known !== undefined || escapedNames.has(name)) return known;
+  const escaped = escapeName(name);
+  if (escapedNames.size >= 10_000) escapedNames.clear();
+  escapedNames.set(name, escaped);
+  return escaped;
+}
+
+/** escapeFieldName's answers so far (field names repeat across objects). */
+const escapedNames = new Map<string, string | undefined>();
+
+function escapeName(name: string): string | undefined {
   if (name === "" || /^[0-9]/.test(name)) return undefined;
   if (CEL_RESERVED.has(name)) return `__${name}__`;
   const escaped = name.replace(/__|\.|-|\//g, (s) =>
@@ -299,21 +311,43 @@ function mapValueSchema(schema: StructuralSchema | undefined): StructuralSchema 
  * properties become maps keyed by escaped property names (undeclared fields are pruned, as the
  * API server does), other objects become maps with raw keys, integers become CEL ints (bigint).
  */
-export function toCelValue(data: unknown, schema: StructuralSchema | undefined): CelInput {
-  if (Array.isArray(data)) return data.map((x: unknown) => toCelValue(x, schema?.items));
-  if (isPlainObject(data)) {
+export function toCelValue(
+  data: unknown,
+  schema: StructuralSchema | undefined,
+  cache?: Conversions,
+): CelInput {
+  if (typeof data !== "object" || data === null) return toCelScalar(data, schema);
+  const known = cache?.get(data);
+  if (known !== undefined && known.schema === schema) return known.value;
+  let value: CelInput;
+  if (Array.isArray(data)) {
+    const items = schema?.items;
+    value = data.map((x: unknown) => toCelValue(x, items, cache));
+  } else {
     const out = new Map<string, CelInput>();
     const props = schema?.properties;
-    for (const [key, value] of Object.entries(data)) {
-      if (value === undefined) continue;
-      if (props === undefined) out.set(key, toCelValue(value, mapValueSchema(schema)));
+    const values = props === undefined ? mapValueSchema(schema) : undefined;
+    const record = data as Record<string, unknown>;
+    for (const key in record) {
+      if (!Object.hasOwn(record, key)) continue;
+      const v = record[key];
+      if (v === undefined) continue;
+      if (props === undefined) out.set(key, toCelValue(v, values, cache));
       else if (Object.hasOwn(props, key)) {
         const name = escapeFieldName(key);
-        if (name !== undefined) out.set(name, toCelValue(value, props[key]));
+        if (name !== undefined) out.set(name, toCelValue(v, props[key], cache));
       }
     }
-    return out;
+    value = out;
   }
+  cache?.set(data, { schema, value });
+  return value;
+}
+
+/** Converted values of one walk's data nodes (each node is converted once, not once per rule above it). */
+type Conversions = WeakMap<object, { schema: StructuralSchema | undefined; value: CelInput }>;
+
+function toCelScalar(data: unknown, schema: StructuralSchema | undefined): CelInput {
   if (typeof data === "number") {
     const type = schema?.type;
     const integer =
@@ -385,11 +419,12 @@ export function checkExtensions(
   path: string,
   options: ExtensionOptions,
   errors: ExtensionError[] = [],
+  conversions: Conversions = new WeakMap(),
 ): ExtensionError[] {
   if (data === undefined || !typeFits(schema, data)) return errors;
   const rules = schema["x-kubernetes-validations"];
   if (Array.isArray(rules) && rules.length > 0 && !options.skipRules(path)) {
-    const self = toCelValue(data, schema);
+    const self = toCelValue(data, schema, conversions);
     for (const rule of rules) {
       if (!isPlainObject(rule) || typeof rule.rule !== "string") continue;
       const outcome = evaluateRule(rule, self);
@@ -402,17 +437,20 @@ export function checkExtensions(
     checkListType(schema, data, path, errors);
     const items = schema.items;
     if (items !== undefined)
-      data.forEach((x: unknown, i) => checkExtensions(items, x, `${path}[${i}]`, options, errors));
+      data.forEach((x: unknown, i) =>
+        checkExtensions(items, x, `${path}[${i}]`, options, errors, conversions),
+      );
   } else if (isPlainObject(data)) {
     const props = schema.properties;
     const values = mapValueSchema(schema);
     if (props !== undefined) {
       for (const [key, sub] of Object.entries(props)) {
-        if (Object.hasOwn(data, key)) checkExtensions(sub, data[key], child(path, key), options, errors);
+        if (Object.hasOwn(data, key))
+          checkExtensions(sub, data[key], child(path, key), options, errors, conversions);
       }
     } else if (values !== undefined) {
       for (const [key, value] of Object.entries(data)) {
-        checkExtensions(values, value, `${path}[${key}]`, options, errors);
+        checkExtensions(values, value, `${path}[${key}]`, options, errors, conversions);
       }
     }
   }
