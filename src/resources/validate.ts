@@ -100,7 +100,15 @@ function prepare(schema: StructuralSchema, root = true): StructuralSchema {
   return out;
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false, verbose: true, unicodeRegExp: false });
+// `optimize: false`: ajv's code optimisation pass halves nothing at run time here (≈ +1 µs per
+// HTTPRoute without it) but doubles the first compilation (≈ 100 ms of each `gatehouse translate`).
+const ajv = new Ajv({
+  allErrors: true,
+  strict: false,
+  verbose: true,
+  unicodeRegExp: false,
+  code: { optimize: false },
+});
 ajv.addFormat("int32", {
   type: "number",
   validate: (n) => Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31,
