@@ -10,7 +10,6 @@
 // directory and file is read once (loops end there), and the walk stops MAX_DEPTH directories down.
 import { lstat, readFile, readdir, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { LineCounter, parseAllDocuments } from "yaml";
 import type { Document } from "yaml";
 import {
   DuplicateObjectError,
@@ -35,6 +34,7 @@ import { buildSnapshot, isClusterScoped, objectKey, snapshotField } from "./snap
 import type { DuplicateObject, Snapshot, Source } from "./snapshot.ts";
 import { validateObject } from "./validate.ts";
 import { fastDocuments } from "./yaml-fast.ts";
+import { yamlLibrary } from "./yaml-lib.ts";
 
 /** What a stat call tells the loader. */
 export interface FileKind {
@@ -268,11 +268,11 @@ function reparseDocument(
     const from = text.lastIndexOf("\n", start - 1) + 1;
     const next = starts.slice(index + 1).find((s) => s >= 0);
     const to = next === undefined ? text.length : text.lastIndexOf("\n", next - 1) + 1;
-    const docs = parseAllDocuments(text.slice(from, to), { prettyErrors: false, merge: true });
+    const docs = yamlLibrary().parseAllDocuments(text.slice(from, to), { prettyErrors: false, merge: true });
     const first = "empty" in docs ? undefined : docs[0];
     if (first !== undefined && first.errors.length === 0) return { doc: first, base: from };
   }
-  const docs = parseAllDocuments(text, { prettyErrors: false, merge: true });
+  const docs = yamlLibrary().parseAllDocuments(text, { prettyErrors: false, merge: true });
   return { doc: "empty" in docs ? undefined : docs[index], base: 0 };
 }
 
@@ -304,8 +304,8 @@ class LinePositions {
 /** parseDocuments with the `yaml` library: syntax errors and warnings with line and column. */
 function parseWithYaml(text: string, file: string): ParsedFile {
   const result: ParsedFile = { objects: [], errors: [], warnings: [], broken: false, rejected: [] };
-  const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, merge: true });
+  const lineCounter = new (yamlLibrary().LineCounter)();
+  const docs = yamlLibrary().parseAllDocuments(text, { lineCounter, prettyErrors: false, merge: true });
   const at = (where: InputLocation, offset: number): InputLocation => {
     const { line, col } = lineCounter.linePos(offset);
     return { ...where, line, column: col };
