@@ -9,7 +9,7 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isMain, runStandalone } from "./lib/cli.ts";
 import type { CommonOptions } from "./lib/cli.ts";
-import { groupProcesses, statusBytes } from "./lib/cpu.ts";
+import { descendants, statusBytes } from "./lib/cpu.ts";
 import {
   gatewayYaml,
   metricSum,
@@ -52,7 +52,7 @@ const r1 = (n: number) => Math.round(n * 10) / 10;
 
 async function reading(g: Gatehouse, label: string, routes: number): Promise<MemoryScalePoint> {
   const m = await g.metrics();
-  const haproxy = groupProcesses(g.proc.pid).filter((p) => p.comm === "haproxy");
+  const haproxy = descendants(g.proc.pid).filter((p) => p.comm === "haproxy");
   return {
     label,
     routes,
