@@ -111,6 +111,29 @@ describe("fastDocuments", () => {
     });
   }
 
+  void test("leaves every input the yaml library rejects to it (errors keep their line and column)", () => {
+    const rejected = [
+      "a: b: c\n",
+      "a:\n\tb: 1\n",
+      "a: 'x\n",
+      "- a\nb: 1\n",
+      "a:\n  - b\n c: 1\n",
+      'a: "\\q"\n',
+      "key with\n  newline: 1\n",
+      "a: 1\n  b: 2\n",
+      "a: @b\n",
+      "a: `b\n",
+      "a: 'b'c\n",
+      "{a: 1}}\n",
+      "a:\n- b\n-c\n",
+    ];
+    for (const text of rejected) {
+      const docs = parseAllDocuments(text);
+      assert.ok(!("empty" in docs) && docs.some((doc) => doc.errors.length > 0), `yaml rejects ${text}`);
+      assert.equal(fastDocuments(text), undefined, text);
+    }
+  });
+
   void test("equals the yaml library on generated JSON-like documents", () => {
     const key = fc.stringMatching(/^[a-z][a-zA-Z0-9./_-]{0,12}$/);
     const scalar = fc.oneof(
