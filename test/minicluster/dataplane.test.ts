@@ -358,6 +358,15 @@ describe("per-Gateway data plane in a mini-cluster", { skip, timeout: 360_000 },
       host: "dp.example",
       accept: fromEcho,
     });
+    // The old pods' logs, followed until their containers end: how their agents shut down.
+    const oldLogs = before.map((pod) =>
+      kube
+        .request<string>("GET", `/api/v1/namespaces/${NS}/pods/${pod.metadata.name}/log`, undefined, {
+          query: { follow: true },
+          timeoutMs: 120_000,
+        })
+        .catch((error: unknown) => `(log: ${String(error)})`),
+    );
     await sleep(1000);
     const started = Date.now();
     await kube.request(
@@ -377,6 +386,30 @@ describe("per-Gateway data plane in a mini-cluster", { skip, timeout: 360_000 },
     const { ok, failures } = await traffic.stop();
     log(`roll: ${(rollMs / 1000).toFixed(1)} s; ${ok} requests, ${failures.length} failed`);
     for (const f of failures.slice(0, 10)) log(`  failed: ${f}`);
+    // Each old pod's agent drained and stopped HAProxy gracefully before its container ended (the
+    // last lines its log had while the pod could still be read).
+    for (const [i, pod] of before.entries()) {
+      const text = (await oldLogs[i]) ?? "";
+      const at = (msg: string): string | undefined =>
+        text
+          .split("\n")
+          .map((line) => {
+            try {
+              return JSON.parse(line) as { time?: string; msg?: string };
+            } catch {
+              return {};
+            }
+          })
+          .find((entry) => entry.msg?.startsWith(msg))?.time;
+      const shutdown = at("shutting down");
+      const drained = at("drain time over");
+      const stopped = at("stopped");
+      log(`  ${pod.metadata.name}: shutting down ${shutdown}, drain over ${drained}, stopped ${stopped}`);
+      assert.ok(
+        shutdown !== undefined && drained !== undefined && stopped !== undefined,
+        `${pod.metadata.name} shut down gracefully:\n${text.split("\n").slice(-8).join("\n")}`,
+      );
+    }
     assert.notEqual(after[0]?.metadata.annotations?.[PARAMETERS_HASH_ANNOTATION], oldParams);
     for (const pod of after) {
       assert.equal(pod.metadata.annotations?.["example.com/rollout"], "1");
