@@ -48,6 +48,8 @@ export type InstallOptions = {
   | {
       /** Each Gateway its own data-plane Deployment and LoadBalancer Service (the chart's default). */
       infrastructure: "kubernetes";
+      /** The config-stream Service's ClusterIP, inside the cluster's service CIDR (default DISTRIBUTION_CLUSTER_IP). */
+      distributionClusterIP?: string;
     }
   | {
       /** The controller Pod serves every Gateway on host addresses from the pool. */
@@ -72,8 +74,8 @@ export async function installController(options: InstallOptions): Promise<string
       ? [
           ...common,
           "infrastructure=kubernetes",
-          `distribution.clusterIP=${DISTRIBUTION_CLUSTER_IP}`,
-          `distribution.address=${DISTRIBUTION_CLUSTER_IP}:9443`,
+          `distribution.clusterIP=${options.distributionClusterIP ?? DISTRIBUTION_CLUSTER_IP}`,
+          `distribution.address=${options.distributionClusterIP ?? DISTRIBUTION_CLUSTER_IP}:9443`,
         ]
       : [
           ...common,

@@ -707,8 +707,12 @@ export class PodRunner {
 
   // --- stop ----------------------------------------------------------------------------------
 
-  /** Stops every process (SIGTERM, SIGKILL after the grace period, at most `maxGraceMs`) and removes the sandbox. */
-  stop(maxGraceMs = 5000): Promise<void> {
+  /**
+   * Stops every process (SIGTERM, SIGKILL after the grace period — the Pod's
+   * deletionGracePeriodSeconds or terminationGracePeriodSeconds, as the kubelet honours it, at most
+   * `maxGraceMs`) and removes the sandbox.
+   */
+  stop(maxGraceMs = MAX_DELETION_GRACE_MS): Promise<void> {
     this.#stopped ??= this.#stop(maxGraceMs);
     return this.#stopped;
   }
@@ -748,6 +752,14 @@ export class PodRunner {
     await rm(this.dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * The longest grace period a deleted Pod gets. The kubelet has no bound; this one has, so that a
+ * process ignoring SIGTERM cannot hold a test run for its full period (e.g. the data plane's 615 s,
+ * of which it needs ~5 s of drain and its soft stop). It was 5 s, which cut the data plane's drain
+ * (--shutdown-drain 5s) short: HAProxy was killed instead of stopping gracefully.
+ */
+export const MAX_DELETION_GRACE_MS = 60_000;
 
 function signal(pid: number, sig: NodeJS.Signals): void {
   try {
