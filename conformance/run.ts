@@ -81,7 +81,8 @@ Flags:
                                 (always host with --controller process)
   --address-pool CIDR           --infrastructure host: Gateway addresses, bound on this host
                                 (default 10.245.0.0/24)
-  --timeout DURATION            go test -timeout (default 30m)
+  --timeout DURATION            go test -timeout (default 30m; 60m with --infrastructure kubernetes,
+                                which starts a data-plane Deployment per Gateway)
   --debug                       the suite's -debug (request/response dumps)
   --quiet                       print only test results, not the suite's log lines
   --reuse                       use the running mini-cluster (npm run minicluster -- start) and
@@ -222,7 +223,7 @@ async function main(argv: string[]): Promise<number> {
       "unusable-address": { type: "string", default: "ff02::1" },
       "gateway-class": { type: "string", default: "gatehouse" },
       "address-pool": { type: "string", default: "10.245.0.0/24" },
-      timeout: { type: "string", default: "30m" },
+      timeout: { type: "string" },
       "all-gateway-features": { type: "boolean", default: false },
       debug: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
@@ -441,7 +442,7 @@ async function main(argv: string[]): Promise<number> {
       "^TestConformance$",
       "-count=1",
       "-timeout",
-      values.timeout,
+      values.timeout ?? (infrastructure === "kubernetes" ? "60m" : "30m"),
       "-v",
       "-args",
       ...suiteFlags,

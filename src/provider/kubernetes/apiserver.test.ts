@@ -165,12 +165,22 @@ describe("against a real kube-apiserver", { skip, timeout: 300_000 }, () => {
 
   test("the ServiceAccount may not do more than deploy/rbac.yaml says", async () => {
     const api = new HttpKubeApi(cfg());
+    // (Services, Secrets, Deployments ... may be written: each Gateway's data plane, --infrastructure
+    // kubernetes; ConfigMaps and the Gateway API objects themselves may not.)
     await assert.rejects(
-      api.request("POST", "/api/v1/namespaces/default/services", {
+      api.request("POST", "/api/v1/namespaces/default/configmaps", {
         apiVersion: "v1",
-        kind: "Service",
+        kind: "ConfigMap",
         metadata: { name: "nope" },
-        spec: { ports: [{ port: 1 }] },
+      }),
+      (e: { statusCode?: number }) => e.statusCode === 403,
+    );
+    await assert.rejects(
+      api.request("POST", `${GW}/namespaces/default/gateways`, {
+        apiVersion: "gateway.networking.k8s.io/v1",
+        kind: "Gateway",
+        metadata: { name: "nope" },
+        spec: { gatewayClassName: "x", listeners: [{ name: "a", port: 80, protocol: "HTTP" }] },
       }),
       (e: { statusCode?: number }) => e.statusCode === 403,
     );
