@@ -12,6 +12,7 @@ import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Gauge } from "prom-client";
 import { GatehouseError, UsageError } from "../errors.ts";
+import { durationFlag, hostPortFlag } from "./flags.ts";
 import { IpBinder, type AddressBinder } from "../infra/host/binder.ts";
 import { HostInfrastructure } from "../infra/host/host.ts";
 import { AddressPool } from "../infra/host/pool.ts";
@@ -302,26 +303,6 @@ function parseKubernetesInfraArgs(
   };
 }
 
-/** `host:port` or `[v6]:port`. */
-function hostPortFlag(flag: string, value: unknown): { host: string; port: number } {
-  const m =
-    typeof value === "string" ? /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value) : null;
-  const port = Number(m?.[3]);
-  if (m === null || !(port >= 1 && port <= 65535))
-    throw new UsageError(`${flag} must be HOST:PORT, not "${String(value)}"`);
-  return { host: m[1] ?? m[2] ?? "", port };
-}
-
-/** A duration flag (`500ms`, `15s`, `1.5m`) in milliseconds; `fallback` when not given. */
-export function durationFlag(flag: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(value);
-  const ms = m === null ? NaN : Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "s" ? 1000 : 60_000);
-  if (!Number.isFinite(ms) || ms <= 0)
-    throw new UsageError(`${flag} must be a positive duration such as 500ms, 15s or 1m, not "${value}"`);
-  return Math.round(ms);
-}
-
 /** The Lease namespace: the flag, else the pod's namespace (in a cluster), else the default. */
 export function leaseNamespace(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   if (flag !== undefined && flag !== "") return flag;
@@ -594,8 +575,18 @@ async function kubernetesMode(
     { listen: server.address, address: `${k.distributeAddress.host}:${k.distributeAddress.port}` },
     "config stream listening",
   );
+  // Pod reports arrive in bursts (every pod of every Gateway after a change), and so do the ends
+  // of background apply rounds: one status refresh per burst.
+  let refresh: NodeJS.Timeout | undefined;
+  const scheduleRefresh = (): void => {
+    refresh ??= setTimeout(() => {
+      refresh = undefined;
+      controller?.serve.loop.refresh();
+    }, 50);
+  };
   const infrastructure = new KubernetesInfrastructure({
     api,
+    onReconciled: scheduleRefresh,
     issuer: ca,
     dataplane: distributor,
     image: k.dataplaneImage,
@@ -608,14 +599,7 @@ async function kubernetesMode(
       warn: (m) => logger.warn({ component: "infrastructure" }, m),
     },
   });
-  // Pod reports arrive in bursts (every pod of every Gateway after a change): one refresh per burst.
-  let refresh: NodeJS.Timeout | undefined;
-  const unsubscribe = distributor.onChange(() => {
-    refresh ??= setTimeout(() => {
-      refresh = undefined;
-      controller?.serve.loop.refresh();
-    }, 50);
-  });
+  const unsubscribe = distributor.onChange(scheduleRefresh);
   return {
     infrastructure,
     remote: {

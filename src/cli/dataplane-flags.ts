@@ -6,7 +6,7 @@ import { isLoopbackHost } from "../admin/auth.ts";
 import { exposedWithoutToken, parseAdminAddress } from "../admin/server.ts";
 import { UsageError } from "../errors.ts";
 import { parseLogFormat, parseLogLevel, type LogFormat, type LogLevel } from "../observability/logger.ts";
-import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
+import { DEFAULT_CONTROLLER_NAME } from "../translate/options.ts";
 
 /** node:util parseArgs option specs of the shared flags. */
 export const DATAPLANE_OPTIONS = {

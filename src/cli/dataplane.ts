@@ -6,7 +6,7 @@ import { parseAdminAddress } from "../admin/server.ts";
 import { startAgent } from "../dataplane/agent/agent.ts";
 import { UsageError } from "../errors.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../observability/logger.ts";
-import { durationFlag } from "./controller.ts";
+import { durationFlag } from "./flags.ts";
 import { DATAPLANE_OPTIONS, parseDataplaneFlags } from "./dataplane-flags.ts";
 import type { Command } from "./main.ts";
 

@@ -95,7 +95,8 @@ export class ConfigDistributor implements DataplaneStateSource {
         "published a data-plane configuration",
       );
     }
-    for (const id of changed) this.#emit(id);
+    // No change event: the caller computed the statuses from this very configuration (its hash);
+    // only what the pods do afterwards (connect, report, leave) changes them.
     return changed;
   }
 

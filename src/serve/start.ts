@@ -9,34 +9,27 @@
 // ours starts: the data plane lives and dies with the control plane.
 import { stat } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { Logger } from "pino";
 import type { AdminListen } from "../admin/launch.ts";
-import { canBindExclusively, HAProxyApplier } from "../dataplane/haproxy/apply/applier.ts";
-import { nodeFileWriter } from "../dataplane/haproxy/apply/files.ts";
+import type { HAProxyApplier } from "../dataplane/haproxy/apply/applier.ts";
 import {
   findHAProxy,
-  HAProxyProcess,
-  type HAProxyProcessEvent,
+  type HAProxyProcess,
   type RestartPolicy,
 } from "../dataplane/haproxy/process/manager.ts";
 import { lockStateDir, type StateDirLock } from "../dataplane/haproxy/process/lock.ts";
-import { stopStaleHAProxy } from "../dataplane/haproxy/process/stale.ts";
-import type { RenderOptions } from "../dataplane/haproxy/render/index.ts";
-import { workerRuntimeApi } from "../dataplane/haproxy/runtime/socket.ts";
-import { CombinedDataplane } from "../dataplane/udp/dataplane.ts";
-import { UdpForwarder } from "../dataplane/udp/forwarder.ts";
+import { DEFAULT_METRICS_ADDRESS, openLocalDataplane } from "../dataplane/local.ts";
+import type { UdpForwarder } from "../dataplane/udp/forwarder.ts";
 import { GatehouseError } from "../errors.ts";
-import { udpMetrics } from "../dataplane/udp/metrics.ts";
-import { nodeUdpSockets } from "../dataplane/udp/sockets.ts";
 import { FileProvider } from "../provider/file/provider.ts";
 import type { Provider, ProviderUpdate } from "../provider/types.ts";
 import type { GatewayInfrastructure } from "../infra/types.ts";
 import type { StatusEntry } from "../status/types.ts";
 import { hostAddresses, type InterfaceAddress } from "./addresses.ts";
-import { TLSBridge } from "../dataplane/tlsbridge/bridge.ts";
 import { startControlPlane, type ControlPlaneHandle, type ControlPlaneOptions } from "./control.ts";
-import { ExtAuthBridge } from "../dataplane/extauth/bridge.ts";
+
+export { AddressInUseError } from "../dataplane/local.ts";
 
 export interface ServeOptions {
   /** A YAML file or a directory (searched recursively), watched by a FileProvider. */
@@ -102,9 +95,6 @@ export class ConfigPathError extends GatehouseError {
   }
 }
 
-/** An address Gatehouse itself needs (not a listener) is held by another process. */
-export class AddressInUseError extends GatehouseError {}
-
 export async function startServe<P extends Provider = FileProvider>(
   options: ServeOptions & { provider?: P },
 ): Promise<ServeHandle<P>> {
@@ -121,8 +111,7 @@ export async function startServe<P extends Provider = FileProvider>(
   const { logger } = options;
   const now = options.now ?? (() => new Date());
   const stateDir = resolve(options.stateDir);
-  const metricsAddress = options.metricsAddress ?? "127.0.0.1:9902";
-  const binary = findHAProxy(options.haproxy ?? "haproxy");
+  findHAProxy(options.haproxy ?? "haproxy");
   const admin = options.admin ?? { host: "127.0.0.1", port: 9901 };
 
   const lock = await lockStateDir(stateDir, {
@@ -130,7 +119,7 @@ export async function startServe<P extends Provider = FileProvider>(
     ...(config !== undefined ? { config: resolve(config) } : {}),
   });
   try {
-    return await startLocked(options, { config, logger, now, stateDir, metricsAddress, binary, admin, lock });
+    return await startLocked(options, { config, logger, now, stateDir, admin, lock });
   } catch (err) {
     await lock.release();
     throw err;
@@ -142,55 +131,28 @@ interface Prepared {
   logger: Logger;
   now: () => Date;
   stateDir: string;
-  metricsAddress: string;
-  binary: string;
   admin: AdminListen;
   lock: StateDirLock;
 }
 
 async function startLocked<P extends Provider>(
   options: ServeOptions & { provider?: P },
-  { config, logger, now, stateDir, metricsAddress, binary, admin, lock }: Prepared,
+  { config, logger, now, stateDir, admin, lock }: Prepared,
 ): Promise<ServeHandle<P>> {
-  const masterSocket = join(stateDir, "master.sock");
-  const pidFile = join(stateDir, "haproxy.pid");
-  const stale = await stopStaleHAProxy(pidFile, masterSocket);
-  if (stale !== undefined)
-    logger.warn(
-      { pid: stale.pid, by: stale.stoppedBy },
-      "stopped the HAProxy an earlier Gatehouse left running",
-    );
-  const [metricsHost, metricsPort] = splitHostPort(metricsAddress);
-  const metricsProblem = await canBindExclusively(metricsHost, Number(metricsPort));
-  if (metricsProblem !== undefined)
-    throw new AddressInUseError(
-      `--haproxy-metrics ${metricsAddress}: ${metricsProblem}; give this instance its own address`,
-    );
-  const renderOptions: RenderOptions = {
+  let recordEvent: ((text: string) => void) | undefined;
+  const local = await openLocalDataplane({
     stateDir,
-    runtimeSocket: join(stateDir, "haproxy.sock"),
-    serverSlots: options.serverSlots ?? 16,
-    spareBackends: options.spareBackends ?? 16,
-    hardStopAfter: options.hardStopAfter ?? "10m",
-    metricsAddress,
-  };
-  const haproxy = new HAProxyProcess({
-    masterSocket,
-    pidFile,
-    binary,
-    logger: logger.child({ component: "haproxy" }),
+    logger,
+    metricsAddress: options.metricsAddress ?? DEFAULT_METRICS_ADDRESS,
+    ...(options.haproxy !== undefined ? { haproxy: options.haproxy } : {}),
+    ...(options.serverSlots !== undefined ? { serverSlots: options.serverSlots } : {}),
+    ...(options.spareBackends !== undefined ? { spareBackends: options.spareBackends } : {}),
+    ...(options.hardStopAfter !== undefined ? { hardStopAfter: options.hardStopAfter } : {}),
     ...(options.restart !== undefined ? { restart: options.restart } : {}),
-  });
-  const applier = new HAProxyApplier({
-    stateDir,
-    process: haproxy,
-    runtime: workerRuntimeApi(masterSocket),
-    files: nodeFileWriter,
-    render: renderOptions,
+    ...(options.udp !== undefined ? { udp: options.udp } : {}),
+    onProcessEvent: (text) => recordEvent?.(text),
   });
   let udp: UdpForwarder | undefined;
-  const tlsBridge = new TLSBridge({ logger: logger.child({ component: "tlsbridge" }) });
-  const extAuthBridge = new ExtAuthBridge({ logger: logger.child({ component: "extauth" }) });
   // Without `provider`, P is FileProvider (its default): the cast only restates that.
   const provider: P =
     options.provider ??
@@ -202,10 +164,10 @@ async function startLocked<P extends Provider>(
   logger.info({ admin: `${admin.host}:${admin.port}`, stateDir, config }, "gatehouse serve starting");
   const control = await startControlPlane({
     provider,
-    renderOptions,
+    renderOptions: local.renderOptions,
     logger,
     admin,
-    haproxyMetricsUrl: `http://${metricsAddress}/metrics`,
+    haproxyMetricsUrl: `http://${local.metricsAddress}/metrics`,
     hostAddresses: options.hostAddresses ?? hostAddresses(interfaces()),
     now,
     ...(options.controllerName !== undefined ? { controllerName: options.controllerName } : {}),
@@ -215,38 +177,14 @@ async function startLocked<P extends Provider>(
     ...(options.infrastructure !== undefined ? { infrastructure: options.infrastructure } : {}),
     ...(options.onStatuses !== undefined ? { onStatuses: options.onStatuses } : {}),
     dataplane: ({ store, metrics }) => {
-      haproxy.on((event) => {
-        const text = describeProcessEvent(event);
-        if (text === undefined) return;
-        store.recordProcessEvent(text);
-        if (event.type === "exited" && !event.expected) logger.error({ event }, text);
-        else logger.info({ event }, text);
+      recordEvent = (text) => store.recordProcessEvent(text);
+      const combined = local.combine(metrics, (outcome) => {
+        if (outcome.spares !== undefined) store.recordSpares(outcome.spares);
       });
-      udp = new UdpForwarder({
-        sockets: nodeUdpSockets,
-        metrics: udpMetrics(metrics),
-        logger: logger.child({ component: "udp" }),
-        ...(options.udp?.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.udp.idleTimeoutMs } : {}),
-        ...(options.udp?.maxFlows !== undefined ? { maxFlows: options.udp.maxFlows } : {}),
-      });
-      return new CombinedDataplane(
-        {
-          apply: async (ir) => {
-            const outcome = await applier.apply(ir);
-            if (outcome.spares !== undefined) store.recordSpares(outcome.spares);
-            return outcome;
-          },
-        },
-        udp,
-        { apply: async (ir) => extAuthBridge.apply(await tlsBridge.apply(ir)) },
-      );
+      udp = combined.udp;
+      return combined.dataplane;
     },
-    beforeAdminClose: async ({ graceful, timeoutMs }) => {
-      await haproxy.stop({ graceful, timeoutMs });
-      await udp?.close();
-      await tlsBridge.close();
-      await extAuthBridge.close();
-    },
+    beforeAdminClose: (how) => local.close(how),
   });
   let stopping: Promise<void> | undefined;
   const stop = (how: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> =>
@@ -258,13 +196,7 @@ async function startLocked<P extends Provider>(
       }
     })());
   if (udp === undefined) throw new Error("startServe: the data plane was not created");
-  return { ...control, stateDir, haproxy, applier, udp, stop };
-}
-
-/** `host:port` or `[v6]:port` → [host, port]. */
-function splitHostPort(address: string): [string, string] {
-  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address);
-  return m === null ? [address, ""] : [m[1] ?? "", m[2] ?? ""];
+  return { ...control, stateDir, haproxy: local.haproxy, applier: local.applier, udp, stop };
 }
 
 function interfaces(): InterfaceAddress[] {
@@ -272,26 +204,4 @@ function interfaces(): InterfaceAddress[] {
     .flat()
     .filter((i) => i !== undefined)
     .map((i) => ({ address: i.address, family: i.family, internal: i.internal }));
-}
-
-/** One line for /status dataplane.events and the log; undefined for events not worth recording. */
-export function describeProcessEvent(event: HAProxyProcessEvent): string | undefined {
-  switch (event.type) {
-    case "started":
-      return `HAProxy started (master pid ${event.pid})`;
-    case "reloaded":
-      return `HAProxy reloaded (workers ${event.workers.join(", ")})`;
-    case "exited":
-      return event.expected
-        ? `HAProxy stopped`
-        : `HAProxy exited unexpectedly (code ${event.code}, signal ${event.signal}); restarting`;
-    case "restart-scheduled":
-      return `HAProxy restart ${event.attempt} in ${event.delayMs} ms`;
-    case "restarted":
-      return `HAProxy restarted (master pid ${event.pid}, attempt ${event.attempt})`;
-    case "restart-failed":
-      return `HAProxy restart ${event.attempt} failed: ${event.error.message}`;
-    case "gave-up":
-      return `HAProxy could not be restarted after ${event.attempts} attempts`;
-  }
 }

@@ -27,22 +27,13 @@ import type { GatewayIdentity } from "../../distribute/ca.ts";
 import type { IR } from "../../ir/types.ts";
 import { validateIR } from "../../ir/validate.ts";
 import { createMetrics, type Metrics } from "../../observability/metrics.ts";
-import { describeProcessEvent } from "../../serve/start.ts";
 import type { UnavailableListener } from "../../status/feedback.ts";
 import { parseDuration } from "../../translate/duration.ts";
-import { ApplyError, canBindExclusively, HAProxyApplier } from "../haproxy/apply/applier.ts";
-import { nodeFileWriter } from "../haproxy/apply/files.ts";
+import { ApplyError } from "../haproxy/apply/applier.ts";
 import { lockStateDir, type StateDirLock } from "../haproxy/process/lock.ts";
-import { findHAProxy, HAProxyProcess } from "../haproxy/process/manager.ts";
-import { stopStaleHAProxy } from "../haproxy/process/stale.ts";
-import { checkRenderable, formatIssue, type RenderOptions } from "../haproxy/render/index.ts";
-import { workerRuntimeApi } from "../haproxy/runtime/socket.ts";
-import { TLSBridge } from "../tlsbridge/bridge.ts";
-import { ExtAuthBridge } from "../extauth/bridge.ts";
-import { CombinedDataplane } from "../udp/dataplane.ts";
-import { UdpForwarder } from "../udp/forwarder.ts";
-import { udpMetrics } from "../udp/metrics.ts";
-import { nodeUdpSockets } from "../udp/sockets.ts";
+import type { HAProxyProcess } from "../haproxy/process/manager.ts";
+import { checkRenderable, formatIssue } from "../haproxy/render/index.ts";
+import { AddressInUseError, openLocalDataplane } from "../local.ts";
 import { startAgentAdmin, type AgentAdmin } from "./admin.ts";
 import { GatehouseError } from "../../errors.ts";
 
@@ -110,28 +101,26 @@ export async function startAgent(o: AgentOptions): Promise<AgentHandle> {
 async function startLocked(o: AgentOptions, stateDir: string, lock: StateDirLock): Promise<AgentHandle> {
   const { logger } = o;
   const gatewayId = `${o.gateway.namespace}/${o.gateway.name}`;
-  const binary = findHAProxy(o.haproxy ?? "haproxy");
-  const masterSocket = join(stateDir, "master.sock");
-  const pidFile = join(stateDir, "haproxy.pid");
-  const stale = await stopStaleHAProxy(pidFile, masterSocket);
-  if (stale !== undefined)
-    logger.warn({ pid: stale.pid }, "stopped the HAProxy an earlier agent left running");
-  const metricsAddress = o.metricsAddress ?? "127.0.0.1:9902";
-  const [mHost, mPort] = metricsAddress.replace(/^\[|\](?=:)/g, "").split(/:(?=\d+$)/);
-  const metricsProblem = await canBindExclusively(mHost ?? "", Number(mPort));
-  if (metricsProblem !== undefined)
-    throw new AgentStartError(`--haproxy-metrics ${metricsAddress}: ${metricsProblem}`);
-  const renderOptions: RenderOptions = {
-    stateDir,
-    runtimeSocket: join(stateDir, "haproxy.sock"),
-    serverSlots: o.serverSlots ?? 16,
-    spareBackends: o.spareBackends ?? 16,
-    hardStopAfter: o.hardStopAfter ?? "10m",
-    metricsAddress,
-    ...(o.threads !== undefined ? { threads: o.threads } : {}),
-    ...(o.maxconn !== undefined ? { maxconn: o.maxconn } : {}),
-    ...(o.timeouts !== undefined ? { timeouts: o.timeouts } : {}),
-  };
+  let local;
+  try {
+    local = await openLocalDataplane({
+      stateDir,
+      logger,
+      ...(o.haproxy !== undefined ? { haproxy: o.haproxy } : {}),
+      ...(o.metricsAddress !== undefined ? { metricsAddress: o.metricsAddress } : {}),
+      ...(o.serverSlots !== undefined ? { serverSlots: o.serverSlots } : {}),
+      ...(o.spareBackends !== undefined ? { spareBackends: o.spareBackends } : {}),
+      ...(o.hardStopAfter !== undefined ? { hardStopAfter: o.hardStopAfter } : {}),
+      ...(o.threads !== undefined ? { threads: o.threads } : {}),
+      ...(o.maxconn !== undefined ? { maxconn: o.maxconn } : {}),
+      ...(o.timeouts !== undefined ? { timeouts: o.timeouts } : {}),
+      ...(o.udp !== undefined ? { udp: o.udp } : {}),
+    });
+  } catch (err) {
+    if (err instanceof AddressInUseError) throw new AgentStartError(err.message, { cause: err });
+    throw err;
+  }
+  const { renderOptions, metricsAddress, haproxy } = local;
   const metrics = createMetrics();
   const m = {
     connected: new Gauge({
@@ -156,37 +145,7 @@ async function startLocked(o: AgentOptions, stateDir: string, lock: StateDirLock
       registers: [metrics.registry],
     }),
   };
-  const haproxy = new HAProxyProcess({
-    masterSocket,
-    pidFile,
-    binary,
-    logger: logger.child({ component: "haproxy" }),
-  });
-  haproxy.on((event) => {
-    const text = describeProcessEvent(event);
-    if (text === undefined) return;
-    if (event.type === "exited" && !event.expected) logger.error({ event }, text);
-    else logger.info({ event }, text);
-  });
-  const applier = new HAProxyApplier({
-    stateDir,
-    process: haproxy,
-    runtime: workerRuntimeApi(masterSocket),
-    files: nodeFileWriter,
-    render: renderOptions,
-  });
-  const udp = new UdpForwarder({
-    sockets: nodeUdpSockets,
-    metrics: udpMetrics(metrics),
-    logger: logger.child({ component: "udp" }),
-    ...(o.udp?.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.udp.idleTimeoutMs } : {}),
-    ...(o.udp?.maxFlows !== undefined ? { maxFlows: o.udp.maxFlows } : {}),
-  });
-  const bridge = new TLSBridge({ logger: logger.child({ component: "tlsbridge" }) });
-  const extAuthBridge = new ExtAuthBridge({ logger: logger.child({ component: "extauth" }) });
-  const dataplane = new CombinedDataplane(applier, udp, {
-    apply: async (ir) => extAuthBridge.apply(await bridge.apply(ir)),
-  });
+  const { dataplane } = local.combine(metrics);
 
   let applied: { hash: string; unavailable: readonly UnavailableListener[] } | undefined;
   let refused: { hash: string; error: string } | undefined;
@@ -300,10 +259,7 @@ async function startLocked(o: AgentOptions, stateDir: string, lock: StateDirLock
     clearTimeout(persistedTimer);
     client.stop();
     await queue;
-    await haproxy.stop({ graceful, timeoutMs: graceful ? hardStopMs + 2000 : 2000 });
-    await udp.close();
-    await bridge.close();
-    await extAuthBridge.close();
+    await local.close({ graceful, timeoutMs: graceful ? hardStopMs + 2000 : 2000 });
     await admin.close();
     await lock.release();
   };

@@ -130,7 +130,11 @@ describe("infrastructure kubernetes against a real kube-apiserver", { skip, time
       validators: haproxyValidators,
       infrastructure: "kubernetes",
     });
-    return infra.prepare({ ...result, snapshot: snap, now: "2026-01-01T00:00:00Z" });
+    const input = { ...result, snapshot: snap, now: "2026-01-01T00:00:00Z" };
+    await infra.prepare(input);
+    // Objects are applied in the background: once they are, prepare again for the statuses.
+    await infra.reconciler.idle();
+    return infra.prepare(input);
   }
 
   const gatewayPath = `/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/gateways`;

@@ -37,12 +37,14 @@ function setup(objects: KubeObject[]) {
   };
   const dataplane = new StaticDataplane();
   const issuer = new CountingIssuer();
+  let reconciled = 0;
   const infra = new KubernetesInfrastructure({
     api,
     issuer,
     dataplane,
     image: "gatehouse:1",
     controllerAddress: "controller:9443",
+    onReconciled: () => reconciled++,
   });
   const run = async (extra: KubeObject[] = []) => {
     const { snapshot } = buildSnapshot([...objects, ...extra].map((object) => ({ object, source: {} })));
@@ -52,10 +54,14 @@ function setup(objects: KubeObject[]) {
       validators: haproxyValidators,
       infrastructure: "kubernetes",
     });
-    const out = await infra.prepare({ ...result, snapshot, now: "2026-01-01T00:00:01Z" });
+    const input = { ...result, snapshot, now: "2026-01-01T00:00:01Z" };
+    await infra.prepare(input);
+    // Objects are applied in the background: once they are, prepare again for the statuses.
+    await infra.reconciler.idle();
+    const out = await infra.prepare(input);
     return { ...out, translated: result.ir };
   };
-  return { api, writes, dataplane, issuer, infra, run };
+  return { api, writes, dataplane, issuer, infra, run, reconciled: () => reconciled };
 }
 
 function gatewayStatus(statuses: readonly StatusEntry[], name: string) {
@@ -248,6 +254,45 @@ describe("KubernetesInfrastructure", () => {
       /Deployment edge\/gatehouse-bad: 422 Deployment.apps is invalid/,
     );
     assert.equal(gatewayStatus(out.statuses, "good").programmed?.reason, "Pending");
+  });
+
+  test("statuses never wait for the API server: objects are applied in the background, failures reported when the round ends", async () => {
+    const { infra, api, reconciled } = setup([CLASS]);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let patches = 0;
+    api.intercept = async (method, path) => {
+      if (method === "GET") return { items: [] };
+      patches++;
+      await gate;
+      if (path.includes("/deployments/"))
+        throw Object.assign(new Error("500 etcd unavailable"), { statusCode: 500 });
+      return {};
+    };
+    const { snapshot } = buildSnapshot(
+      [CLASS, gateway("slow") as unknown as KubeObject].map((object) => ({ object, source: {} })),
+    );
+    const result = translate(snapshot, {
+      controllerName: "gatehouse.dev/gateway-controller",
+      now: "2026-01-01T00:00:00Z",
+      validators: haproxyValidators,
+      infrastructure: "kubernetes",
+    });
+    const input = { ...result, snapshot, now: "2026-01-01T00:00:01Z" };
+    // The API holds every write: prepare() answers anyway, the Gateway Accepted and not yet Programmed.
+    const first = await infra.prepare(input);
+    assert.equal(gatewayStatus(first.statuses, "slow").programmed?.reason, "AddressNotAssigned");
+    while (patches === 0) await new Promise((resolve) => setImmediate(resolve));
+    const again = await infra.prepare(input);
+    assert.equal(patches, 1, "one write in flight, held by the API; prepare() does not wait for it");
+    assert.equal(gatewayStatus(again.statuses, "slow").programmed?.reason, "AddressNotAssigned");
+    assert.equal(reconciled(), 0);
+    release();
+    await infra.reconciler.idle();
+    assert.equal(reconciled(), 1, "the failure is announced");
+    const second = await infra.prepare(input);
+    assert.equal(gatewayStatus(second.statuses, "slow").programmed?.reason, "Pending");
+    assert.match(gatewayStatus(second.statuses, "slow").programmed?.message ?? "", /500 etcd unavailable/);
   });
 
   test("client certificates: issued once, renewed in the last third of their lifetime", async () => {

@@ -62,6 +62,11 @@ export interface KubernetesInfrastructureOptions {
   log?: { info(message: string): void; warn(message: string): void };
   /** The clock for certificate renewal (default Date.now). */
   now?: () => number;
+  /**
+   * Objects are applied in the background (statuses never wait for the API server); called when a
+   * round of applies ends with other failures than before, so the statuses can be refreshed.
+   */
+  onReconciled?: () => void;
 }
 
 type ProgrammedProblem = { reason: string; message: string };
@@ -132,6 +137,7 @@ export class KubernetesInfrastructure implements GatewayInfrastructure {
       controllerNamespace,
       ...(options.fieldManager !== undefined ? { fieldManager: options.fieldManager } : {}),
       ...(options.log !== undefined ? { log: options.log } : {}),
+      ...(options.onReconciled !== undefined ? { onSettled: options.onReconciled } : {}),
     });
     this.#desiredOptions = {
       image: options.image,
@@ -188,27 +194,19 @@ export class KubernetesInfrastructure implements GatewayInfrastructure {
         problems.set(id, { reason: "Invalid", message: oneLine(describeError(error)) });
       }
     }
-    try {
-      const result = await this.#reconciler.reconcile(desired, keep);
-      for (const [id, key] of labelOf) {
-        const failure = result.failed.get(key);
-        if (failure !== undefined && !problems.has(id)) {
-          const message = `Cannot apply the Gateway's objects: ${oneLine(failure.message)}`;
-          this.#o.log?.warn(`Gateway ${id}: ${message}`);
-          problems.set(id, {
-            reason: failure.statusCode !== undefined && failure.statusCode < 500 ? "Invalid" : "Pending",
-            message,
-          });
-        }
-      }
-      if (result.writes > 0) this.#o.log?.info(`infrastructure: ${result.writes} API writes`);
-    } catch (error) {
-      const message = `Cannot list the Gateways' objects: ${oneLine(describeError(error))}`;
-      this.#o.log?.warn(message);
-      for (const d of desired) {
-        for (const [id, key] of labelOf)
-          if (key === d.gateway && !problems.has(id)) problems.set(id, { reason: "Pending", message });
-      }
+    this.#reconciler.submit(desired, keep);
+    // Failures of the last finished round (a Gateway's objects not applied yet are no failure:
+    // its Programmed waits for its Service's address and its pods anyway).
+    for (const [id, key] of labelOf) {
+      const failure = this.#reconciler.failures.get(key);
+      if (failure === undefined || problems.has(id)) continue;
+      const message = failure.message.startsWith("Cannot list")
+        ? oneLine(failure.message)
+        : `Cannot apply the Gateway's objects: ${oneLine(failure.message)}`;
+      problems.set(id, {
+        reason: failure.statusCode !== undefined && failure.statusCode < 500 ? "Invalid" : "Pending",
+        message,
+      });
     }
 
     // What the pods are sent (and report the hash of): the Gateways with no addresses of their own

@@ -11,6 +11,12 @@
 //   are tracked.
 // - Errors are per Gateway: a Gateway whose object could not be applied reports the API's message
 //   (see KubernetesInfrastructure); the other Gateways go on.
+// - submit() reconciles in the background, off the translation loop: statuses never wait for API
+//   writes (a new Gateway is Accepted at once, whatever the API server's latency). Submissions made
+//   while one runs coalesce into the latest; Gateways are applied several at a time, each one's
+//   objects in order (ServiceAccount and Secret before the Deployment whose pods use them).
+//   `onSettled` is called when a round ends with other failures than the previous one, so the
+//   caller can publish them (KubernetesInfrastructure reads `failures`).
 import { createHash } from "node:crypto";
 import { describeError, statusCodeOf, type KubeApi } from "../../provider/kubernetes/client.ts";
 import {
@@ -78,6 +84,10 @@ export interface ReconcileResult {
 
 export interface ReconcilerOptions {
   api: KubeApi;
+  /** Gateways applied at once by a background round (default 4). */
+  concurrency?: number;
+  /** A background round ended and `failures` changed. */
+  onSettled?: () => void;
   /** SSA field manager (default "gatehouse"). */
   fieldManager?: string;
   /** The controller's namespace: only objects labelled with it are ours. */
@@ -96,6 +106,12 @@ export class InfrastructureReconciler {
   /** Objects that exist (listed at the start, then tracked). */
   readonly #known = new Map<string, Known>();
   #listed = false;
+  /** The latest submission not yet reconciled. */
+  #next: { desired: readonly GatewayObjects[]; keep: ReadonlySet<string> } | undefined;
+  #running: Promise<void> | undefined;
+  #failures: ReconcileResult["failed"] = new Map();
+  /** Set by reset(): a round in flight must not record what it applied. */
+  #epoch = 0;
 
   constructor(options: ReconcilerOptions) {
     this.#o = options;
@@ -107,6 +123,47 @@ export class InfrastructureReconciler {
     return `${MANAGED_BY_LABEL}=${MANAGED_BY},${CONTROLLER_NAMESPACE_LABEL}=${this.#o.controllerNamespace},${GATEWAY_NAME_LABEL}`;
   }
 
+  /** Why Gateways' objects are not all applied, as of the last finished background round. */
+  get failures(): ReconcileResult["failed"] {
+    return this.#failures;
+  }
+
+  /** Reconciles `desired` and `keep` (as reconcile()) in the background; returns at once. */
+  submit(desired: readonly GatewayObjects[], keep: ReadonlySet<string>): void {
+    this.#next = { desired, keep };
+    this.#running ??= this.#drain().finally(() => (this.#running = undefined));
+  }
+
+  /** Resolves when every submission has been reconciled. */
+  async idle(): Promise<void> {
+    while (this.#running !== undefined) await this.#running;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#next !== undefined) {
+      const { desired, keep } = this.#next;
+      this.#next = undefined;
+      let result: ReconcileResult;
+      try {
+        result = await this.reconcile(desired, keep);
+      } catch (error) {
+        // The initial list failed: every desired Gateway waits for the next round.
+        const message = `Cannot list the Gateways' objects: ${describeError(error)}`;
+        result = {
+          failed: new Map(desired.map((g) => [g.gateway, { message, statusCode: undefined }])),
+          writes: 0,
+        };
+      }
+      if (result.writes > 0) this.#o.log?.info(`infrastructure: ${result.writes} API writes`);
+      for (const [gateway, failure] of result.failed)
+        if (this.#failures.get(gateway)?.message !== failure.message)
+          this.#o.log?.warn(`Gateway ${gateway}: cannot apply its objects: ${failure.message}`);
+      const changed = !sameFailures(this.#failures, result.failed);
+      this.#failures = result.failed;
+      if (changed) this.#o.onSettled?.();
+    }
+  }
+
   /**
    * Applies `desired` (changed objects only), deletes objects of those Gateways that are no longer
    * desired, and deletes every object of a Gateway not in `keep` (Gateways that are ours but left
@@ -115,8 +172,11 @@ export class InfrastructureReconciler {
   async reconcile(desired: readonly GatewayObjects[], keep: ReadonlySet<string>): Promise<ReconcileResult> {
     const result: ReconcileResult = { failed: new Map(), writes: 0 };
     if (!this.#listed) await this.#list();
+    const epoch = this.#epoch;
     const wanted = new Set<string>();
-    for (const g of desired) {
+    for (const g of desired)
+      for (const object of g.objects) wanted.add(keyOf({ ...object.metadata, kind: object.kind }));
+    const applyGateway = async (g: GatewayObjects): Promise<void> => {
       for (const object of g.objects) {
         const known: Known = {
           kind: object.kind,
@@ -125,7 +185,6 @@ export class InfrastructureReconciler {
           gateway: g.gateway,
         };
         const key = keyOf(known);
-        wanted.add(key);
         const content = createHash("sha256").update(canonicalJson(object)).digest("hex");
         if (this.#applied.get(key) === content) continue;
         try {
@@ -134,24 +193,31 @@ export class InfrastructureReconciler {
             query: { fieldManager: this.#fieldManager, force: true },
           });
           result.writes++;
+          if (epoch !== this.#epoch) return;
           this.#applied.set(key, content);
           this.#known.set(key, known);
         } catch (error) {
           this.#applied.delete(key);
-          if (!result.failed.has(g.gateway))
-            result.failed.set(g.gateway, {
-              message: `${known.kind} ${known.namespace}/${known.name}: ${describeError(error)}`,
-              statusCode: statusCodeOf(error),
-            });
+          result.failed.set(g.gateway, {
+            message: `${known.kind} ${known.namespace}/${known.name}: ${describeError(error)}`,
+            statusCode: statusCodeOf(error),
+          });
+          return; // the rest of this Gateway's objects depend on this one
         }
       }
-    }
+    };
+    const queue = [...desired];
+    const workers = Array.from({ length: Math.min(this.#o.concurrency ?? 4, queue.length) }, async () => {
+      for (let g = queue.shift(); g !== undefined; g = queue.shift()) await applyGateway(g);
+    });
+    await Promise.all(workers);
     const desiredGateways = new Set(desired.map((g) => g.gateway));
-    for (const [key, known] of this.#known) {
-      if (wanted.has(key)) continue;
+    const doomed = [...this.#known].filter(
       // Objects a desired Gateway no longer has (a PDB turned off); all objects of a Gateway no
       // longer ours. A Gateway that is ours but not reconciled now keeps what it has.
-      if (!desiredGateways.has(known.gateway) && keep.has(known.gateway)) continue;
+      ([key, known]) => !wanted.has(key) && (desiredGateways.has(known.gateway) || !keep.has(known.gateway)),
+    );
+    const remove = async ([key, known]: [string, Known]): Promise<void> => {
       try {
         await this.#o.api.request("DELETE", objectPath(known.kind, known.namespace, known.name));
         result.writes++;
@@ -163,17 +229,23 @@ export class InfrastructureReconciler {
           this.#o.log?.warn(
             `cannot delete ${known.kind} ${known.namespace}/${known.name}: ${describeError(error)}`,
           );
-          continue;
+          return;
         }
       }
+      if (epoch !== this.#epoch) return;
       this.#known.delete(key);
       this.#applied.delete(key);
-    }
+    };
+    const deleters = Array.from({ length: Math.min(this.#o.concurrency ?? 4, doomed.length) }, async () => {
+      for (let d = doomed.shift(); d !== undefined; d = doomed.shift()) await remove(d);
+    });
+    await Promise.all(deleters);
     return result;
   }
 
   /** Forgets what was applied: the next reconcile applies everything again (e.g. after a leadership change). */
   reset(): void {
+    this.#epoch++;
     this.#applied.clear();
     this.#known.clear();
     this.#listed = false;
@@ -198,4 +270,10 @@ export class InfrastructureReconciler {
     }
     this.#listed = true;
   }
+}
+
+function sameFailures(a: ReconcileResult["failed"], b: ReconcileResult["failed"]): boolean {
+  if (a.size !== b.size) return false;
+  for (const [gateway, failure] of a) if (b.get(gateway)?.message !== failure.message) return false;
+  return true;
 }
