@@ -81,8 +81,7 @@ Flags:
                                 (always host with --controller process)
   --address-pool CIDR           --infrastructure host: Gateway addresses, bound on this host
                                 (default 10.245.0.0/24)
-  --timeout DURATION            go test -timeout (default 30m; 60m with --infrastructure kubernetes,
-                                which starts a data-plane Deployment per Gateway)
+  --timeout DURATION            go test -timeout (default 30m)
   --debug                       the suite's -debug (request/response dumps)
   --quiet                       print only test results, not the suite's log lines
   --reuse                       use the running mini-cluster (npm run minicluster -- start) and
@@ -442,7 +441,7 @@ async function main(argv: string[]): Promise<number> {
       "^TestConformance$",
       "-count=1",
       "-timeout",
-      values.timeout ?? (infrastructure === "kubernetes" ? "60m" : "30m"),
+      values.timeout ?? "30m",
       "-v",
       "-args",
       ...suiteFlags,
