@@ -112,6 +112,27 @@ test("CA: needsRenewal in the last third of the lifetime", async () => {
   assert.equal(needsRenewal(renewed.certPem, now), false);
 });
 
+test("CA: adoptClient takes back only a good certificate of the same Gateway from the same CA", async () => {
+  let now = new Date("2030-01-01T00:00:00Z");
+  const ca = await CertificateAuthority.open(new FileCAStore(await tempDir()), { now: () => now });
+  const other = await CertificateAuthority.open(new FileCAStore(await tempDir()), { now: () => now });
+  const gw = { namespace: "a", name: "b" };
+  const issued = await ca.issueClient(gw);
+  const adopted = ca.adoptClient(gw, issued);
+  assert.equal(adopted?.certPem, issued.certPem);
+  assert.equal(adopted?.keyPem, issued.keyPem);
+  assert.equal(adopted?.notAfter.getTime(), Math.floor(issued.notAfter.getTime() / 1000) * 1000);
+  // Another Gateway, another CA's certificate (or a ca.crt that is not ours), a key of another certificate.
+  assert.equal(ca.adoptClient({ namespace: "a", name: "c" }, issued), undefined);
+  assert.equal(ca.adoptClient(gw, await other.issueClient(gw)), undefined);
+  assert.equal(ca.adoptClient(gw, { ...issued, caPem: other.caPem }), undefined);
+  assert.equal(ca.adoptClient(gw, { ...issued, keyPem: (await ca.issueClient(gw)).keyPem }), undefined);
+  assert.equal(ca.adoptClient(gw, { certPem: "garbage", keyPem: "", caPem: ca.caPem }), undefined);
+  // Due for renewal: a new one instead.
+  now = new Date(issued.notBefore.getTime() + (issued.notAfter.getTime() - issued.notBefore.getTime()) * 0.7);
+  assert.equal(ca.adoptClient(gw, issued), undefined);
+});
+
 test("CA: a store whose key does not match its certificate is refused, without key material in the message", async () => {
   const [one, two] = [await tempDir(), await tempDir()];
   await CertificateAuthority.open(new FileCAStore(one));

@@ -167,6 +167,36 @@ export class CertificateAuthority implements ClientCertificateIssuer {
     );
   }
 
+  /**
+   * A client certificate issued earlier (found in the Gateway's Secret after a controller restart),
+   * if it is still good: the CA's own, signed by it, naming exactly `gateway`, matching its key, and
+   * not due for renewal. Undefined otherwise (then issueClient()). Re-using it spares every Gateway
+   * a new certificate, and its Secret a write, at each controller start.
+   */
+  adoptClient(
+    gateway: GatewayIdentity,
+    stored: { certPem: string; keyPem: string; caPem: string },
+  ): IssuedCertificate | undefined {
+    try {
+      if (stored.caPem.trim() !== this.caPem.trim()) return undefined;
+      const cert = new NodeX509(stored.certPem);
+      if (!cert.verify(new NodeX509(this.caPem).publicKey)) return undefined;
+      const identity = gatewayIdentityOfCertificate(new Uint8Array(cert.raw));
+      if (identity?.namespace !== gateway.namespace || identity.name !== gateway.name) return undefined;
+      if (!cert.checkPrivateKey(createPrivateKey(stored.keyPem))) return undefined;
+      if (needsRenewal(stored.certPem, this.#now())) return undefined;
+      return {
+        certPem: stored.certPem,
+        keyPem: stored.keyPem,
+        caPem: this.caPem,
+        notBefore: new Date(cert.validFrom),
+        notAfter: new Date(cert.validTo),
+      };
+    } catch {
+      return undefined; // not PEM, not a certificate, not a key: not adoptable
+    }
+  }
+
   async #issue(
     commonName: string,
     sans: ReadonlyArray<{ type: "dns" | "ip" | "url"; value: string }>,

@@ -90,4 +90,9 @@ export interface IssuedCertificate {
 /** Issues the client certificate a Gateway's data-plane pods present to the controller. */
 export interface ClientCertificateIssuer {
   issueClient(gateway: { namespace: string; name: string }): Promise<IssuedCertificate>;
+  /** An earlier certificate of `gateway` (e.g. from its Secret), if still good; else undefined. */
+  adoptClient(
+    gateway: { namespace: string; name: string },
+    stored: { certPem: string; keyPem: string; caPem: string },
+  ): IssuedCertificate | undefined;
 }

@@ -27,6 +27,11 @@ import type { Condition } from "../../status/types.ts";
 import { translate } from "../../translate/index.ts";
 import { PARAMETERS_HASH_ANNOTATION } from "./desired.ts";
 import { KubernetesInfrastructure } from "./index.ts";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CertificateAuthority } from "../../distribute/ca.ts";
+import { FileCAStore } from "../../distribute/castore.ts";
 import { CountingIssuer, StaticDataplane } from "./testing.ts";
 
 const skip = apiServerSkipReason();
@@ -340,5 +345,50 @@ describe("infrastructure kubernetes against a real kube-apiserver", { skip, time
     );
     await prepare(infra);
     await assert.rejects(get(`/apis/apps/v1/namespaces/${NS}/deployments/gatehouse-rbac`), /404/);
+  });
+
+  test("a restarted controller takes back each Gateway's certificate from its Secret: no new certificate, no Secret change", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gatehouse-ca-"));
+    try {
+      const ca = await CertificateAuthority.open(new FileCAStore(dir));
+      let issued = 0;
+      const issuer = {
+        issueClient: (g: { namespace: string; name: string }) => (issued++, ca.issueClient(g)),
+        adoptClient: ca.adoptClient.bind(ca),
+      };
+      await srv().admin.request("POST", gatewayPath, {
+        apiVersion: "gateway.networking.k8s.io/v1",
+        kind: "Gateway",
+        metadata: { name: "restart", namespace: NS },
+        spec: { gatewayClassName: "gatehouse", listeners: [{ name: "http", port: 80, protocol: "HTTP" }] },
+      });
+      const start = () =>
+        new KubernetesInfrastructure({
+          api: srv().admin,
+          issuer,
+          dataplane: new StaticDataplane(),
+          image: "ghcr.io/gatehouse/gatehouse:test",
+          controllerAddress: "gatehouse.gatehouse-system.svc:9443",
+        });
+      await prepare(start());
+      assert.equal(issued, 1);
+      const secretPath = `/api/v1/namespaces/${NS}/secrets/gatehouse-restart`;
+      const before = await get<{ metadata: { resourceVersion: string }; data: Record<string, string> }>(
+        secretPath,
+      );
+      await prepare(start()); // a new process: nothing cached
+      assert.equal(issued, 1, "the certificate in the Secret was adopted");
+      const after = await get<{ metadata: { resourceVersion: string }; data: Record<string, string> }>(
+        secretPath,
+      );
+      assert.equal(after.data["tls.crt"], before.data["tls.crt"]);
+      assert.equal(
+        after.metadata.resourceVersion,
+        before.metadata.resourceVersion,
+        "the Secret was not changed",
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -127,6 +127,7 @@ export class KubernetesInfrastructure implements GatewayInfrastructure {
   readonly #o: KubernetesInfrastructureOptions;
   readonly #reconciler: InfrastructureReconciler;
   readonly #certificates = new Map<string, IssuedCertificate>();
+  #stored: Map<string, { certPem: string; keyPem: string; caPem: string }> | undefined;
   readonly #desiredOptions: DesiredOptions;
 
   constructor(options: KubernetesInfrastructureOptions) {
@@ -294,17 +295,55 @@ export class KubernetesInfrastructure implements GatewayInfrastructure {
   async #certificate(id: string, gateway: Gateway): Promise<IssuedCertificate> {
     const existing = this.#certificates.get(id);
     if (existing !== undefined && !needsRenewal(existing, (this.#o.now ?? Date.now)())) return existing;
-    const issued = await this.#o.issuer.issueClient({
-      namespace: gateway.metadata.namespace ?? "default",
-      name: gateway.metadata.name,
-    });
+    const identity = { namespace: gateway.metadata.namespace ?? "default", name: gateway.metadata.name };
+    if (existing === undefined) {
+      // After a restart: the certificate in the Gateway's Secret, if still good, instead of a new one.
+      const stored = (await this.#storedCertificates()).get(
+        `${identity.namespace}/${objectName(identity.name)}`,
+      );
+      const adopted = stored === undefined ? undefined : this.#o.issuer.adoptClient(identity, stored);
+      this.#stored?.delete(`${identity.namespace}/${objectName(identity.name)}`);
+      if (adopted !== undefined) {
+        this.#certificates.set(id, adopted);
+        return adopted;
+      }
+    }
+    const issued = await this.#o.issuer.issueClient(identity);
     this.#certificates.set(id, issued);
     return issued;
+  }
+
+  /**
+   * The client certificates in our Secrets (`namespace/secret name` → PEMs), listed once per
+   * process and consumed as Gateways are first seen; empty when the list fails.
+   */
+  async #storedCertificates(): Promise<Map<string, { certPem: string; keyPem: string; caPem: string }>> {
+    if (this.#stored !== undefined) return this.#stored;
+    const stored = new Map<string, { certPem: string; keyPem: string; caPem: string }>();
+    try {
+      const list = await this.#o.api.request<{
+        items?: Array<{ metadata: { name: string; namespace?: string }; data?: Record<string, string> }>;
+      }>("GET", "/api/v1/secrets", undefined, { query: { labelSelector: this.#reconciler.selector } });
+      for (const item of list.items ?? []) {
+        const text = (key: string): string => Buffer.from(item.data?.[key] ?? "", "base64").toString("utf8");
+        stored.set(`${item.metadata.namespace ?? ""}/${item.metadata.name}`, {
+          certPem: text("tls.crt"),
+          keyPem: text("tls.key"),
+          caPem: text("ca.crt"),
+        });
+      }
+    } catch (error) {
+      this.#o.log?.warn(
+        `Cannot list the data planes' Secrets (new certificates are issued): ${oneLine(describeError(error))}`,
+      );
+    }
+    return (this.#stored ??= stored);
   }
 
   close(): Promise<void> {
     // The pods and their objects outlive the controller (they keep serving).
     this.#certificates.clear();
+    this.#stored = undefined;
     return Promise.resolve();
   }
 }

@@ -41,6 +41,17 @@ export class CountingIssuer implements ClientCertificateIssuer {
       notAfter: new Date(start + this.#lifetimeMs),
     });
   }
+  /** Takes back what it issued (`CERT n ns/name` under CA "CA"); counts adoptions. */
+  adopted = 0;
+  adoptClient(
+    g: { namespace: string; name: string },
+    stored: { certPem: string; keyPem: string; caPem: string },
+  ): IssuedCertificate | undefined {
+    if (stored.caPem !== "CA" || !stored.certPem.endsWith(` ${g.namespace}/${g.name}`)) return undefined;
+    this.adopted++;
+    const start = this.#now();
+    return { ...stored, notBefore: new Date(start), notAfter: new Date(start + this.#lifetimeMs) };
+  }
 }
 
 /** A DataplaneStateSource whose state the test sets per Gateway. */
