@@ -365,6 +365,7 @@ spec:
     let backend: Server | undefined;
     let stateDir = "";
     let listenerPort = 0;
+    let metricsPort = 0;
     const counting = { api: undefined as RecordingApi | undefined };
     const nodeIP = Object.values(networkInterfaces())
       .flat()
@@ -381,12 +382,15 @@ spec:
         backend = createServer((_req, res) => res.end("hello from the backend\n"));
         await new Promise<void>((resolve) => backend?.listen(0, "0.0.0.0", resolve));
         const backendPort = (backend.address() as { port: number }).port;
-        listenerPort = await new Promise<number>((resolve) => {
-          const s = createServer().listen(0, "127.0.0.1", () => {
-            const p = (s.address() as { port: number }).port;
-            s.close(() => resolve(p));
+        const unusedPort = () =>
+          new Promise<number>((resolve) => {
+            const s = createServer().listen(0, "127.0.0.1", () => {
+              const p = (s.address() as { port: number }).port;
+              s.close(() => resolve(p));
+            });
           });
-        });
+        listenerPort = await unusedPort();
+        metricsPort = await unusedPort();
         stateDir = await mkdtemp(join(tmpdir(), "gatehouse-controller-test-"));
         const admin = srv().admin;
         await srv().apply(
@@ -486,7 +490,6 @@ spec:
             );
           },
         };
-        const metricsPort = listenerPort === 65535 ? 65534 : listenerPort + 1;
         controller = await startController({
           kubeConfig: cfg(),
           api: counting.api,
