@@ -34,7 +34,7 @@ describe("cookie session persistence", () => {
   };
 
   /** The Gateway, its Services (`sticky` with `members`) and the routes. */
-  const files = (x: Harness, members: readonly string[]): Record<string, string> => ({
+  const files = (x: Harness, members: readonly string[], stickyWeight = 50): Record<string, string> => ({
     "gateway.yaml": docs(
       gatewayClass(),
       gateway("gw", x.ip, [
@@ -75,7 +75,7 @@ describe("cookie session persistence", () => {
         rules: [
           {
             sessionPersistence: { sessionName: "w" },
-            backendRefs: [ref("sticky", { weight: 50 }), ref("other", { weight: 50 })],
+            backendRefs: [ref("sticky", { weight: stickyWeight }), ref("other", { weight: 50 })],
           },
         ],
       }),
@@ -303,6 +303,23 @@ describe("cookie session persistence", () => {
     }
     assert.ok(after.size >= 2, `re-balanced, not glued to the slot's new pod: ${JSON.stringify([...after])}`);
     for (const name of left) await assertSticks("session.test", sessions.get(name) ?? "", name, 10);
+    assert.equal(await x.masterReloads(), reloads, "no reload");
+  });
+
+  test("a backendRef whose weight drops to 0 keeps its sessions (GEP-1619); new sessions go elsewhere", async () => {
+    const x = harness();
+    const members = [...byPort.slice(0, 1), ...byPort.slice(2), "p5"];
+    let sticky: { cookie: string; backend: string } | undefined;
+    for (let i = 0; i < 100 && sticky === undefined; i++) {
+      const s = await newSession("weighted.test");
+      if (s.backend !== "other") sticky = s;
+    }
+    assert.ok(sticky !== undefined, "a session on the sticky Service");
+    const reloads = await x.masterReloads();
+    const applied = await x.write(files(x, members, 0));
+    assert.equal(applied.method, "runtime", "a weight change is a map update");
+    await assertSticks("weighted.test", sticky.cookie, sticky.backend, 20);
+    for (let i = 0; i < 20; i++) assert.equal((await newSession("weighted.test")).backend, "other");
     assert.equal(await x.masterReloads(), reloads, "no reload");
   });
 });

@@ -144,3 +144,26 @@ test("endpoint changes: endpoints keep their slots, the maps follow, the runtime
   // A fresh render (e.g. a restart) fills the slots in order again.
   assert.equal(sessions(render(stickyIR([2, 3]), GOLDEN_OPTIONS)).get(key(2)), "s1");
 });
+
+test("a backendRef of weight 0 keeps its pin and choice (never drawn: no bound)", () => {
+  const ir = stickyIR([1, 2]);
+  const rule = ir.gateways[0]?.listeners[0];
+  assert.ok(rule !== undefined && "virtualHosts" in rule);
+  const r = rule.virtualHosts[0]?.rules[0];
+  assert.ok(r !== undefined);
+  r.backends = [
+    { backend: "service/default/web/80", weight: 0, filters: [] },
+    { backend: "service/default/web/80", weight: 3, filters: [] },
+  ];
+  const out = render(ir, GOLDEN_OPTIONS);
+  const map = (name: string): string[] => (out.maps[`maps/${name}.map`] ?? []).map(([k]) => k);
+  assert.ok(
+    map("choices").some((k) => k.endsWith("/0")),
+    "weight-0 entry has a choice",
+  );
+  assert.ok(!map("weights").some((k) => k.endsWith("/0")), "weight-0 entry has no bound");
+  // Without persistence a weight-0 entry has no choice at all.
+  delete r.sessionPersistence;
+  const plain = render(ir, GOLDEN_OPTIONS);
+  assert.ok(!(plain.maps["maps/choices.map"] ?? []).some(([k]) => k.endsWith("/0")));
+});

@@ -48,9 +48,14 @@ export function addChoices(
   for (const [k, wb] of drawn) {
     bound += wb.weight;
     weights.add(`${key}/${k}`, bound);
-    if (!valid(wb)) continue;
+  }
+  // With session persistence, an entry of weight 0 keeps its choice and pin: "the persistence to a
+  // single backend MUST be maintained across services, even if the weight is set to 0" (GEP-1619);
+  // it has no bound, so new sessions never draw it.
+  const tagFor = options.tagFor;
+  for (const [k, wb] of entries.entries()) {
+    if (!valid(wb) || (wb.weight <= 0 && tagFor === undefined)) continue;
     ctx.map(MAP_CHOICES).add(`${key}/${k}`, proxyFor(wb, k));
-    const tagFor = options.tagFor;
     if (tagFor !== undefined) ctx.map(MAP_PINS).add(`${key}/p${tagFor(wb)}`, `${key}/${k}`);
   }
   return entries.length;
