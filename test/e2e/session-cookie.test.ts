@@ -322,4 +322,58 @@ describe("cookie session persistence", () => {
     for (let i = 0; i < 20; i++) assert.equal((await newSession("weighted.test")).backend, "other");
     assert.equal(await x.masterReloads(), reloads, "no reload");
   });
+
+  test("values HAProxy cannot express are conditions of their rule only: the route's other rule and every other route still serve", async () => {
+    const x = harness();
+    const applied = await x.write({
+      "bad.yaml": docs(
+        httpRoute("bad", {
+          hostnames: ["bad.test"],
+          rules: [
+            // A cookie name must be a token: this one would add an attribute.
+            {
+              matches: [prefix("/name")],
+              sessionPersistence: { sessionName: "s; Domain=evil.test" },
+              backendRefs: [ref("other")],
+            },
+            {
+              matches: [prefix("/zero")],
+              sessionPersistence: { absoluteTimeout: "0s", cookieConfig: { lifetimeType: "Permanent" } },
+              backendRefs: [ref("other")],
+            },
+            { matches: [prefix("/good")], sessionPersistence: {}, backendRefs: [ref("other")] },
+          ],
+        }),
+      ),
+    });
+    assert.equal(applied.result, "success");
+    // A new cookie variant changes the configuration's structure: HAProxy reloaded, and the old
+    // worker may still answer on a kept-alive connection. New connections from here on.
+    const send = (host: string, cookie: string | undefined, path: string): Promise<Response> =>
+      request({
+        address: x.ip,
+        port: x.ports[0] ?? 0,
+        host,
+        path,
+        ...(cookie !== undefined ? { headers: { cookie } } : {}),
+      });
+    const route = (await x.status()).objects.find((o) => o.kind === "HTTPRoute" && o.metadata.name === "bad");
+    const conditions = (route?.status["parents"] as Array<{ conditions: Array<Record<string, string>> }>)[0]
+      ?.conditions;
+    const accepted = conditions?.find((c) => c["type"] === "Accepted");
+    const partial = conditions?.find((c) => c["type"] === "PartiallyInvalid");
+    assert.equal(accepted?.["status"], "True");
+    assert.match(partial?.["message"] ?? "", /^Dropped Rule spec\.rules\[0\], spec\.rules\[1\]/);
+    assert.match(partial?.["message"] ?? "", /spec\.rules\[0\]\.sessionPersistence\.sessionName/);
+    assert.match(partial?.["message"] ?? "", /spec\.rules\[1\]\.sessionPersistence\.absoluteTimeout/);
+    assert.equal((await send("bad.test", undefined, "/name")).status, 500);
+    assert.equal((await send("bad.test", undefined, "/zero")).status, 500);
+    const good = await send("bad.test", undefined, "/good");
+    assert.equal(good.status, 200);
+    assert.match(started(good).pair, /^gh-session-[0-9a-f]{12}=/);
+    const first = await send("session.test", undefined, "/");
+    const cookie = started(first).pair;
+    for (let i = 0; i < 5; i++)
+      assert.equal((await send("session.test", cookie, "/")).echo?.backend, first.echo?.backend);
+  });
 });
