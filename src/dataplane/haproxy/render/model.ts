@@ -87,7 +87,7 @@ export interface RenderedBackend {
   id: string;
   /** HAProxy backend names, the base one first, then per-rule variants (retries, cookies, h2, tcp). */
   proxies: string[];
-  /** Server slots in each proxy, named `s1`..`s<slots>`; endpoints fill them in order. */
+  /** Server slots in each proxy, named `s1`..`s<slots>` (which endpoint is in which: `layout`). */
   slots: number;
 }
 
