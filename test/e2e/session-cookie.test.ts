@@ -163,11 +163,15 @@ describe("cookie session persistence", () => {
     }
   };
 
-  test("a new session gets a Session cookie (no Max-Age or Expires, Path of the rule, HttpOnly; not Secure over HTTP)", async () => {
+  test("a new session gets a Session cookie (no Max-Age or Expires, Path of the rule, HttpOnly; not Secure over HTTP), privately", async () => {
     const res = await send("session.test");
     const { pair, attributes } = started(res);
     assert.match(pair, /^gh=[0-9a-f]{8}\.[0-9a-f]+$/);
     assert.deepEqual(attributes.sort(), ["HttpOnly", "Path=/", "SameSite=Lax"]);
+    // A shared cache must not give this session to others; once kept, nothing is added.
+    assert.equal(res.headers["cache-control"], "private");
+    const kept = await send("session.test", pair);
+    assert.equal(kept.headers["cache-control"], undefined);
   });
 
   test("requests presenting the cookie stick to one endpoint across many requests", async () => {

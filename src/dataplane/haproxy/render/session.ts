@@ -123,7 +123,8 @@ export function addSessionEntries(
  * Header: the response always carries the session header (the session presented, or the new one).
  * Cookie: only a new session sets the cookie (`Set-Cookie`, added next to the application's own):
  * `Path` the rule's path, `HttpOnly`, `SameSite=Lax`, `Secure` when the client came over TLS, and
- * `Max-Age` for a Permanent cookie (its lifetime is the absolute timeout, as the expiry in the value).
+ * `Max-Age` for a Permanent cookie (its lifetime is the absolute timeout, as the expiry in the value);
+ * that response gets `Cache-Control: private` unless it is private or no-store already.
  */
 export function sessionLines(ctx: RenderContext, profile: Profile, tag: string, slots: number): string[] {
   const c = profile.cookie;
@@ -163,6 +164,8 @@ export function sessionLines(ctx: RenderContext, profile: Profile, tag: string, 
     lines.push(
       `http-response add-header Set-Cookie ${word(cookie)} if { var(txn.gh_hep) -m found } !{ ssl_fc }`,
       `http-response add-header Set-Cookie ${word(`${cookie}; Secure`)} if { var(txn.gh_hep) -m found } { ssl_fc }`,
+      // A shared cache must not hand this session to other clients (HAProxy's `nocache`).
+      "http-response add-header Cache-Control private if { var(txn.gh_hep) -m found } !{ res.hdr(cache-control) -m sub -i private no-store }",
     );
   }
   return lines;
