@@ -329,6 +329,7 @@ describe("cookie session persistence", () => {
 
   test("values HAProxy cannot express are conditions of their rule only: the route's other rule and every other route still serve", async () => {
     const x = harness();
+    const before = await newSession("session.test");
     const applied = await x.write({
       "bad.yaml": docs(
         httpRoute("bad", {
@@ -379,5 +380,9 @@ describe("cookie session persistence", () => {
     const cookie = started(first).pair;
     for (let i = 0; i < 5; i++)
       assert.equal((await send("session.test", cookie, "/")).echo?.backend, first.echo?.backend);
+    // A session from before the reload still sticks (the slots were kept through it).
+    assert.equal(applied.method, "reload");
+    for (let i = 0; i < 10; i++)
+      assert.equal((await send("session.test", before.cookie, "/")).echo?.backend, before.backend);
   });
 });
