@@ -42,6 +42,8 @@ export interface DistributionKindSummary {
   podsCpuMs: number;
   /** The pods' checks per configuration received (hash, validateIR, checkRenderable): median, ms. */
   podCheckMs: number;
+  /** Share of the machine's CPU other processes used during these changes. */
+  foreignCpuShare: number;
 }
 
 export interface DistributionScale {
@@ -79,7 +81,11 @@ const loadNow = (): string =>
     .map((x) => x.toFixed(2))
     .join(" ");
 
-function summarise(samples: ChangeSample[], pods: ControllerResult["pods"]["all"]): DistributionKindSummary {
+function summarise(
+  samples: ChangeSample[],
+  pods: ControllerResult["pods"]["all"],
+  foreignCpuShare: number,
+): DistributionKindSummary {
   const pick = (f: (s: ChangeSample) => number): number => round(median(samples.map(f)), 1);
   return {
     changes: samples.length,
@@ -106,6 +112,7 @@ function summarise(samples: ChangeSample[], pods: ControllerResult["pods"]["all"
     cpuMs: pick((s) => s.cpuMs),
     podsCpuMs: round((pods.cpuS * 1000) / Math.max(1, samples.length), 1),
     podCheckMs: round(median(pods.checks.checkMs), 2),
+    foreignCpuShare,
   };
 }
 
@@ -147,8 +154,8 @@ async function runScale(
   const scale = {
     label,
     controller,
-    all: summarise(byKind("all"), controller.pods.all),
-    one: summarise(byKind("one"), controller.pods.one),
+    all: summarise(byKind("all"), controller.pods.all, controller.foreignCpuShare.all),
+    one: summarise(byKind("one"), controller.pods.one, controller.foreignCpuShare.one),
   };
   o.log(
     `distribution: ${label}: all ${scale.all.medianMs} / ${scale.all.p95Ms} ms, one ${scale.one.medianMs} / ${scale.one.p95Ms} ms (median / p95); idle RSS ${controller.memory.idleRssMiB} MiB, peak ${controller.memory.peakRssMiB} MiB`,
@@ -201,10 +208,10 @@ export function distributionMarkdown(r: DistributionResult): string {
   const lines = [
     `### Config distribution (\`--infrastructure kubernetes\`)`,
     ``,
-    `Controller process: translation in kubernetes mode of the fleet held in memory, the real ConfigDistributor and distribution server (HTTP/2, mTLS, client certificates from the data-plane CA); pods process: one ConfigStreamClient per Gateway doing the agent's checks (configHash, validateIR, checkRenderable), then acking. Time from the change (an EndpointSlice replaced in the controller's cache) to the last ack of every changed Gateway's pod; ${r.setup.changesPerKind} changes of each kind, ${r.setup.gapMs} ms apart. Load average at start / end: ${r.setup.load.start} / ${r.setup.load.end}. Left out: ${r.setup.leftOut.join("; ")}.`,
+    `Controller process: translation in kubernetes mode of the fleet held in memory, the real ConfigDistributor and distribution server (HTTP/2, mTLS, client certificates from the data-plane CA); pods process: one ConfigStreamClient per Gateway doing the agent's checks (configHash, validateIR, checkRenderable), then acking. Time from the change (an EndpointSlice replaced in the controller's cache) to the last ack of every changed Gateway's pod; ${r.setup.changesPerKind} changes of each kind, ${r.setup.gapMs} ms apart; "other processes' CPU share": of the machine's CPU time during those changes, what processes other than the two measured used (other work on the machine). Load average at start / end: ${r.setup.load.start} / ${r.setup.load.end}. Left out: ${r.setup.leftOut.join("; ")}.`,
     ``,
-    `| Scale | change | Gateways changed | median ms | p95 ms | max ms | snapshot / translate / publish / acks ms (medians) | controller CPU ms | pods CPU ms | check per pod ms |`,
-    `| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+    `| Scale | change | Gateways changed | median ms | p95 ms | max ms | snapshot / translate / publish / acks ms (medians) | controller CPU ms | pods CPU ms | check per pod ms | other processes' CPU share |`,
+    `| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
   ];
   for (const s of r.scales)
     for (const [name, k] of [
@@ -212,7 +219,7 @@ export function distributionMarkdown(r: DistributionResult): string {
       ["one Gateway", s.one],
     ] as const)
       lines.push(
-        `| ${s.label} | ${name} | ${k.gatewaysChanged} | ${fmt(k.medianMs)} | ${fmt(k.p95Ms)} | ${fmt(k.maxMs)} | ${fmt(k.snapshotMs)} / ${fmt(k.translateMs)} / ${fmt(k.publishMs)} / ${fmt(k.acksMs)} | ${fmt(k.cpuMs)} | ${fmt(k.podsCpuMs)} | ${fmt(k.podCheckMs, 2)} |`,
+        `| ${s.label} | ${name} | ${k.gatewaysChanged} | ${fmt(k.medianMs)} | ${fmt(k.p95Ms)} | ${fmt(k.maxMs)} | ${fmt(k.snapshotMs)} / ${fmt(k.translateMs)} / ${fmt(k.publishMs)} / ${fmt(k.acksMs)} | ${fmt(k.cpuMs)} | ${fmt(k.podsCpuMs)} | ${fmt(k.podCheckMs, 2)} | ${fmt(k.foreignCpuShare * 100)}% |`,
       );
   lines.push(
     ``,

@@ -24,7 +24,8 @@ import type { IR } from "../../src/ir/types.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { buildSnapshot } from "../../src/resources/snapshot.ts";
 import { DEFAULT_CONTROLLER_NAME, translate } from "../../src/translate/index.ts";
-import { descendants } from "./cpu.ts";
+import { cpus } from "node:os";
+import { cpuTimes, descendants } from "./cpu.ts";
 import { buildFleet, changeOne, changeShared, type Fleet } from "./fleet.ts";
 
 export interface ControllerInput {
@@ -91,6 +92,11 @@ export interface ControllerResult {
   changes: ChangeSample[];
   /** Pods process: CPU seconds (from /proc, 10 ms ticks) and the checks' own times, per change kind. */
   pods: Record<"connect+initial" | "all" | "one", { cpuS: number; checks: PodsCheckStats }>;
+  /**
+   * Per change kind, over its block of changes: the share of the machine's CPU time (every CPU) used
+   * by other processes than this controller and its pods process (other work on a shared machine).
+   */
+  foreignCpuShare: Record<"all" | "one", number>;
   podsRssMiB: number;
 }
 
@@ -102,6 +108,17 @@ const cpuMs = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 };
+/** Busy and total CPU seconds of the whole machine so far (every CPU). */
+function machineCpu(): { busyS: number; totalS: number } {
+  let busyS = 0;
+  let totalS = 0;
+  for (let i = 0; i < cpus().length; i++) {
+    const t = cpuTimes(i);
+    busyS += t.busyS;
+    totalS += t.totalS;
+  }
+  return { busyS, totalS };
+}
 function status(field: string): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync("/proc/self/status", "utf8"));
   return m === null ? Number.NaN : (Number(m[1]) * 1024) / MiB;
@@ -264,9 +281,12 @@ async function main(): Promise<void> {
   // Changes: first every Gateway's (the shared Service's endpoints), then one Gateway's at a time.
   const changes: ChangeSample[] = [];
   const podsByKind: Partial<ControllerResult["pods"]> = { "connect+initial": podsConnectInitial };
+  const foreignCpuShare = { all: Number.NaN, one: Number.NaN };
   let version = 0;
   for (const kind of ["all", "one"] as const) {
     const podsCpu0 = podsCpuS();
+    const machine0 = machineCpu();
+    const own0 = cpuMs();
     for (let k = 0; k < input.changes; k++) {
       await sleep(input.gapMs);
       version++;
@@ -294,7 +314,11 @@ async function main(): Promise<void> {
       });
     }
     await sleep(200);
-    podsByKind[kind] = { cpuS: podsCpuS() - podsCpu0, checks: await podsStats() };
+    const podsCpu = podsCpuS() - podsCpu0;
+    const machine = machineCpu();
+    const foreignS = machine.busyS - machine0.busyS - (cpuMs() - own0) / 1000 - podsCpu;
+    foreignCpuShare[kind] = Math.max(0, foreignS) / Math.max(1e-9, machine.totalS - machine0.totalS);
+    podsByKind[kind] = { cpuS: podsCpu, checks: await podsStats() };
   }
   const podsRssMiB = (() => {
     try {
@@ -330,6 +354,7 @@ async function main(): Promise<void> {
     changes,
     pods: podsByKind as ControllerResult["pods"],
     podsRssMiB: r1(podsRssMiB),
+    foreignCpuShare: { all: r2(foreignCpuShare.all), one: r2(foreignCpuShare.one) },
   };
   writeFileSync(input.out, `${JSON.stringify(result)}\n`);
   child.stdin.end();
