@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { isMain, runStandalone } from "./lib/cli.ts";
 import type { CommonOptions } from "./lib/cli.ts";
 import type { ChangeSample, ControllerInput, ControllerResult } from "./lib/distribution-controller.ts";
+import { fixed } from "./lib/format.ts";
 import { start, stop, tail, tempDir } from "./lib/proc.ts";
 import { median, percentile, round } from "./lib/stats.ts";
 
@@ -201,7 +202,7 @@ export async function runDistribution(
   };
 }
 
-const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : "—");
+const fmt = fixed;
 
 export function distributionMarkdown(r: DistributionResult): string {
   const [ref, big] = r.scales;

@@ -12,7 +12,7 @@
 //
 // Input: one JSON argument (ControllerInput); the result (ControllerResult) is written to `out`.
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { CertificateAuthority } from "../../src/distribute/ca.ts";
@@ -25,8 +25,10 @@ import { createLogger } from "../../src/observability/logger.ts";
 import { buildSnapshot } from "../../src/resources/snapshot.ts";
 import { DEFAULT_CONTROLLER_NAME, translate } from "../../src/translate/index.ts";
 import { cpus } from "node:os";
-import { cpuTimes, descendants } from "./cpu.ts";
+import { cpuTimes, descendants, statusBytes } from "./cpu.ts";
 import { buildFleet, changeOne, changeShared, type Fleet } from "./fleet.ts";
+import { sleep } from "./proc.ts";
+import { round } from "./stats.ts";
 
 export interface ControllerInput {
   gateways: number;
@@ -101,9 +103,8 @@ export interface ControllerResult {
 }
 
 const MiB = 1024 * 1024;
-const r1 = (n: number): number => Math.round(n * 10) / 10;
-const r2 = (n: number): number => Math.round(n * 100) / 100;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const r1 = (n: number): number => round(n, 1);
+const r2 = (n: number): number => round(n, 2);
 const cpuMs = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -119,10 +120,8 @@ function machineCpu(): { busyS: number; totalS: number } {
   }
   return { busyS, totalS };
 }
-function status(field: string): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync("/proc/self/status", "utf8"));
-  return m === null ? Number.NaN : (Number(m[1]) * 1024) / MiB;
-}
+/** A /proc/<pid>/status field of this process (VmRSS, VmHWM), MiB. */
+const status = (field: string, pid = process.pid): number => statusBytes(pid, field) / MiB;
 
 /** Resolves at the last of `ids`' acks of their published hash (one pod each); rejects on a refusal. */
 function waitAcked(d: ConfigDistributor, ids: readonly string[], timeoutMs: number): Promise<number> {
@@ -320,14 +319,7 @@ async function main(): Promise<void> {
     foreignCpuShare[kind] = Math.max(0, foreignS) / Math.max(1e-9, machine.totalS - machine0.totalS);
     podsByKind[kind] = { cpuS: podsCpu, checks: await podsStats() };
   }
-  const podsRssMiB = (() => {
-    try {
-      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${podsPid}/status`, "utf8"));
-      return m === null ? Number.NaN : Number(m[1]) / 1024;
-    } catch {
-      return Number.NaN;
-    }
-  })();
+  const podsRssMiB = status("VmRSS", podsPid);
   const result: ControllerResult = {
     gateways: input.gateways,
     routesPerGateway: input.routesPerGateway,
