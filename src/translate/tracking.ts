@@ -48,7 +48,8 @@ interface Tracked {
 export function trackedSnapshot(snapshot: Snapshot, recorder: DependencyRecorder): Snapshot {
   const out: Record<string, unknown> = {};
   for (const field of Object.keys(snapshot) as SnapshotField[]) {
-    out[field] = new TrackedMap(field, snapshot[field] as ObjectMap<unknown>, recorder);
+    const map: ObjectMap<unknown> = snapshot[field];
+    out[field] = new TrackedMap(field, map, recorder);
   }
   Object.defineProperty(out, RAW, { value: snapshot });
   Object.defineProperty(out, RECORDER, { value: recorder });
