@@ -10,6 +10,7 @@
 // profile takes a free spare (so map values name the spare), sections nothing uses any more stay
 // with their servers disabled. Anything else adds a section, i.e. changes the structure.
 import { isIP } from "node:net";
+import { memo } from "./memo.ts";
 import type { IRBackend, IREndpoint } from "../../../ir/types.ts";
 import { arg, comment, word } from "./escape.ts";
 import {
@@ -328,6 +329,32 @@ export class BackendSet {
   }
 
   private lines(
+    header: string,
+    head: string[],
+    profile: Profile,
+    tls: (NonNullable<IRBackend["tls"]> & { base: string }) | undefined,
+    slots: number,
+    endpoints: readonly IREndpoint[],
+    tag: string | undefined,
+  ): Section {
+    // Without upstream TLS or header sessions the section is a pure function of these arguments (the
+    // others add files and map entries to the context): remembered per endpoints array, which the
+    // incremental translator keeps for an unchanged IRBackend, so that a render of thousands of
+    // unchanged backends does not rebuild their sections.
+    if (tls !== undefined || profile.header !== undefined)
+      return this.build(header, head, profile, tls, slots, endpoints, tag);
+    const key = JSON.stringify([header, head, profileKey(profile), slots, tag ?? null]);
+    let known = memo.sections.get(endpoints);
+    if (known === undefined) memo.sections.set(endpoints, (known = new Map()));
+    let section = known.get(key);
+    if (section === undefined) {
+      section = { ...this.build(header, head, profile, tls, slots, endpoints, tag), cacheable: true };
+      known.set(key, section);
+    }
+    return section;
+  }
+
+  private build(
     header: string,
     head: string[],
     profile: Profile,

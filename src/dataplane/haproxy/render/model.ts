@@ -1,5 +1,6 @@
 // Public option/result types and the mutable render context shared by the section renderers.
 import { createHash } from "node:crypto";
+import { memo } from "./memo.ts";
 import type { IRBackend, IREndpoint } from "../../../ir/types.ts";
 
 export interface RenderOptions {
@@ -159,6 +160,8 @@ export interface Section {
    * everything else, for the structure digest.
    */
   structure?: string[];
+  /** Reused from an earlier render (its text and lookups are remembered with it). */
+  cacheable?: true;
 }
 
 function sectionText(header: string, lines: readonly string[]): string {
@@ -179,9 +182,15 @@ export function renderConfig(
   const text: string[] = [];
   const structure: string[] = [];
   for (const s of sections) {
-    const t = sectionText(s.header, s.lines);
-    text.push(t);
-    structure.push(s.structure === undefined ? t : sectionText(s.header, s.structure));
+    let known = memo.texts.get(s);
+    if (known === undefined) {
+      const t = sectionText(s.header, s.lines);
+      known = { text: t, structure: s.structure === undefined ? t : sectionText(s.header, s.structure) };
+      // Only sections reused from an earlier render (backends.ts remembers them) are worth keeping.
+      if (s.cacheable === true) memo.texts.set(s, known);
+    }
+    text.push(known.text);
+    structure.push(known.structure);
   }
   return {
     config: prefix + text.join("\n"),

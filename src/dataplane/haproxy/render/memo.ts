@@ -1,0 +1,38 @@
+// What the renderer remembers across renders, per IR object (weakly: an entry goes with its object).
+// A render of an IR that shares most objects with the previous one (the incremental translator
+// reuses unchanged ones) derives again only what is new: the checks of a rule or backend, a backend
+// section, a section's text and map lookups. Every entry is a pure function of its key and of what
+// the entry itself records (see the users), so forgetting is always safe: tests do it to compare
+// with a render from nothing.
+import type { IRBackend, IREndpoint, IRHTTPRule } from "../../../ir/types.ts";
+import type { Section } from "./model.ts";
+
+interface Memo {
+  /** check.ts: a backend's issues as (field, message). */
+  backendChecks: WeakMap<IRBackend, ReadonlyArray<[string, string]>>;
+  /** check.ts: a rule's issues as (path, message), valid while its backends' state is `refs`. */
+  ruleChecks: WeakMap<IRHTTPRule, { refs: string; issues: ReadonlyArray<[string, string]> }>;
+  /** backends.ts: backend sections by endpoints array, then by everything else they are made of. */
+  sections: WeakMap<readonly IREndpoint[], Map<string, Section>>;
+  /** model.ts: the text and structure text of a remembered section. */
+  texts: WeakMap<Section, { text: string; structure: string }>;
+  /** index.ts: the map lookups (path, match) of a remembered section. */
+  lookups: WeakMap<Section, ReadonlyArray<readonly [string, string]>>;
+}
+
+function fresh(): Memo {
+  return {
+    backendChecks: new WeakMap(),
+    ruleChecks: new WeakMap(),
+    sections: new WeakMap(),
+    texts: new WeakMap(),
+    lookups: new WeakMap(),
+  };
+}
+
+export let memo: Memo = fresh();
+
+/** Forgets everything remembered (the next render derives everything again). */
+export function forgetRendered(): void {
+  memo = fresh();
+}
