@@ -345,7 +345,7 @@ export class BackendSet {
       return this.build(header, head, profile, tls, slots, endpoints, tag);
     const key = JSON.stringify([header, head, profileKey(profile), slots, tag ?? null]);
     let known = memo.sections.get(endpoints);
-    if (known === undefined) memo.sections.set(endpoints, (known = new Map()));
+    if (known === undefined) memo.sections.set(endpoints, (known = new Map<string, Section>()));
     let section = known.get(key);
     if (section === undefined) {
       section = { ...this.build(header, head, profile, tls, slots, endpoints, tag), cacheable: true };
