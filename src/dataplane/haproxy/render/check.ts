@@ -126,12 +126,15 @@ export function checkIR(ir: IR): RenderIssue[] {
         optional(report, `.tls.clientValidation.caCertificates[${ci}]`, pemIssue(ca, "CERTIFICATE"));
       }
       for (const [vi, vh] of (l.virtualHosts ?? []).entries()) {
-        const vpath = `.virtualHosts[${vi}]`;
-        if (vh.hostname !== "*") optional(report, `${vpath}.hostname`, hostnameIssue(vh.hostname, true));
+        if (vh.hostname !== "*")
+          optional(report, `.virtualHosts[${vi}].hostname`, vhostHostnameIssue(vh.hostname));
         for (const [ri, rule] of vh.rules.entries()) {
-          const rpath = `${lpath}${vpath}.rules[${ri}]`;
           for (const [path, message] of ruleIssues(rule, backends))
-            issues.push({ path: `${rpath}${path}`, subject: rule.id, message });
+            issues.push({
+              path: `${lpath}.virtualHosts[${vi}].rules[${ri}]${path}`,
+              subject: rule.id,
+              message,
+            });
         }
       }
       for (const [ri, r] of (l.tlsRoutes ?? []).entries()) {
@@ -168,6 +171,16 @@ function pemIssue(pem: string, label: string): string | undefined {
 
 // The checks of a rule or backend are pure functions of it (and, for a rule, of whether the backends
 // it names exist and are UDP): remembered per IR object (memo.ts).
+
+/** hostnameIssue(hostname, true), remembered for the hostnames of the last checks (bounded). */
+function vhostHostnameIssue(hostname: string): string | undefined {
+  const known = memo.hostnames.get(hostname);
+  if (known !== undefined) return known === "" ? undefined : known;
+  const issue = hostnameIssue(hostname, true);
+  if (memo.hostnames.size >= 100_000) memo.hostnames.clear();
+  memo.hostnames.set(hostname, issue ?? "");
+  return issue;
+}
 
 /** checkBackend's issues as (field, message), remembered per backend object. */
 function backendIssues(b: IRBackend): ReadonlyArray<[string, string]> {

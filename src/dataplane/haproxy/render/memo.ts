@@ -4,7 +4,7 @@
 // section, a section's text and map lookups. Every entry is a pure function of its key and of what
 // the entry itself records (see the users), so forgetting is always safe: tests do it to compare
 // with a render from nothing.
-import type { IRBackend, IREndpoint, IRHTTPRule } from "../../../ir/types.ts";
+import type { IRBackend, IREndpoint, IRHTTPRule, IRVirtualHost } from "../../../ir/types.ts";
 import type { Section } from "./model.ts";
 
 interface Memo {
@@ -12,6 +12,12 @@ interface Memo {
   backendChecks: WeakMap<IRBackend, ReadonlyArray<[string, string]>>;
   /** check.ts: a rule's issues as (path, message), valid while its backends' state is `refs`. */
   ruleChecks: WeakMap<IRHTTPRule, { refs: string; issues: ReadonlyArray<[string, string]> }>;
+  /** check.ts: a virtual host hostname's issue ("" for none); a plain Map, cleared when it gets large. */
+  hostnames: Map<string, string>;
+  /** routing.ts: a rule's id and identity for the listener and hostname it was last named for. */
+  ruleIds: WeakMap<IRHTTPRule, { listener: string; hostname: string; name: string; identity: string }>;
+  /** hosts.ts: a virtual host's id and identity for the listener it was last named for. */
+  vhostIds: WeakMap<IRVirtualHost, { listener: string; name: string; identity: string }>;
   /** backends.ts: backend sections by endpoints array, then by everything else they are made of. */
   sections: WeakMap<readonly IREndpoint[], Map<string, Section>>;
   /** model.ts: the text and structure text of a remembered section. */
@@ -24,6 +30,9 @@ function fresh(): Memo {
   return {
     backendChecks: new WeakMap(),
     ruleChecks: new WeakMap(),
+    hostnames: new Map(),
+    ruleIds: new WeakMap(),
+    vhostIds: new WeakMap(),
     sections: new WeakMap(),
     texts: new WeakMap(),
     lookups: new WeakMap(),

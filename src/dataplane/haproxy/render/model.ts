@@ -121,6 +121,11 @@ export function digest(text: string, length = 12): string {
   return hex.slice(0, length);
 }
 
+/** The name shortId claims first for `identity`: `<prefix><12 hex>`. */
+export function shortName(prefix: string, identity: string): string {
+  return `${prefix}${digest(identity)}`;
+}
+
 const DIGEST_CACHE_SIZE = 200_000;
 const digests = new Map<string, string>();
 
@@ -206,7 +211,8 @@ export class RenderContext {
   private readonly maps = new Map<string, MapFile>();
   /** Maps some configuration line looks up (mapPath); the others are not output. */
   private readonly referenced = new Set<string>();
-  private readonly names = new Map<string, string>();
+  /** namespace → name → owner */
+  private readonly names = new Map<string, Map<string, string>>();
 
   constructor(options: RenderOptions) {
     this.options = options;
@@ -245,12 +251,13 @@ export class RenderContext {
    * already owned by `owner`, otherwise `wanted` + a digest of the owner.
    */
   claim(namespace: string, wanted: string, owner: string, separator = "-"): string {
+    let names = this.names.get(namespace);
+    if (names === undefined) this.names.set(namespace, (names = new Map<string, string>()));
     for (let attempt = 0; ; attempt++) {
       const name = attempt === 0 ? wanted : `${wanted}${separator}${digest(`${owner}\0${attempt}`, 8)}`;
-      const key = `${namespace}\0${name}`;
-      const current = this.names.get(key);
+      const current = names.get(name);
       if (current === undefined) {
-        this.names.set(key, owner);
+        names.set(name, owner);
         return name;
       }
       if (current === owner) return name;
@@ -259,7 +266,7 @@ export class RenderContext {
 
   /** Stable short id `<prefix><12 hex>` for an IR element, unique within the render. */
   shortId(prefix: string, identity: string): string {
-    return this.claim("id", `${prefix}${digest(identity)}`, identity);
+    return this.claim("id", shortName(prefix, identity), identity);
   }
 
   /** Entries of every map file by path. */
