@@ -61,7 +61,14 @@ import { translateGRPCRoute } from "./routes/grpc.ts";
 import { translateHTTPRoute } from "./routes/http.ts";
 import { attachRoute, type ParentAttachment } from "./routes/parents.ts";
 import { emitRoute, type HTTPLikeKind, type RouteResult, type RuleEntry } from "./routes/rules.ts";
-import { anyOf, dependency, DependencyRecorder, ENDPOINT_SLICES_OF, trackedSnapshot } from "./tracking.ts";
+import {
+  anyOf,
+  dependency,
+  DependencyRecorder,
+  ENDPOINT_SLICES_OF,
+  trackedSnapshot,
+  untracked,
+} from "./tracking.ts";
 
 export interface IncrementalResult extends TranslateResult {
   /** "full": translated from scratch (`reason` says why); "incremental": from the previous update. */
@@ -84,14 +91,23 @@ interface RouteRecord {
   key: string;
   route: RouteObject;
   /** Everything read while attaching, translating and emitting it. */
-  deps: Set<string>;
+  deps: readonly string[];
   /** The attachments as attachRoute gave them (before hostname conflicts). */
   pristine: ParentAttachment[];
   /** After hostname conflicts (pristine itself when the route is not contested). */
   settled: ParentAttachment[];
+  contribution: Contribution | undefined;
+}
+
+/**
+ * A route's translation, kept only during the update that computed it (records stay small: a route
+ * whose hostname-conflict outcome changes later is translated again).
+ */
+interface Translated {
   result: RouteResult | undefined;
   routeBackends: Map<string, IRBackend>;
-  contribution: Contribution | undefined;
+  /** Grows while the route contributes (what that reads joins it). */
+  deps: Set<string>;
 }
 
 /** What one route adds to the shared output. */
@@ -126,6 +142,8 @@ interface Globals {
   deps: Set<string>;
   /** Why every update is translated in full, if one is. */
   alwaysFull: string | undefined;
+  /** BackendTLSPolicies exist: Service uses are kept for their ancestors (adding one is a full update). */
+  policies: boolean;
 }
 
 export class IncrementalTranslator {
@@ -134,8 +152,8 @@ export class IncrementalTranslator {
   #globals: Globals | undefined;
   readonly #recorder = new DependencyRecorder();
   readonly #records = new Map<string, RouteRecord>();
-  /** dependency → keys (`Kind namespace/name`) of the records that read it. */
-  readonly #byDep = new Map<string, Set<string>>();
+  /** dependency → key (`Kind namespace/name`) of the record, or keys of the records, that read it. */
+  readonly #byDep = new Map<string, string | Set<string>>();
   readonly #hosts = new Map<string, ListenerHosts>();
   readonly #counts = new Map<ListenerNode, number>();
   readonly #backends = new Map<string, { backend: IRBackend; refs: number }>();
@@ -168,7 +186,11 @@ export class IncrementalTranslator {
         // The BackendTLSPolicy index is per snapshot; what it reads is among the global dependencies.
         this.#recorder.within(new Set(), () => backendTLSIndex(tracked));
         dirty = changed.routes;
-        for (const d of changed.deps) for (const key of this.#byDep.get(d) ?? []) dirty.add(key);
+        for (const d of changed.deps) {
+          const readers = this.#byDep.get(d);
+          if (typeof readers === "string") dirty.add(readers);
+          else for (const key of readers ?? []) dirty.add(key);
+        }
       }
     }
     if (reason !== undefined) {
@@ -225,6 +247,7 @@ export class IncrementalTranslator {
         listenerSetNodes,
         listenerSets,
         deps,
+        policies: untracked(tracked).backendTLSPolicies.size > 0,
         alwaysFull:
           certified === undefined
             ? undefined
@@ -242,18 +265,20 @@ export class IncrementalTranslator {
   ): IncrementalResult {
     const globals = this.#globals as Globals;
     // 1. Recompute the dirty routes' attachments and rules (their contributions are withdrawn).
-    const toContribute = new Set<string>();
-    for (const key of dirty) {
+    const translated = new Map<string, Translated>();
+    const recompute = (key: string): RouteRecord | undefined => {
       const old = this.#records.get(key);
       if (old !== undefined) this.#remove(old);
       const { kind, objectKey } = parseRecordKey(key);
       const route = snapshot[kind === "HTTPRoute" ? "httpRoutes" : "grpcRoutes"].get(objectKey);
-      if (route === undefined) continue;
-      const record = this.#compute(tracked, globals, kind, objectKey, route, options);
+      if (route === undefined) return undefined;
+      const [record, work] = this.#compute(tracked, globals, kind, objectKey, route, options);
       this.#records.set(key, record);
       this.#index(key, record);
-      toContribute.add(key);
-    }
+      translated.set(key, work);
+      return record;
+    };
+    for (const key of dirty) recompute(key);
     // 2. HTTPRoute/GRPCRoute hostname conflicts, among the routes on listeners where both kinds attach.
     const contested = new Set<string>();
     for (const kinds of this.#kindsOn.values()) {
@@ -276,19 +301,18 @@ export class IncrementalTranslator {
       settleHostnameConflicts(routes);
       for (const { record, attachments } of routes) {
         const key = recordKey(record.kind, record.key);
-        if (toContribute.has(key)) {
-          record.settled = attachments;
-        } else if (settlement(attachments) !== settlement(record.settled)) {
-          this.#withdraw(record);
-          record.settled = attachments;
-          toContribute.add(key);
+        if (translated.has(key)) record.settled = attachments;
+        else if (settlement(attachments) !== settlement(record.settled)) {
+          // Its outcome changed: translated again (the same reads as before), settled as decided.
+          const again = recompute(key);
+          if (again !== undefined) again.settled = attachments;
         }
       }
     }
     // 3. Their contributions.
-    for (const key of toContribute) {
+    for (const [key, work] of translated) {
       const record = this.#records.get(key);
-      if (record !== undefined) this.#contribute(tracked, key, record, options);
+      if (record !== undefined) this.#contribute(tracked, key, record, work, options);
     }
 
     // 4. Listener counts, TLS/TCP/UDP routes, the IR and the statuses.
@@ -359,7 +383,7 @@ export class IncrementalTranslator {
       ir,
       mode: reason === undefined ? "incremental" : "full",
       ...(reason !== undefined ? { reason } : {}),
-      recomputed: toContribute.size,
+      recomputed: translated.size,
     };
   }
 
@@ -371,9 +395,9 @@ export class IncrementalTranslator {
     key: string,
     route: RouteObject,
     options: TranslateOptions,
-  ): RouteRecord {
+  ): [RouteRecord, Translated] {
     const deps = new Set<string>();
-    return this.#recorder.within(deps, (): RouteRecord => {
+    return this.#recorder.within(deps, (): [RouteRecord, Translated] => {
       const pristine = attachRoute(tracked, kind, route, globals.gateways, globals.listenerSets);
       const routeBackends = new Map<string, IRBackend>();
       // Like translate(): a route attached to none of our Gateways is not translated at all.
@@ -383,27 +407,21 @@ export class IncrementalTranslator {
           : kind === "HTTPRoute"
             ? translateHTTPRoute(tracked, route as HTTPRoute, routeBackends, options.validators)
             : translateGRPCRoute(tracked, route as GRPCRoute, routeBackends, options.validators);
-      return {
+      const record: RouteRecord = {
         kind,
         key,
         route,
-        deps,
+        deps: [],
         pristine,
         settled: pristine,
-        result,
-        routeBackends,
         contribution: undefined,
       };
+      return [record, { result, routeBackends, deps }];
     });
   }
 
   /** Indexes a new record's dependencies and accepted listeners. */
   #index(key: string, record: RouteRecord): void {
-    for (const d of record.deps) {
-      let set = this.#byDep.get(d);
-      if (set === undefined) this.#byDep.set(d, (set = new Set()));
-      set.add(key);
-    }
     for (const id of acceptedListenerIds(record.pristine)) {
       let kinds = this.#kindsOn.get(id);
       if (kinds === undefined)
@@ -417,10 +435,12 @@ export class IncrementalTranslator {
     const key = recordKey(record.kind, record.key);
     this.#withdraw(record);
     for (const d of record.deps) {
-      const set = this.#byDep.get(d);
-      if (set === undefined) continue;
-      set.delete(key);
-      if (set.size === 0) this.#byDep.delete(d);
+      const readers = this.#byDep.get(d);
+      if (readers === key) this.#byDep.delete(d);
+      else if (typeof readers === "object") {
+        readers.delete(key);
+        if (readers.size === 1) this.#byDep.set(d, readers.values().next().value as string);
+      }
     }
     for (const id of acceptedListenerIds(record.pristine)) {
       const kinds = this.#kindsOn.get(id);
@@ -431,68 +451,29 @@ export class IncrementalTranslator {
     this.#records.delete(key);
   }
 
-  /** Adds what a route gives to the output (as translate() does for each attached route). */
-  #contribute(tracked: Snapshot, key: string, record: RouteRecord, options: TranslateOptions): void {
-    const { result } = record;
-    if (result === undefined) return;
-    const attachments = record.settled;
+  /** Adds what a route gives to the output, and indexes what it read. */
+  #contribute(
+    tracked: Snapshot,
+    key: string,
+    record: RouteRecord,
+    work: Translated,
+    options: TranslateOptions,
+  ): void {
+    const { result } = work;
     // What it reads here (Services, for BackendTLSPolicy ancestors) joins its dependencies.
-    const before = record.deps.size;
-    const contribution = this.#recorder.within(record.deps, (): Contribution => {
-      const uses: ServiceUses = new Map();
-      recordServiceUses(
-        tracked,
-        uses,
-        record.route,
-        attachments
-          .filter((a) => a.accepted)
-          .map((a) => ({
-            namespace: a.gateway.gateway.metadata.namespace ?? "default",
-            name: a.gateway.gateway.metadata.name,
-          })),
-      );
-      const entries: Contribution["entries"] = [];
-      const served =
-        emitRoute(record.kind, record.route, result, attachments, (listenerId, hostname, entry) =>
-          entries.push({ listenerId, hostname, entry }),
-        ) > 0;
-      const counted: ListenerNode[] = [];
-      let backends: IRBackend[] = [];
-      if (result.rejected === undefined) {
-        const seen = new Set<ListenerNode>();
-        for (const a of attachments) {
-          if (!a.accepted) continue;
-          for (const { listener } of a.listeners) {
-            if (seen.has(listener)) continue;
-            seen.add(listener);
-            counted.push(listener);
-          }
-        }
-        if (served) backends = [...record.routeBackends.values()];
-      }
-      const status = routeStatus(
-        {
-          kind: record.kind,
-          route: record.route,
-          attachments,
-          routeConditions: result.conditions,
-          rejected: result.rejected,
-        },
-        options,
-      );
-      const useKeys: string[] = [];
-      for (const [service, list] of uses)
-        for (const u of list)
-          useKeys.push(`${service}\0${u.gatewayNamespace}\0${u.gatewayName}\0${u.portName}`);
-      return { entries, counted, backends, uses: useKeys, status };
-    });
-    if (record.deps.size > before) {
-      for (const d of record.deps) {
-        let set = this.#byDep.get(d);
-        if (set === undefined) this.#byDep.set(d, (set = new Set()));
-        set.add(key);
-      }
+    const contribution =
+      result === undefined
+        ? undefined
+        : this.#recorder.within(work.deps, () => this.#contribution(tracked, record, work, result, options));
+    record.deps = [...work.deps];
+    for (const d of record.deps) {
+      const readers = this.#byDep.get(d);
+      if (readers === undefined) this.#byDep.set(d, key);
+      else if (typeof readers === "string") {
+        if (readers !== key) this.#byDep.set(d, new Set([readers, key]));
+      } else readers.add(key);
     }
+    if (contribution === undefined) return;
     record.contribution = contribution;
     for (const { listenerId, hostname, entry } of contribution.entries) {
       const bucket = this.#bucket(listenerId, hostname);
@@ -505,6 +486,65 @@ export class IncrementalTranslator {
     const order = this.#statusOrder.get(record.kind) as string[];
     insertSorted(order, record.key);
     this.#statuses.set(key, contribution.status);
+  }
+
+  /** What a translated route adds to the output (as translate() does for each attached route). */
+  /** What a translated route adds to the output (as translate() does for each attached route). */
+  #contribution(
+    tracked: Snapshot,
+    record: RouteRecord,
+    work: Translated,
+    result: RouteResult,
+    options: TranslateOptions,
+  ): Contribution {
+    const attachments = record.settled;
+    const uses: ServiceUses = new Map();
+    if ((this.#globals as Globals).policies)
+      recordServiceUses(
+        tracked,
+        uses,
+        record.route,
+        attachments
+          .filter((a) => a.accepted)
+          .map((a) => ({
+            namespace: a.gateway.gateway.metadata.namespace ?? "default",
+            name: a.gateway.gateway.metadata.name,
+          })),
+      );
+    const entries: Contribution["entries"] = [];
+    const served =
+      emitRoute(record.kind, record.route, result, attachments, (listenerId, hostname, entry) =>
+        entries.push({ listenerId, hostname, entry }),
+      ) > 0;
+    const counted: ListenerNode[] = [];
+    let backends: IRBackend[] = [];
+    if (result.rejected === undefined) {
+      const seen = new Set<ListenerNode>();
+      for (const a of attachments) {
+        if (!a.accepted) continue;
+        for (const { listener } of a.listeners) {
+          if (seen.has(listener)) continue;
+          seen.add(listener);
+          counted.push(listener);
+        }
+      }
+      if (served) backends = [...work.routeBackends.values()];
+    }
+    const status = routeStatus(
+      {
+        kind: record.kind,
+        route: record.route,
+        attachments,
+        routeConditions: result.conditions,
+        rejected: result.rejected,
+      },
+      options,
+    );
+    const useKeys: string[] = [];
+    for (const [service, list] of uses)
+      for (const u of list)
+        useKeys.push(`${service}\0${u.gatewayNamespace}\0${u.gatewayName}\0${u.portName}`);
+    return { entries, counted, backends, uses: useKeys, status };
   }
 
   /** Takes back what a route gave. */
