@@ -131,7 +131,11 @@ export class BackendSet {
     }
     for (const b of backends) {
       if (b.protocol === "udp") continue;
-      const wanted = b.id.replace(/\//g, ":").replace(/[^A-Za-z0-9._:-]/g, "_");
+      let wanted = memo.proxyNames.get(b);
+      if (wanted === undefined) {
+        wanted = b.id.replace(/\//g, ":").replace(/[^A-Za-z0-9._:-]/g, "_");
+        memo.proxyNames.set(b, wanted);
+      }
       const base = ctx.claim("proxy", wanted, `backend\0${b.id}`, ":");
       let slots = ctx.options.serverSlots;
       while (slots < b.endpoints.length) slots *= 2;

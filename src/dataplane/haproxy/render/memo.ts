@@ -18,6 +18,8 @@ interface Memo {
   ruleIds: WeakMap<IRHTTPRule, { listener: string; hostname: string; name: string; identity: string }>;
   /** hosts.ts: a virtual host's id and identity for the listener it was last named for. */
   vhostIds: WeakMap<IRVirtualHost, { listener: string; name: string; identity: string }>;
+  /** backends.ts: the proxy name an IRBackend's base section asks for (its id, made a name). */
+  proxyNames: WeakMap<IRBackend, string>;
   /** backends.ts: backend sections by endpoints array, then by everything else they are made of. */
   sections: WeakMap<readonly IREndpoint[], Map<string, Section>>;
   /** model.ts: the text and structure text of a remembered section. */
@@ -33,6 +35,7 @@ function fresh(): Memo {
     hostnames: new Map(),
     ruleIds: new WeakMap(),
     vhostIds: new WeakMap(),
+    proxyNames: new WeakMap(),
     sections: new WeakMap(),
     texts: new WeakMap(),
     lookups: new WeakMap(),
