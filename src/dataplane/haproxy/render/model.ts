@@ -170,9 +170,9 @@ export interface Section {
 }
 
 function sectionText(header: string, lines: readonly string[]): string {
-  let text = header;
-  for (const l of lines) text += `\n  ${l}`;
-  return `${text}\n`;
+  // One join (a flat string) rather than a concatenation per line: remembered texts are joined into
+  // every later configuration, which walks a concatenated string's pieces each time.
+  return lines.length === 0 ? `${header}\n` : `${header}\n  ${lines.join("\n  ")}\n`;
 }
 
 export function renderSections(sections: readonly Section[]): string {
