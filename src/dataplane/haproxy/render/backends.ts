@@ -14,9 +14,11 @@ import { memo } from "./memo.ts";
 import type { IRBackend, IREndpoint } from "../../../ir/types.ts";
 import { arg, comment, word } from "./escape.ts";
 import {
+  compileSection,
   digest,
   type BackendLayout,
   type BackendSection,
+  type CompiledSection,
   type Profile,
   type RenderContext,
   type RenderedBackend,
@@ -349,13 +351,13 @@ export class BackendSet {
       return this.build(header, head, profile, tls, slots, endpoints, tag);
     const key = JSON.stringify([header, head, profileKey(profile), slots, tag ?? null]);
     let known = memo.sections.get(endpoints);
-    if (known === undefined) memo.sections.set(endpoints, (known = new Map<string, Section>()));
-    let section = known.get(key);
-    if (section === undefined) {
-      section = { ...this.build(header, head, profile, tls, slots, endpoints, tag), cacheable: true };
-      known.set(key, section);
+    if (known === undefined) memo.sections.set(endpoints, (known = new Map<string, CompiledSection>()));
+    let compiled = known.get(key);
+    if (compiled === undefined) {
+      compiled = compileSection(this.build(header, head, profile, tls, slots, endpoints, tag));
+      known.set(key, compiled);
     }
-    return section;
+    return { header, lines: [], compiled };
   }
 
   private build(

@@ -15,6 +15,7 @@ import { addTLSRoutes, addVirtualHosts } from "./hosts.ts";
 import {
   RenderContext,
   renderConfig,
+  sectionLookups,
   type BackendLayout,
   type RenderedConfig,
   type RenderOptions,
@@ -23,7 +24,6 @@ import {
 import { planFrontends, type ListenerRef, type Plan } from "./plan.ts";
 import { RouteChain } from "./routing.ts";
 import { l4RouteId, prepareL4Route, prepareRule } from "./rules.ts";
-import { memo } from "./memo.ts";
 import { writeCrtList } from "./tls.ts";
 
 export { RenderError, formatIssue, type RenderIssue } from "./errors.ts";
@@ -168,21 +168,6 @@ function mapLookups(ctx: RenderContext, sections: readonly Section[]): RenderedC
     }
   }
   return [...found].map(([file, tree]) => ({ file, index: tree ? "tree" : "list" }));
-}
-
-/** The (path, match) of each map lookup in a section's lines, in order. */
-function sectionLookups(s: Section): ReadonlyArray<readonly [string, string]> {
-  const known = memo.lookups.get(s);
-  if (known !== undefined) return known;
-  const out: Array<readonly [string, string]> = [];
-  for (const line of s.lines) {
-    if (!line.includes("map")) continue;
-    // `map(<file>)` is `map_str`; `map_<match>[_<output>](<file>[,<default>])`.
-    for (const m of line.matchAll(/\bmap(?:_([a-z]+)(?:_[a-z]+)?)?\(([^,)\s']+)/g))
-      out.push([m[2] ?? "", m[1] ?? "str"]);
-  }
-  if (s.cacheable === true) memo.lookups.set(s, out);
-  return out;
 }
 
 function uniqueListeners(plan: Plan, keep: (r: ListenerRef) => boolean): ListenerRef[] {

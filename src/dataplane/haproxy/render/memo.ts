@@ -1,11 +1,11 @@
 // What the renderer remembers across renders, per IR object (weakly: an entry goes with its object).
 // A render of an IR that shares most objects with the previous one (the incremental translator
 // reuses unchanged ones) derives again only what is new: the checks of a rule or backend, a backend
-// section, a section's text and map lookups. Every entry is a pure function of its key and of what
+// section (kept compiled: its text, structure text and map lookups), names. Every entry is a pure function of its key and of what
 // the entry itself records (see the users), so forgetting is always safe: tests do it to compare
 // with a render from nothing.
 import type { IRBackend, IREndpoint, IRHTTPRule, IRVirtualHost } from "../../../ir/types.ts";
-import type { Section } from "./model.ts";
+import type { CompiledSection } from "./model.ts";
 
 interface Memo {
   /** check.ts: a backend's issues as (field, message). */
@@ -20,12 +20,8 @@ interface Memo {
   vhostIds: WeakMap<IRVirtualHost, { listener: string; name: string; identity: string }>;
   /** backends.ts: the proxy name an IRBackend's base section asks for (its id, made a name). */
   proxyNames: WeakMap<IRBackend, string>;
-  /** backends.ts: backend sections by endpoints array, then by everything else they are made of. */
-  sections: WeakMap<readonly IREndpoint[], Map<string, Section>>;
-  /** model.ts: the text and structure text of a remembered section. */
-  texts: WeakMap<Section, { text: string; structure: string }>;
-  /** index.ts: the map lookups (path, match) of a remembered section. */
-  lookups: WeakMap<Section, ReadonlyArray<readonly [string, string]>>;
+  /** backends.ts: backend sections (compiled) by endpoints array, then by what else they are made of. */
+  sections: WeakMap<readonly IREndpoint[], Map<string, CompiledSection>>;
 }
 
 function fresh(): Memo {
@@ -37,8 +33,6 @@ function fresh(): Memo {
     vhostIds: new WeakMap(),
     proxyNames: new WeakMap(),
     sections: new WeakMap(),
-    texts: new WeakMap(),
-    lookups: new WeakMap(),
   };
 }
 

@@ -1,6 +1,5 @@
 // Public option/result types and the mutable render context shared by the section renderers.
 import { createHash } from "node:crypto";
-import { memo } from "./memo.ts";
 import type { IRBackend, IREndpoint } from "../../../ir/types.ts";
 
 export interface RenderOptions {
@@ -165,8 +164,42 @@ export interface Section {
    * everything else, for the structure digest.
    */
   structure?: string[];
-  /** Reused from an earlier render (its text and lookups are remembered with it). */
-  cacheable?: true;
+  /**
+   * The section as remembered from an earlier render (backends.ts): its text, structure text and map
+   * lookups. `lines` is then empty: only renderConfig and the map lookups read a section's lines,
+   * and they take these instead.
+   */
+  compiled?: CompiledSection;
+}
+
+/** A section reduced to what the output needs of it (see Section.compiled). */
+export interface CompiledSection {
+  text: string;
+  structure: string;
+  lookups: ReadonlyArray<readonly [string, string]>;
+}
+
+/** A section's text, structure text and map lookups. */
+export function compileSection(s: Section): CompiledSection {
+  const text = sectionText(s.header, s.lines);
+  return {
+    text,
+    structure: s.structure === undefined ? text : sectionText(s.header, s.structure),
+    lookups: sectionLookups(s),
+  };
+}
+
+/** The (path, match) of each map lookup in a section's lines, in order. */
+export function sectionLookups(s: Section): ReadonlyArray<readonly [string, string]> {
+  if (s.compiled !== undefined) return s.compiled.lookups;
+  const out: Array<readonly [string, string]> = [];
+  for (const line of s.lines) {
+    if (!line.includes("map")) continue;
+    // `map(<file>)` is `map_str`; `map_<match>[_<output>](<file>[,<default>])`.
+    for (const m of line.matchAll(/\bmap(?:_([a-z]+)(?:_[a-z]+)?)?\(([^,)\s']+)/g))
+      out.push([m[2] ?? "", m[1] ?? "str"]);
+  }
+  return out;
 }
 
 function sectionText(header: string, lines: readonly string[]): string {
@@ -187,15 +220,14 @@ export function renderConfig(
   const text: string[] = [];
   const structure: string[] = [];
   for (const s of sections) {
-    let known = memo.texts.get(s);
-    if (known === undefined) {
-      const t = sectionText(s.header, s.lines);
-      known = { text: t, structure: s.structure === undefined ? t : sectionText(s.header, s.structure) };
-      // Only sections reused from an earlier render (backends.ts remembers them) are worth keeping.
-      if (s.cacheable === true) memo.texts.set(s, known);
+    if (s.compiled !== undefined) {
+      text.push(s.compiled.text);
+      structure.push(s.compiled.structure);
+      continue;
     }
-    text.push(known.text);
-    structure.push(known.structure);
+    const t = sectionText(s.header, s.lines);
+    text.push(t);
+    structure.push(s.structure === undefined ? t : sectionText(s.header, s.structure));
   }
   return {
     config: prefix + text.join("\n"),
