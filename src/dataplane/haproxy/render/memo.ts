@@ -4,7 +4,7 @@
 // section (kept compiled: its text, structure text and map lookups), names. Every entry is a pure function of its key and of what
 // the entry itself records (see the users), so forgetting is always safe: tests do it to compare
 // with a render from nothing.
-import type { IRBackend, IREndpoint, IRHTTPRule, IRVirtualHost } from "../../../ir/types.ts";
+import type { IR, IRBackend, IREndpoint, IRHTTPRule, IRVirtualHost } from "../../../ir/types.ts";
 import type { CompiledSection } from "./model.ts";
 
 interface Memo {
@@ -18,6 +18,8 @@ interface Memo {
   ruleIds: WeakMap<IRHTTPRule, { listener: string; hostname: string; name: string; identity: string }>;
   /** hosts.ts: a virtual host's id and identity for the listener it was last named for. */
   vhostIds: WeakMap<IRVirtualHost, { listener: string; name: string; identity: string }>;
+  /** mirror.ts: whether an IR, or a virtual host, has a rule that mirrors requests. */
+  mirrors: WeakMap<IR | IRVirtualHost, boolean>;
   /** backends.ts: the proxy name an IRBackend's base section asks for (its id, made a name). */
   proxyNames: WeakMap<IRBackend, string>;
   /** backends.ts: backend sections (compiled) by endpoints array, then by what else they are made of. */
@@ -31,6 +33,7 @@ function fresh(): Memo {
     hostnames: new Map(),
     ruleIds: new WeakMap(),
     vhostIds: new WeakMap(),
+    mirrors: new WeakMap(),
     proxyNames: new WeakMap(),
     sections: new WeakMap(),
   };
