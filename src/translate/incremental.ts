@@ -174,6 +174,17 @@ export class IncrementalTranslator {
 
   /** Translates `snapshot`, incrementally from the previous call when possible. */
   update(snapshot: Snapshot, options: TranslateOptions): IncrementalResult {
+    try {
+      return this.#update(snapshot, options);
+    } catch (err) {
+      // A bug: the kept state may be half updated. The next update starts from scratch.
+      this.#snapshot = undefined;
+      this.#globals = undefined;
+      throw err;
+    }
+  }
+
+  #update(snapshot: Snapshot, options: TranslateOptions): IncrementalResult {
     const tracked = trackedSnapshot(snapshot, this.#recorder);
     let reason = this.#fullReason(options);
     let dirty = new Set<string>();
