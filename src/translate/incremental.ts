@@ -4,11 +4,11 @@
 // What is kept between updates:
 // - the Gateway-level graph (GatewayClasses, Gateways, listeners, ListenerSets, the BackendTLSPolicy
 //   index) with every object it read ("global" dependencies);
-// - per HTTPRoute/GRPCRoute a record: its attachments, its translated rules and backends, the rule
-//   entries it emitted per listener and hostname, the listeners it counts on, its status, and every
-//   object it read while being translated (Services, EndpointSlices by Service, ReferenceGrants,
-//   Namespaces, ...; tracking.ts records the reads). An index from each object read to the routes
-//   that read it says which routes an object change concerns;
+// - per HTTPRoute/GRPCRoute a record: its attachments, what it contributed (the rule entries it
+//   emitted per listener and hostname, its backends, the listeners it counts on, its status), and
+//   every object it read while being translated (Services, EndpointSlices by Service,
+//   ReferenceGrants, Namespaces, ...; tracking.ts records the reads). An index from each object read
+//   to the routes that read it says which routes an object change concerns;
 // - per listener and hostname the rule entries and the virtual host built from them (rebuilt only
 //   when an entry was added or removed), hostnames in precedence order, backends with a count of
 //   the routes serving them, route statuses in output order.
@@ -21,7 +21,8 @@
 //   reads, a Namespace a ListenerSet's allowedListeners selects by label, a ReferenceGrant when a
 //   listener refers across namespaces; also when the translator options change and while a Gateway
 //   presents a backend client certificate (presentClientCertificate rewrites every rule of its
-//   listeners). These are rare, small-count objects; making them incremental is left for later;
+//   listeners). These are rare, small-count objects; making them incremental is left for later (a
+//   listener certificate's rotation is such a change: it costs a full translation today);
 // - otherwise recomputes the routes that changed or read a changed object, settles HTTPRoute/
 //   GRPCRoute hostname conflicts again among the routes on listeners where both kinds attach (only
 //   those can conflict), and patches the entries, counts, backends and statuses of those routes;
