@@ -23,6 +23,8 @@ import {
   secret,
   service,
   slicedService,
+  TLS_CRT,
+  TLS_KEY,
 } from "./testutil.ts";
 
 const SEED = Number(process.env["GATEHOUSE_FC_SEED"] ?? 20261203);
@@ -183,9 +185,23 @@ test("an unchanged snapshot recomputes nothing; a new route recomputes that rout
   );
   const r = check(translator, snapshotOf(changed), OPTIONS, "service s3 changed");
   assert.deepEqual([r.mode, r.recomputed], ["incremental", 1]);
-  // The Gateway changing is translated in full, and says why.
-  const gw = changed.map((o) =>
+  // A Gateway change routes do not see (a label) keeps every route; one they see (a listener's
+  // hostname) is translated in full, and says why.
+  const labelled = changed.map((o) =>
     o.kind === "Gateway" ? { ...o, metadata: { ...o.metadata, labels: { a: "b" } } } : o,
+  );
+  const l = check(translator, snapshotOf(labelled), OPTIONS, "gateway labelled");
+  assert.deepEqual([l.mode, l.recomputed], ["incremental", 0]);
+  const gw = labelled.map((o) =>
+    o.kind === "Gateway"
+      ? {
+          ...o,
+          spec: {
+            gatewayClassName: "gatehouse",
+            listeners: [{ name: "http", port: 80, protocol: "HTTP", hostname: "*.test" }],
+          },
+        }
+      : o,
   );
   const g = check(translator, snapshotOf(gw), OPTIONS, "gateway changed");
   assert.equal(g.mode, "full");
@@ -197,4 +213,76 @@ test("an unchanged snapshot recomputes nothing; a new route recomputes that rout
   assert.deepEqual([d.mode, d.recomputed], ["incremental", 0]);
   const strip = (v: unknown) => JSON.stringify(v).replace(/"lastTransitionTime":"[^"]*"/g, "");
   assert.equal(strip({ statuses: d.statuses, ir: d.ir }), strip(translate(snapshotOf(removed), later)));
+});
+
+test("a listener certificate's Secret changing keeps every route (the Gateway-level graph is resolved again)", () => {
+  const secretOf = (extra: Record<string, string>) => ({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "cert", namespace: "default" },
+    type: "kubernetes.io/tls",
+    stringData: { "tls.crt": TLS_CRT, "tls.key": TLS_KEY, ...extra },
+  });
+  const base = [
+    {
+      apiVersion: "gateway.networking.k8s.io/v1",
+      kind: "GatewayClass",
+      metadata: { name: "gatehouse" },
+      spec: { controllerName: OPTIONS.controllerName },
+    },
+    {
+      apiVersion: "gateway.networking.k8s.io/v1",
+      kind: "Gateway",
+      metadata: { name: "g", namespace: "default" },
+      spec: {
+        gatewayClassName: "gatehouse",
+        listeners: [
+          {
+            name: "https",
+            port: 443,
+            protocol: "HTTPS",
+            tls: { mode: "Terminate", certificateRefs: [{ name: "cert" }] },
+          },
+        ],
+      },
+    },
+    ...Array.from({ length: 10 }, (_, i) => ({
+      apiVersion: "gateway.networking.k8s.io/v1",
+      kind: "HTTPRoute",
+      metadata: { name: `r${i}`, namespace: "default" },
+      spec: {
+        parentRefs: [{ name: "g" }],
+        hostnames: [`r${i}.test`],
+        rules: [{ backendRefs: [{ name: "s", port: 80 }] }],
+      },
+    })),
+    {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: {
+        name: "s",
+        namespace: "default",
+        annotations: { "gatehouse.dev/endpoints": "127.0.0.1:9" },
+      },
+      spec: { ports: [{ port: 80 }] },
+    },
+  ];
+  const translator = new IncrementalTranslator();
+  const first = check(translator, snapshotOf(admitted([...base, secretOf({})])), OPTIONS, "first");
+  assert.equal(first.ir.gateways[0]?.listeners.length, 1, "the HTTPS listener is programmed");
+  const rotated = check(
+    translator,
+    snapshotOf(admitted([...base, secretOf({ "ca.crt": TLS_CRT })])),
+    OPTIONS,
+    "rotated",
+  );
+  assert.deepEqual([rotated.mode, rotated.recomputed], ["incremental", 0]);
+  // A certificate that does not parse unprograms the listener: routes see that, so it is a full update.
+  const broken = check(
+    translator,
+    snapshotOf(admitted([...base, { ...secretOf({}), stringData: { "tls.crt": "x", "tls.key": "y" } }])),
+    OPTIONS,
+    "broken",
+  );
+  assert.equal(broken.mode, "full");
 });

@@ -143,6 +143,8 @@ interface Globals {
   deps: Set<string>;
   /** Why every update is translated in full, if one is. */
   alwaysFull: string | undefined;
+  /** What the BackendTLSPolicy index read (also among `deps`). */
+  policyDeps: Set<string>;
   /** BackendTLSPolicies exist: Service uses are kept for their ancestors (adding one is a full update). */
   policies: boolean;
 }
@@ -193,7 +195,15 @@ export class IncrementalTranslator {
       const changed = diff(this.#snapshot as Snapshot, snapshot);
       const global = (this.#globals as Globals).deps;
       const hit = [...changed.deps].find((d) => global.has(d));
-      if (hit !== undefined) reason = `changed: ${describeDep(hit)}`;
+      // A change the Gateway-level graph read: resolved again; when what routes see of it is the
+      // same (a listener certificate rotated, a Gateway's addresses or labels changed), the routes
+      // keep their records, moved onto the new graph. Otherwise everything is translated again.
+      const policies = (this.#globals as Globals).policyDeps;
+      const adopted =
+        hit !== undefined &&
+        ![...changed.deps].some((d) => policies.has(d)) &&
+        this.#adopt(this.#resolveGlobals(tracked, options));
+      if (hit !== undefined && !adopted) reason = `changed: ${describeDep(hit)}`;
       else {
         // The BackendTLSPolicy index is per snapshot; what it reads is among the global dependencies.
         this.#recorder.within(new Set(), () => backendTLSIndex(tracked));
@@ -242,15 +252,24 @@ export class IncrementalTranslator {
     this.#kindsOn.clear();
     this.#contested = new Set();
     this.#l4Backends = [];
+    this.#globals = this.#resolveGlobals(tracked, options);
+  }
+
+  /** Resolves the Gateway-level graph, recording what it reads. */
+  #resolveGlobals(tracked: Snapshot, options: TranslateOptions): Globals {
     const infrastructure = options.infrastructure ?? "host";
     const deps = new Set<string>();
-    this.#globals = this.#recorder.within(deps, (): Globals => {
+    return this.#recorder.within(deps, (): Globals => {
       const classes = resolveGatewayClasses(tracked, options.controllerName, infrastructure);
       const gatewayNodes = resolveGateways(tracked, classes, infrastructure);
       const gateways = new Map(gatewayNodes.map((g) => [g.key, g]));
       const listenerSetNodes = resolveListenerSets(tracked, gateways);
       const listenerSets = new Map(listenerSetNodes.map((s) => [s.key, s]));
-      backendTLSIndex(tracked);
+      // Routes look policies up in this index without recording it: what it reads is kept apart, and
+      // a change to it is always translated in full (see #adopt).
+      const policyDeps = new Set<string>();
+      this.#recorder.within(policyDeps, () => backendTLSIndex(tracked));
+      for (const d of policyDeps) deps.add(d);
       const certified = gatewayNodes.find((g) => g.programmed && g.backendClientCertificate !== undefined);
       return {
         classes,
@@ -259,6 +278,7 @@ export class IncrementalTranslator {
         listenerSetNodes,
         listenerSets,
         deps,
+        policyDeps,
         policies: untracked(tracked).backendTLSPolicies.size > 0,
         alwaysFull:
           certified === undefined
@@ -266,6 +286,40 @@ export class IncrementalTranslator {
             : `Gateway ${certified.key} presents a backend client certificate (not incremental yet)`,
       };
     });
+  }
+
+  /**
+   * Takes `fresh` as the Gateway-level graph when routes see the same of it as of the current one
+   * (see routeView): every record's attachments, counted listeners and the listener counts move onto
+   * its nodes. Returns false (nothing changed) otherwise.
+   */
+  #adopt(fresh: Globals): boolean {
+    const old = this.#globals as Globals;
+    if (fresh.alwaysFull !== undefined || fresh.policies !== old.policies) return false;
+    if (routeView(fresh) !== routeView(old)) return false;
+    const listeners = new Map<string, ListenerNode>();
+    for (const l of [
+      ...fresh.gatewayNodes.flatMap((g) => g.listeners),
+      ...fresh.listenerSetNodes.flatMap((set) => set.listeners),
+    ]) {
+      const known = listeners.get(l.id);
+      if (known !== undefined && known !== l) return false; // ids are unique; if not, play safe
+      listeners.set(l.id, l);
+    }
+    const listener = (l: ListenerNode): ListenerNode => listeners.get(l.id) ?? l;
+    for (const record of this.#records.values()) {
+      for (const a of [...record.pristine, ...record.settled]) {
+        a.gateway = fresh.gateways.get(a.gateway.key) ?? a.gateway;
+        for (const la of a.listeners) la.listener = listener(la.listener);
+      }
+      if (record.contribution !== undefined)
+        record.contribution.counted = record.contribution.counted.map(listener);
+    }
+    const counts = [...this.#counts];
+    this.#counts.clear();
+    for (const [l, n] of counts) this.#counts.set(listener(l), n);
+    this.#globals = fresh;
+    return true;
   }
 
   #finish(
@@ -654,6 +708,35 @@ export class IncrementalTranslator {
     }
     return uses;
   }
+}
+
+/**
+ * What routes see of the Gateway-level graph (attachment, emission, Service uses), as a comparable
+ * string: the Gateways, ListenerSets and listeners with everything but their conditions, TLS
+ * material, attached-route counts and (Gateways) addresses and parameters.
+ */
+function routeView(g: Globals): string {
+  const listener = (l: ListenerNode): unknown[] => [
+    l.id,
+    l.owner,
+    l.listener,
+    l.attachable,
+    l.programmed,
+    l.supportedKinds,
+    l.allowedNamespaces,
+  ];
+  return JSON.stringify([
+    g.gatewayNodes.map((n) => [
+      n.key,
+      n.gateway.metadata.namespace ?? "default",
+      n.gateway.metadata.name,
+      n.accepted,
+      n.programmed,
+      n.listeners.map(listener),
+      n.listenerSets.map((s) => s.key),
+    ]),
+    g.listenerSetNodes.map((s) => [s.key, s.accepted, s.gateway.key, s.listeners.map(listener)]),
+  ]);
 }
 
 function recordKey(kind: HTTPLikeKind, key: string): string {

@@ -386,9 +386,9 @@ export function admitted(objects: readonly unknown[]): KubeObject[] {
 }
 
 /** A certificate and key that parse (from testdata/translate/grpcroute-https-listener.in.yaml). */
-const TLS_CRT =
+export const TLS_CRT =
   "-----BEGIN CERTIFICATE-----\nMIIBtDCCAVqgAwIBAgIUZZwqw0T8Ug2ejLVh3bsUAVffj3wwCgYIKoZIzj0EAwIw\nGjEYMBYGA1UEAwwPd3d3LmV4YW1wbGUuY29tMB4XDTI2MTEyMjExMjIwM1oXDTM2\nMTExOTExMjIwM1owGjEYMBYGA1UEAwwPd3d3LmV4YW1wbGUuY29tMFkwEwYHKoZI\nzj0CAQYIKoZIzj0DAQcDQgAEaIRxNCgJ3wKdYeIw3PrKn4ccZKLISkTQvzFjfj1h\ney2UUDmtJxS0cYOR0/JADeFP2PcRtnTaQcG6b0/ASa1UGKN+MHwwHQYDVR0OBBYE\nFMaMgxH8AE6M4fyOSjN1tET6xpOBMB8GA1UdIwQYMBaAFMaMgxH8AE6M4fyOSjN1\ntET6xpOBMA8GA1UdEwEB/wQFMAMBAf8wKQYDVR0RBCIwIIIPd3d3LmV4YW1wbGUu\nY29tgg0qLmV4YW1wbGUuY29tMAoGCCqGSM49BAMCA0gAMEUCIQCFKuKp/LRAPTBv\nOOgluzYvnYjTfXbdR0gPA0NK97pkDAIgU2p89+np+tEckHGt/qWg3VyEtFr9bTrB\nhnPLxSgi80E=\n-----END CERTIFICATE-----\n";
-const TLS_KEY =
+export const TLS_KEY =
   "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgdkOokPmGZdGp2EEh\nPUS5tIN8qnTX5hqsPWqBPcS8idqhRANCAARohHE0KAnfAp1h4jDc+sqfhxxkoshK\nRNC/MWN+PWF7LZRQOa0nFLRxg5HT8kAN4U/Y9xG2dNpBwbpvT8BJrVQY\n-----END PRIVATE KEY-----\n";
 
 /** TLS Secrets named like the listeners' certificateRefs: valid, or holding something that is no certificate. */
