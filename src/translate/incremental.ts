@@ -15,14 +15,16 @@
 //
 // An update diffs the new snapshot against the previous one object by object (identity first, then
 // resourceVersion, then content), then:
-// - falls back to the full translation (state rebuilt from scratch, same code path) when a changed
-//   object was read by the Gateway-level graph: a GatewayClass, a Gateway, a ListenerSet, a
-//   GatehouseProxy, a BackendTLSPolicy or a ConfigMap it reads, a Secret or ConfigMap a listener
-//   reads, a Namespace a ListenerSet's allowedListeners selects by label, a ReferenceGrant when a
-//   listener refers across namespaces; also when the translator options change and while a Gateway
-//   presents a backend client certificate (presentClientCertificate rewrites every rule of its
-//   listeners). These are rare, small-count objects; making them incremental is left for later (a
-//   listener certificate's rotation is such a change: it costs a full translation today);
+// - when a changed object was read by the Gateway-level graph (a GatewayClass, a Gateway, a
+//   ListenerSet, a GatehouseProxy, a listener's certificate Secret or CA ConfigMap, a Namespace a
+//   ListenerSet's allowedListeners selects, a ReferenceGrant a listener needs), resolves that graph
+//   again: if routes see the same of it (routeView: listeners, their settings, what is programmed),
+//   the route records move onto the new graph (a certificate rotation, a Gateway's addresses or
+//   labels); otherwise, and for any change to what the BackendTLSPolicy index read (policies and
+//   their CA ConfigMaps), when the translator options change, and while a Gateway presents a
+//   backend client certificate (presentClientCertificate rewrites every rule of its listeners),
+//   everything is translated again (state rebuilt from scratch, same code path). Those are rare,
+//   small-count objects; finer handling is left for later;
 // - otherwise recomputes the routes that changed or read a changed object, settles HTTPRoute/
 //   GRPCRoute hostname conflicts again among the routes on listeners where both kinds attach (only
 //   those can conflict), and patches the entries, counts, backends and statuses of those routes;
