@@ -1,11 +1,13 @@
 // Serve-loop phases at N routes (default 1,000), measured in-process against a real HAProxy: the
 // input is N route files (one HTTPRoute + its own Service each, as in propagation.ts); then, S times,
 // one more route is added either with its own new Service (`route+service`) or to an existing
-// Service (`route-only`), and each phase of taking it to HAProxy is timed: translate, checkRenderable
+// Service (`route-only`), and each phase of taking it to HAProxy is timed: load (the file provider's
+// incremental reload of the one file written, as `gatehouse serve` does it), translate (incremental,
+// as the serve loop does it; `--full` translates from scratch each time instead), checkRenderable
 // (the serve loop's renderability check), and the applier's own phases (render, plan, runtime API,
-// files, `haproxy -c`, reload). Input loading (the file provider) is not part of it.
+// files, `haproxy -c`, reload).
 //
-//   node bench/apply-phases.ts [--routes 1000] [--samples 10] [--spares 16]
+//   node bench/apply-phases.ts [--routes 1000] [--samples 10] [--spares 16] [--full]
 //
 // Prints one table per change kind (median and max per phase, ms). Needs `haproxy` on PATH.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -17,7 +19,8 @@ import { nodeFileWriter } from "../src/dataplane/haproxy/apply/files.ts";
 import { findHAProxy, HAProxyProcess } from "../src/dataplane/haproxy/process/manager.ts";
 import { checkRenderable, type RenderOptions } from "../src/dataplane/haproxy/render/index.ts";
 import { workerRuntimeApi } from "../src/dataplane/haproxy/runtime/socket.ts";
-import { loadSnapshot } from "../src/resources/load.ts";
+import { FileIndex } from "../src/resources/file-index.ts";
+import { IncrementalTranslator } from "../src/translate/incremental.ts";
 import { translate } from "../src/translate/index.ts";
 import { freePort } from "./lib/net.ts";
 import { gatewayYaml, numberedRoute, routeWithServiceYaml, routeYaml, CONTROLLER } from "./lib/gatehouse.ts";
@@ -28,6 +31,7 @@ const { values } = parseArgs({
     routes: { type: "string", default: "1000" },
     samples: { type: "string", default: "10" },
     spares: { type: "string", default: "16" },
+    full: { type: "boolean", default: false },
   },
 });
 const ROUTES = Number(values.routes);
@@ -65,14 +69,19 @@ try {
     render,
   });
 
-  const step = async (): Promise<{ outcome: ApplyOutcome; phases: Record<string, number> }> => {
-    const { snapshot } = await loadSnapshot(configDir);
+  const index = new FileIndex(configDir);
+  const translator = new IncrementalTranslator();
+  const options = { controllerName: CONTROLLER, now: "2026-01-01T00:00:00Z", validators: haproxyValidators };
+  /** `written`: the file just written (undefined: load everything). */
+  const step = async (
+    written?: string,
+  ): Promise<{ outcome: ApplyOutcome; phases: Record<string, number> }> => {
+    const tl = performance.now();
+    const loaded = written === undefined ? await index.reload() : await index.refresh([written]);
+    if (loaded === undefined) throw new Error("the file index could not follow the change");
+    const { snapshot } = loaded;
     const t0 = performance.now();
-    const { ir } = translate(snapshot, {
-      controllerName: CONTROLLER,
-      now: "2026-01-01T00:00:00Z",
-      validators: haproxyValidators,
-    });
+    const { ir } = values.full ? translate(snapshot, options) : translator.update(snapshot, options);
     const t1 = performance.now();
     const issues = checkRenderable(ir, { ...render, stateDir });
     if (issues.length > 0) throw new Error(`not renderable: ${issues[0]?.message ?? ""}`);
@@ -82,11 +91,12 @@ try {
     return {
       outcome,
       phases: {
+        load: t0 - tl,
         translate: t1 - t0,
         check: t2 - t1,
         ...(outcome.durationsMs ?? {}),
         apply: t3 - t2,
-        total: t3 - t0,
+        total: t3 - tl,
       },
     };
   };
@@ -103,8 +113,9 @@ try {
         kind === "route-only"
           ? routeYaml({ ...r, service: numberedRoute("r", s).service })
           : routeWithServiceYaml(r, "127.0.0.1:9");
-      await writeFile(join(configDir, `${kind === "route-only" ? "o" : "n"}${s}.yaml`), text);
-      const { outcome, phases } = await step();
+      const file = `${kind === "route-only" ? "o" : "n"}${s}.yaml`;
+      await writeFile(join(configDir, file), text);
+      const { outcome, phases } = await step(file);
       methods.set(outcome.method, (methods.get(outcome.method) ?? 0) + 1);
       rows.push(phases);
     }

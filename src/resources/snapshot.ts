@@ -119,6 +119,33 @@ export function emptySnapshot(): Snapshot {
   };
 }
 
+/**
+ * The defaulted copy of each object given to buildSnapshot, kept while the object lives: the same
+ * input object gives the same snapshot object from one snapshot to the next, so that consumers can
+ * tell unchanged objects by identity (the incremental translator does).
+ */
+const defaulted = new WeakMap<KubeObject, KubeObject>();
+
+/** The object with generation 1 when it has none (the API server sets it on create; files carry none) and its namespace set. */
+function withDefaults(object: KubeObject): KubeObject {
+  const namespaced = !isClusterScoped(object.kind);
+  if (object.metadata.generation !== undefined && (!namespaced || object.metadata.namespace !== undefined))
+    return object;
+  let copy = defaulted.get(object);
+  if (copy === undefined) {
+    copy = {
+      ...object,
+      metadata: {
+        ...object.metadata,
+        generation: object.metadata.generation ?? 1,
+        ...(namespaced ? { namespace: object.metadata.namespace ?? "default" } : {}),
+      },
+    };
+    defaulted.set(object, copy);
+  }
+  return copy;
+}
+
 export interface DuplicateObject {
   key: string;
   kind: string;
@@ -143,16 +170,8 @@ export function buildSnapshot(objects: ReadonlyArray<{ object: KubeObject; sourc
   for (const { object, source } of objects) {
     const field = snapshotField(object.apiVersion, object.kind);
     if (field === undefined) continue;
-    // The API server sets generation 1 on create; files carry none.
-    let obj =
-      object.metadata.generation === undefined
-        ? { ...object, metadata: { ...object.metadata, generation: 1 } }
-        : object;
-    if (!isClusterScoped(object.kind)) {
-      const namespace = object.metadata.namespace ?? "default";
-      referencedNamespaces.add(namespace);
-      if (obj.metadata.namespace === undefined) obj = { ...obj, metadata: { ...obj.metadata, namespace } };
-    }
+    if (!isClusterScoped(object.kind)) referencedNamespaces.add(object.metadata.namespace ?? "default");
+    const obj = withDefaults(object);
     const key = objectKey(obj);
     const sourceKey = `${field}|${key}`;
     const seen = sources.get(sourceKey);

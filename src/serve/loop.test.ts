@@ -8,6 +8,9 @@ import { createMetrics } from "../observability/metrics.ts";
 import { parseDocuments } from "../resources/load.ts";
 import { buildSnapshot } from "../resources/snapshot.ts";
 import { ServeLoop } from "./loop.ts";
+import { pino } from "pino";
+import { haproxyValidators } from "../dataplane/haproxy/capabilities.ts";
+import { translate } from "../translate/index.ts";
 
 const example = ["gateway.yaml", "routes.yaml"]
   .map((f) => readFileSync(new URL(`../../examples/basic/${f}`, import.meta.url), "utf8"))
@@ -110,4 +113,61 @@ test("refresh processes the latest update again, without counting it as a propag
   assert.equal(applied.length, 2, "the same update applied again");
   const count = (await metrics.routePropagation.get()).values.find((v) => v.metricName?.endsWith("_count"));
   assert.equal(count?.value, 1, "only the submitted update counts as a propagation");
+});
+
+test("successive updates are translated incrementally into what a full translation gives", async () => {
+  const irs: string[] = [];
+  const store = new AdminStateStore(() => new Date("2026-01-01T00:00:00Z"));
+  const options = {
+    controllerName: "gatehouse.dev/gateway-controller",
+    now: "2026-01-01T00:00:00Z",
+    validators: haproxyValidators,
+  };
+  const lines: Array<Record<string, unknown>> = [];
+  const loop = new ServeLoop({
+    controllerName: options.controllerName,
+    renderOptions: {
+      stateDir: "/tmp/gh-loop-test",
+      runtimeSocket: "/tmp/s.sock",
+      serverSlots: 4,
+      hardStopAfter: "1s",
+    },
+    dataplane: {
+      apply: (ir) => {
+        irs.push(JSON.stringify(ir));
+        return Promise.resolve(ok);
+      },
+    },
+    store,
+    metrics: createMetrics({ defaultMetrics: false }),
+    logger: pino(
+      { level: "debug" },
+      { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    ),
+    hostAddresses: [],
+    now: () => new Date("2026-01-01T00:00:00Z"),
+  });
+  const base = parseDocuments(example, "example.yaml").objects;
+  const route = (name: string) => ({
+    object: {
+      apiVersion: "gateway.networking.k8s.io/v1",
+      kind: "HTTPRoute",
+      metadata: { name, namespace: "default" },
+      spec: {
+        parentRefs: [{ name: base.find((o) => o.object.kind === "Gateway")?.object.metadata.name ?? "" }],
+        hostnames: [`${name}.example.test`],
+        rules: [{ backendRefs: [{ name: "missing", port: 80 }] }],
+      },
+    },
+    source: {},
+  });
+  const inputs = [base, [...base, route("extra")], [...base, route("extra"), route("more")], base.slice(1)];
+  for (const [i, objects] of inputs.entries()) {
+    const { snapshot } = buildSnapshot(objects);
+    loop.submit({ snapshot, errors: [], warnings: [], generation: i + 1 });
+    await loop.idle();
+    assert.equal(irs.at(-1), JSON.stringify(translate(snapshot, options).ir), `update ${i + 1}`);
+  }
+  const modes = lines.filter((l) => l["mode"] !== undefined).map((l) => l["mode"]);
+  assert.deepEqual(modes.slice(0, 3), ["full", "incremental", "incremental"]);
 });

@@ -12,7 +12,7 @@ import { recordConfigErrors, type Metrics } from "../observability/metrics.ts";
 import type { ProviderUpdate } from "../provider/types.ts";
 import { withFeedback, type DataplaneFeedback, type UnavailableListener } from "../status/feedback.ts";
 import type { StatusEntry } from "../status/types.ts";
-import { translate } from "../translate/index.ts";
+import { IncrementalTranslator } from "../translate/incremental.ts";
 
 /** Translator options that follow from how Gatehouse runs (`--infrastructure`). */
 export interface ModeOptions {
@@ -75,6 +75,8 @@ export class ServeLoop {
   #retryDelayMs: number | undefined;
   /** The latest update submitted (refresh() submits it again). */
   #last: ProviderUpdate | undefined;
+  /** Keeps the resolved graph between updates: a change costs what it touches (translate/incremental.ts). */
+  readonly #translator = new IncrementalTranslator();
 
   constructor(options: ServeLoopOptions) {
     this.#o = options;
@@ -164,7 +166,7 @@ export class ServeLoop {
       .toISOString()
       .replace(/\.\d+Z$/, "Z");
     const started = performance.now();
-    const result = translate(update.snapshot, {
+    const result = this.#translator.update(update.snapshot, {
       ...this.#o.translate,
       controllerName: this.#o.controllerName,
       now,
@@ -172,6 +174,15 @@ export class ServeLoop {
     });
     metrics.translations.inc();
     metrics.translationDuration.observe((performance.now() - started) / 1000);
+    logger.debug(
+      {
+        generation: update.generation,
+        mode: result.mode,
+        recomputed: result.recomputed,
+        ms: Math.round(performance.now() - started),
+      },
+      result.reason === undefined ? "translated" : `translated in full: ${result.reason}`,
+    );
 
     let prepared = { ir: result.ir, statuses: result.statuses };
     if (this.#o.infrastructure !== undefined) {

@@ -2,11 +2,12 @@
 // annotation for standalone users) → IR backends.
 import { isIP } from "node:net";
 import type { IRBackend, IRBackendProtocol, IREndpoint } from "../ir/types.ts";
-import type { Service, ServicePort } from "../resources/core.ts";
+import type { EndpointSlice, Service, ServicePort } from "../resources/core.ts";
 import type { Snapshot } from "../resources/snapshot.ts";
 import type { RouteRefReason } from "./conditions.ts";
 import { backendTLSIndex } from "./backendtls.ts";
 import { referenceAllowed } from "./referencegrant.ts";
+import { dependency, ENDPOINT_SLICES_OF, recordDependency, untracked } from "./tracking.ts";
 
 /**
  * Standalone convenience: a Service annotated with `gatehouse.dev/endpoints` lists its endpoints
@@ -201,28 +202,6 @@ function tlsProtocol(port: ServicePort): IRBackendProtocol | undefined {
 }
 
 /** Ready endpoints of a Service port, sorted and deduplicated. */
-type Slice = Snapshot["endpointSlices"] extends ReadonlyMap<string, infer S> ? S : never;
-
-/** EndpointSlices by `namespace/kubernetes.io/service-name`, built once per snapshot. */
-const slicesByService = new WeakMap<Snapshot, Map<string, Slice[]>>();
-
-function slicesOf(snapshot: Snapshot, namespace: string, serviceName: string): readonly Slice[] {
-  let index = slicesByService.get(snapshot);
-  if (index === undefined) {
-    index = new Map();
-    for (const slice of snapshot.endpointSlices.values()) {
-      const name = slice.metadata.labels?.["kubernetes.io/service-name"];
-      if (name === undefined) continue;
-      const key = `${slice.metadata.namespace ?? "default"}/${name}`;
-      const list = index.get(key);
-      if (list === undefined) index.set(key, [slice]);
-      else list.push(slice);
-    }
-    slicesByService.set(snapshot, index);
-  }
-  return index.get(`${namespace}/${serviceName}`) ?? [];
-}
-
 function endpointsOf(snapshot: Snapshot, service: Service, port: ServicePort): IREndpoint[] {
   const namespace = service.metadata.namespace ?? "default";
   const found = new Map<string, IREndpoint>();
@@ -237,7 +216,9 @@ function endpointsOf(snapshot: Snapshot, service: Service, port: ServicePort): I
       if (parsed !== undefined) add(parsed.address, parsed.port ?? defaultPort);
     }
   } else {
-    for (const slice of slicesOf(snapshot, namespace, service.metadata.name)) {
+    const key = `${namespace}/${service.metadata.name}`;
+    recordDependency(snapshot, dependency(ENDPOINT_SLICES_OF, key));
+    for (const slice of endpointSliceIndex(untracked(snapshot)).get(key) ?? []) {
       if (slice.addressType === "FQDN") continue;
       // "The port name must match the Service port name" (EndpointPort.name; unnamed ports are "").
       const slicePort = (slice.ports ?? []).find((p) => (p.name ?? "") === (port.name ?? ""));
@@ -252,6 +233,34 @@ function endpointsOf(snapshot: Snapshot, service: Service, port: ServicePort): I
   return [...found.values()].sort((a, b) =>
     a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port,
   );
+}
+
+const sliceIndexes = new WeakMap<Snapshot, Map<string, EndpointSlice[]>>();
+
+/**
+ * The snapshot's EndpointSlices by `namespace/service` (their `kubernetes.io/service-name` label),
+ * in snapshot order; built once per (immutable) snapshot, so that finding a Service's slices does not
+ * scan every slice.
+ */
+function endpointSliceIndex(snapshot: Snapshot): ReadonlyMap<string, EndpointSlice[]> {
+  let index = sliceIndexes.get(snapshot);
+  if (index !== undefined) return index;
+  index = new Map();
+  for (const slice of snapshot.endpointSlices.values()) {
+    const key = endpointSliceService(slice);
+    if (key === undefined) continue;
+    const list = index.get(key);
+    if (list === undefined) index.set(key, [slice]);
+    else list.push(slice);
+  }
+  sliceIndexes.set(snapshot, index);
+  return index;
+}
+
+/** `namespace/service` of the Service an EndpointSlice belongs to, if it names one. */
+export function endpointSliceService(slice: EndpointSlice): string | undefined {
+  const name = slice.metadata.labels?.["kubernetes.io/service-name"];
+  return name === undefined ? undefined : `${slice.metadata.namespace ?? "default"}/${name}`;
 }
 
 /** Parses `IP`, `IP:port` or `[IPv6]:port`; undefined when it is not an IP. */

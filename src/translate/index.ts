@@ -38,13 +38,13 @@ export interface TranslateResult {
   ir: IR;
 }
 
-const API_VERSION = `${GATEWAY_GROUP}/v1`;
+export const API_VERSION = `${GATEWAY_GROUP}/v1`;
 
 type HTTPLikeRoute =
   | { kind: "HTTPRoute"; route: HTTPRoute; attachments: ParentAttachment[] }
   | { kind: "GRPCRoute"; route: GRPCRoute; attachments: ParentAttachment[] };
 
-interface RouteStatusInput {
+export interface RouteStatusInput {
   kind: RouteKind;
   route: { metadata: { name: string; namespace?: string; generation?: number } };
   attachments: ParentAttachment[];
@@ -120,7 +120,41 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   }
 
   // TLS, TCP and UDP routes.
-  const l4Routes = new Map<string, Array<{ route: L4Route; ir: IRL4Route | IRTLSRoute }>>();
+  const l4Routes = translateL4Routes(snapshot, gateways, listenerSets, backends, routeStatuses);
+
+  const ir: IR = {
+    gateways: gatewayNodes
+      .filter((g) => g.programmed)
+      .map((g) => {
+        const out = gatewayIR(g, (id) => virtualHostsOf(httpRules.get(id)), l4Routes);
+        const certificate = g.backendClientCertificate;
+        // Registers the backend variants that present the certificate, before `backends` is listed.
+        return certificate === undefined
+          ? out
+          : { ...out, listeners: presentClientCertificate(out.listeners, certificate, backends) };
+      }),
+    backends: [...backends.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+  };
+
+  const statuses: StatusEntry[] = [];
+  statuses.push(...classStatuses(classes, infrastructure, options.now));
+  for (const g of gatewayNodes) statuses.push(gatewayStatus(g, options.now));
+  for (const set of listenerSetNodes) statuses.push(listenerSetStatus(set, options.now));
+  for (const r of routeStatuses) statuses.push(routeStatus(r, options));
+  statuses.push(...backendTLSStatuses(snapshot, serviceUses, options));
+  statuses.sort(compareStatusEntries);
+  return { statuses, ir };
+}
+
+/** TLS, TCP and UDP routes: attaches and translates them, registers their backends and statuses. */
+export function translateL4Routes(
+  snapshot: Snapshot,
+  gateways: ReadonlyMap<string, GatewayNode>,
+  listenerSets: ReadonlyMap<string, ListenerSetNode>,
+  backends: Map<string, IRBackend>,
+  routeStatuses: RouteStatusInput[],
+): Map<string, L4Entry[]> {
+  const l4Routes = new Map<string, L4Entry[]>();
   const l4Kinds: Array<["TLSRoute" | "TCPRoute" | "UDPRoute", Iterable<L4Route>]> = [
     ["TLSRoute", snapshot.tlsRoutes.values()],
     ["TCPRoute", snapshot.tcpRoutes.values()],
@@ -158,20 +192,21 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
     }
   }
 
-  const ir: IR = {
-    gateways: gatewayNodes
-      .filter((g) => g.programmed)
-      .map((g) => {
-        const out = gatewayIR(g, httpRules, l4Routes);
-        const certificate = g.backendClientCertificate;
-        // Registers the backend variants that present the certificate, before `backends` is listed.
-        return certificate === undefined
-          ? out
-          : { ...out, listeners: presentClientCertificate(out.listeners, certificate, backends) };
-      }),
-    backends: [...backends.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
-  };
+  return l4Routes;
+}
 
+/** An L4 route on one listener. */
+export interface L4Entry {
+  route: L4Route;
+  ir: IRL4Route | IRTLSRoute;
+}
+
+/** The GatewayClasses' statuses. */
+export function classStatuses(
+  classes: ReturnType<typeof resolveGatewayClasses>,
+  infrastructure: NonNullable<TranslateOptions["infrastructure"]>,
+  now: string,
+): StatusEntry[] {
   const statuses: StatusEntry[] = [];
   for (const node of classes.values()) {
     statuses.push({
@@ -179,14 +214,21 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
       kind: "GatewayClass",
       metadata: { name: node.gatewayClass.metadata.name },
       status: {
-        conditions: stampConditions(node.conditions, node.gatewayClass.metadata.generation, options.now),
+        conditions: stampConditions(node.conditions, node.gatewayClass.metadata.generation, now),
         supportedFeatures: supportedFeatures(infrastructure).map((name) => ({ name })),
       },
     });
   }
-  for (const g of gatewayNodes) statuses.push(gatewayStatus(g, options.now));
-  for (const set of listenerSetNodes) statuses.push(listenerSetStatus(set, options.now));
-  for (const r of routeStatuses) statuses.push(routeStatus(r, options));
+  return statuses;
+}
+
+/** The BackendTLSPolicies' statuses (their ancestors: the Gateways whose routes use their targets). */
+export function backendTLSStatuses(
+  snapshot: Snapshot,
+  serviceUses: ServiceUses,
+  options: TranslateOptions,
+): StatusEntry[] {
+  const statuses: StatusEntry[] = [];
   for (const node of backendTLSIndex(snapshot).nodes) {
     const generation = node.policy.metadata.generation;
     statuses.push({
@@ -202,18 +244,33 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
       },
     });
   }
-  statuses.sort(compareStatusEntries);
-  return { statuses, ir };
+  return statuses;
+}
+
+/** The virtual hosts of one listener from its rule entries by hostname, in precedence order. */
+export function virtualHostsOf(hosts: ReadonlyMap<string, RuleEntry[]> | undefined): IRVirtualHost[] {
+  if (hosts === undefined) return [];
+  return [...hosts.keys()]
+    .sort(compareHostnameSpecificity)
+    .map((hostname) => virtualHost(hostname, hosts.get(hostname) ?? []));
+}
+
+/** One virtual host: its rule entries in precedence order. */
+export function virtualHost(hostname: string, entries: readonly RuleEntry[]): IRVirtualHost {
+  return {
+    hostname,
+    rules: [...entries].sort((a, b) => compareRouteMatches(a.candidate, b.candidate)).map((e) => e.rule),
+  };
 }
 
 function addAll(target: Map<string, IRBackend>, source: ReadonlyMap<string, IRBackend>): void {
   for (const [id, backend] of source) target.set(id, backend);
 }
 
-function gatewayIR(
+export function gatewayIR(
   g: GatewayNode,
-  httpRules: ReadonlyMap<string, ReadonlyMap<string, RuleEntry[]>>,
-  l4Routes: ReadonlyMap<string, Array<{ route: L4Route; ir: IRL4Route | IRTLSRoute }>>,
+  virtualHosts: (listenerId: string) => IRVirtualHost[],
+  l4Routes: ReadonlyMap<string, readonly L4Entry[]>,
 ): IRGateway {
   return {
     id: g.key,
@@ -224,14 +281,14 @@ function gatewayIR(
     // The Gateway's listeners, then its ListenerSets' in precedence order.
     listeners: [...g.listeners, ...g.listenerSets.flatMap((s) => s.listeners)]
       .filter((l) => l.programmed)
-      .map((l) => listenerIR(l, httpRules, l4Routes)),
+      .map((l) => listenerIR(l, virtualHosts, l4Routes)),
   };
 }
 
 function listenerIR(
   l: ListenerNode,
-  httpRules: ReadonlyMap<string, ReadonlyMap<string, RuleEntry[]>>,
-  l4Routes: ReadonlyMap<string, Array<{ route: L4Route; ir: IRL4Route | IRTLSRoute }>>,
+  virtualHostsOf: (listenerId: string) => IRVirtualHost[],
+  l4Routes: ReadonlyMap<string, readonly L4Entry[]>,
 ): IRListener {
   const hostname =
     l.listener.hostname !== undefined && l.listener.hostname !== "" ? { hostname: l.listener.hostname } : {};
@@ -244,15 +301,7 @@ function listenerIR(
     return l.tls;
   };
   if (protocol === "HTTP" || protocol === "HTTPS") {
-    const hosts = httpRules.get(l.id) ?? new Map<string, RuleEntry[]>();
-    const virtualHosts = [...hosts.keys()]
-      .sort(compareHostnameSpecificity)
-      .map((hostname): IRVirtualHost => ({
-        hostname,
-        rules: [...(hosts.get(hostname) ?? [])]
-          .sort((a, b) => compareRouteMatches(a.candidate, b.candidate))
-          .map((e) => e.rule),
-      }));
+    const virtualHosts = virtualHostsOf(l.id);
     return protocol === "HTTP"
       ? { ...head, protocol, ...hostname, virtualHosts }
       : { ...head, protocol, ...hostname, tls: tls(), virtualHosts };
@@ -267,7 +316,7 @@ function listenerIR(
   return { ...head, protocol: "UDP", ...hostname, udpRoutes: routes.map((r) => r.ir) };
 }
 
-function gatewayStatus(g: GatewayNode, now: string): StatusEntry {
+export function gatewayStatus(g: GatewayNode, now: string): StatusEntry {
   const generation = g.gateway.metadata.generation;
   return {
     apiVersion: API_VERSION,
@@ -297,7 +346,7 @@ function listenerStatuses(listeners: readonly ListenerNode[], generation: number
   }));
 }
 
-function listenerSetStatus(set: ListenerSetNode, now: string): StatusEntry {
+export function listenerSetStatus(set: ListenerSetNode, now: string): StatusEntry {
   const generation = set.listenerSet.metadata.generation;
   return {
     apiVersion: API_VERSION,
@@ -313,7 +362,7 @@ function listenerSetStatus(set: ListenerSetNode, now: string): StatusEntry {
   };
 }
 
-function routeStatus(r: RouteStatusInput, options: TranslateOptions): StatusEntry {
+export function routeStatus(r: RouteStatusInput, options: TranslateOptions): StatusEntry {
   const generation = r.route.metadata.generation;
   return {
     apiVersion: API_VERSION,
@@ -344,7 +393,7 @@ const KIND_ORDER = [
   "BackendTLSPolicy",
 ];
 
-function compareStatusEntries(a: StatusEntry, b: StatusEntry): number {
+export function compareStatusEntries(a: StatusEntry, b: StatusEntry): number {
   const k = KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind);
   if (k !== 0) return k;
   const ka = `${a.metadata.namespace ?? ""}/${a.metadata.name}`;

@@ -12,12 +12,15 @@
 // profile takes a free spare (so map values name the spare), sections nothing uses any more stay
 // with their servers disabled. Anything else adds a section, i.e. changes the structure.
 import { isIP } from "node:net";
+import { memo } from "./memo.ts";
 import type { IRBackend, IREndpoint } from "../../../ir/types.ts";
 import { comment } from "./escape.ts";
 import {
+  compileSection,
   digest,
   type BackendLayout,
   type BackendSection,
+  type CompiledSection,
   type Profile,
   type RenderContext,
   type RenderedBackend,
@@ -138,7 +141,11 @@ export class BackendSet {
     }
     for (const b of backends) {
       if (b.protocol === "udp") continue;
-      const wanted = b.id.replace(/\//g, ":").replace(/[^A-Za-z0-9._:-]/g, "_");
+      let wanted = memo.proxyNames.get(b);
+      if (wanted === undefined) {
+        wanted = b.id.replace(/\//g, ":").replace(/[^A-Za-z0-9._:-]/g, "_");
+        memo.proxyNames.set(b, wanted);
+      }
       const base = ctx.claim("proxy", wanted, `backend\0${b.id}`, ":");
       let slots = ctx.options.serverSlots;
       while (slots < b.endpoints.length) slots *= 2;
@@ -357,6 +364,33 @@ export class BackendSet {
   }
 
   private lines(
+    name: string,
+    header: string,
+    head: string[],
+    profile: Profile,
+    tls: (NonNullable<IRBackend["tls"]> & { base: string }) | undefined,
+    slots: number,
+    endpoints: ReadonlyArray<IREndpoint | undefined>,
+    tag: string | undefined,
+  ): Section {
+    // Without upstream TLS or sessions the section is a pure function of these arguments (the
+    // others add files and map entries to the context): remembered per endpoints array, which the
+    // incremental translator keeps for an unchanged IRBackend, so that a render of thousands of
+    // unchanged backends does not rebuild their sections.
+    if (tls !== undefined || profile.header !== undefined || profile.cookie !== undefined)
+      return this.build(name, header, head, profile, tls, slots, endpoints, tag);
+    const key = JSON.stringify([header, head, profileKey(profile), slots, tag ?? null]);
+    let known = memo.sections.get(endpoints);
+    if (known === undefined) memo.sections.set(endpoints, (known = new Map<string, CompiledSection>()));
+    let compiled = known.get(key);
+    if (compiled === undefined) {
+      compiled = compileSection(this.build(name, header, head, profile, tls, slots, endpoints, tag));
+      known.set(key, compiled);
+    }
+    return { header, lines: [], compiled };
+  }
+
+  private build(
     name: string,
     header: string,
     head: string[],

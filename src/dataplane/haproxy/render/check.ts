@@ -2,6 +2,7 @@
 // same walk serves `render` (which throws a RenderError with all issues) and callers that want the
 // list up front (`checkRenderable`) to mark the offending objects unsupported.
 import { isIP } from "node:net";
+import { memo } from "./memo.ts";
 import type {
   IR,
   IRBackend,
@@ -84,7 +85,10 @@ export function checkOptions(options: RenderOptions): RenderIssue[] {
 export function checkIR(ir: IR): RenderIssue[] {
   const issues: RenderIssue[] = [];
   const backends = new Map(ir.backends.map((b) => [b.id, b]));
-  for (const [bi, b] of ir.backends.entries()) checkBackend(b, `backends[${bi}]`, issues);
+  for (const [bi, b] of ir.backends.entries()) {
+    for (const [field, message] of backendIssues(b))
+      issues.push({ path: `backends[${bi}]${field}`, subject: b.id, message });
+  }
 
   for (const [gi, g] of ir.gateways.entries()) {
     const gpath = `gateways[${gi}]`;
@@ -122,15 +126,15 @@ export function checkIR(ir: IR): RenderIssue[] {
         optional(report, `.tls.clientValidation.caCertificates[${ci}]`, pemIssue(ca, "CERTIFICATE"));
       }
       for (const [vi, vh] of (l.virtualHosts ?? []).entries()) {
-        const vpath = `.virtualHosts[${vi}]`;
-        if (vh.hostname !== "*") optional(report, `${vpath}.hostname`, hostnameIssue(vh.hostname, true));
+        if (vh.hostname !== "*")
+          optional(report, `.virtualHosts[${vi}].hostname`, vhostHostnameIssue(vh.hostname));
         for (const [ri, rule] of vh.rules.entries()) {
-          const rpath = `${lpath}${vpath}.rules[${ri}]`;
-          checkRule(
-            rule,
-            (path, message) => issues.push({ path: `${rpath}${path}`, subject: rule.id, message }),
-            backends,
-          );
+          for (const [path, message] of ruleIssues(rule, backends))
+            issues.push({
+              path: `${lpath}.virtualHosts[${vi}].rules[${ri}]${path}`,
+              subject: rule.id,
+              message,
+            });
         }
       }
       for (const [ri, r] of (l.tlsRoutes ?? []).entries()) {
@@ -165,10 +169,49 @@ function pemIssue(pem: string, label: string): string | undefined {
   return undefined;
 }
 
-function checkBackend(b: IRBackend, path: string, issues: RenderIssue[]): void {
-  const report = (field: string, message: string): void => {
-    issues.push({ path: `${path}${field}`, subject: b.id, message });
-  };
+// The checks of a rule or backend are pure functions of it (and, for a rule, of whether the backends
+// it names exist and are UDP): remembered per IR object (memo.ts).
+
+/** hostnameIssue(hostname, true), remembered for the hostnames of the last checks (bounded). */
+function vhostHostnameIssue(hostname: string): string | undefined {
+  const known = memo.hostnames.get(hostname);
+  if (known !== undefined) return known === "" ? undefined : known;
+  const issue = hostnameIssue(hostname, true);
+  if (memo.hostnames.size >= 100_000) memo.hostnames.clear();
+  memo.hostnames.set(hostname, issue ?? "");
+  return issue;
+}
+
+/** checkBackend's issues as (field, message), remembered per backend object. */
+function backendIssues(b: IRBackend): ReadonlyArray<[string, string]> {
+  let found = memo.backendChecks.get(b);
+  if (found === undefined) {
+    const list: Array<[string, string]> = [];
+    checkBackend(b, (field, message) => list.push([field, message]));
+    memo.backendChecks.set(b, (found = list));
+  }
+  return found;
+}
+
+/** checkRule's issues as (path, message), remembered per rule object and state of the backends it names. */
+function ruleIssues(
+  rule: IRHTTPRule,
+  backends: ReadonlyMap<string, IRBackend>,
+): ReadonlyArray<[string, string]> {
+  let refs = "";
+  for (const wb of rule.backends) {
+    const b = wb.backend === undefined ? undefined : backends.get(wb.backend);
+    refs += b === undefined ? "-" : b.protocol === "udp" ? "u" : "+";
+  }
+  const hit = memo.ruleChecks.get(rule);
+  if (hit !== undefined && hit.refs === refs) return hit.issues;
+  const list: Array<[string, string]> = [];
+  checkRule(rule, (path, message) => list.push([path, message]), backends);
+  memo.ruleChecks.set(rule, { refs, issues: list });
+  return list;
+}
+
+function checkBackend(b: IRBackend, report: (field: string, message: string) => void): void {
   for (const [ei, e] of b.endpoints.entries()) {
     if (isIP(e.address) === 0) optional(report, `.endpoints[${ei}].address`, hostnameIssue(e.address, false));
     if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535)

@@ -3,9 +3,10 @@
 // or more labels but never the bare suffix, and the most specific wildcard comes first in the file),
 // and a catch-all per scope. Keys carry their scope (`@<frontend>` for listeners, `@<listener>` for
 // virtual hosts and TLS routes), so one set of map files serves every frontend.
-import type { IRListener } from "../../../ir/types.ts";
+import type { IRListener, IRVirtualHost } from "../../../ir/types.ts";
 import { word } from "./escape.ts";
-import type { RenderContext } from "./model.ts";
+import { memo } from "./memo.ts";
+import { shortName, type RenderContext } from "./model.ts";
 import { bySpecificity, type ListenerRef } from "./plan.ts";
 
 export const MAP_LISTENERS = "listeners";
@@ -92,14 +93,21 @@ export function listenerSelection(
   return lines;
 }
 
-export function vhostId(ctx: RenderContext, listener: IRListener, hostname: string): string {
-  return ctx.shortId("v", `vhost\0${listener.id}\0${hostname}`);
+export function vhostId(ctx: RenderContext, listener: IRListener, vh: IRVirtualHost): string {
+  // shortId("v", identity), with the identity and its digest remembered per virtual host (memo.ts).
+  let known = memo.vhostIds.get(vh);
+  if (known === undefined || known.listener !== listener.id) {
+    const identity = `vhost\0${listener.id}\0${vh.hostname}`;
+    known = { listener: listener.id, identity, name: shortName("v", identity) };
+    memo.vhostIds.set(vh, known);
+  }
+  return ctx.claim("id", known.name, known.identity);
 }
 
 /** Fills the virtual-host maps for one HTTP/HTTPS listener (virtual hosts are in IR order). */
 export function addVirtualHosts(ctx: RenderContext, r: ListenerRef): void {
   for (const vh of r.listener.virtualHosts ?? []) {
-    const vid = vhostId(ctx, r.listener, vh.hostname);
+    const vid = vhostId(ctx, r.listener, vh);
     if (vh.hostname === "*") ctx.map(MAP_VHOSTS_ANY).add(r.lid, vid);
     else if (vh.hostname.startsWith("*."))
       ctx.map(MAP_VHOSTS_WILDCARD).add(`${suffix(vh.hostname)}@${r.lid}`, vid);

@@ -15,6 +15,7 @@ import { addTLSRoutes, addVirtualHosts } from "./hosts.ts";
 import {
   RenderContext,
   renderConfig,
+  sectionLookups,
   type BackendLayout,
   type RenderedConfig,
   type RenderOptions,
@@ -26,6 +27,7 @@ import { l4RouteId, prepareL4Route, prepareRule } from "./rules.ts";
 import { writeCrtList } from "./tls.ts";
 
 export { RenderError, formatIssue, type RenderIssue } from "./errors.ts";
+export { forgetRendered } from "./memo.ts";
 export type {
   BackendLayout,
   BackendSection,
@@ -158,16 +160,11 @@ function mapLookups(ctx: RenderContext, sections: readonly Section[]): RenderedC
   const prefix = `${ctx.stateDir}/`;
   const found = new Map<string, boolean>();
   for (const s of sections) {
-    for (const line of s.lines) {
-      if (!line.includes("map")) continue;
-      // `map(<file>)` is `map_str`; `map_<match>[_<output>](<file>[,<default>])`.
-      for (const m of line.matchAll(/\bmap(?:_([a-z]+)(?:_[a-z]+)?)?\(([^,)\s']+)/g)) {
-        const path = m[2] ?? "";
-        if (!path.startsWith(prefix)) continue;
-        const file = path.slice(prefix.length);
-        const tree = TREE_MATCH.has(m[1] ?? "str") && found.get(file) !== false;
-        found.set(file, tree);
-      }
+    for (const [path, match] of sectionLookups(s)) {
+      if (!path.startsWith(prefix)) continue;
+      const file = path.slice(prefix.length);
+      const tree = TREE_MATCH.has(match) && found.get(file) !== false;
+      found.set(file, tree);
     }
   }
   return [...found].map(([file, tree]) => ({ file, index: tree ? "tree" : "list" }));

@@ -3,25 +3,35 @@
 // mirror. The task sends the copy with the Lua httpclient to an internal frontend on a unix socket,
 // which routes it to the mirror backend named in a header only this action sets. Responses of the
 // mirror are discarded. Request bodies are not mirrored (documented limitation).
-import type { IR } from "../../../ir/types.ts";
+import type { IR, IRVirtualHost } from "../../../ir/types.ts";
+import { memo } from "./memo.ts";
 import type { RenderContext, Section } from "./model.ts";
 
 export const MIRROR_HEADER = "x-gatehouse-mirror";
 const LUA_FILE = "lua/mirror.lua";
 
-/** True when some rule or backendRef of the IR mirrors requests. */
+/** True when some rule or backendRef of the IR mirrors requests (asked twice per render: remembered). */
 export function irMirrors(ir: IR): boolean {
-  return ir.gateways.some((g) =>
-    g.listeners.some((l) =>
-      (l.virtualHosts ?? []).some((vh) =>
-        vh.rules.some(
-          (r) =>
-            r.filters.some((f) => f.type === "RequestMirror") ||
-            r.backends.some((b) => b.filters.some((f) => f.type === "RequestMirror")),
-        ),
-      ),
-    ),
-  );
+  let found = memo.mirrors.get(ir);
+  if (found === undefined) {
+    found = ir.gateways.some((g) => g.listeners.some((l) => (l.virtualHosts ?? []).some(vhostMirrors)));
+    memo.mirrors.set(ir, found);
+  }
+  return found;
+}
+
+/** Whether a rule of the virtual host mirrors requests, remembered per virtual host (memo.ts). */
+function vhostMirrors(vh: IRVirtualHost): boolean {
+  let found = memo.mirrors.get(vh);
+  if (found === undefined) {
+    found = vh.rules.some(
+      (r) =>
+        r.filters.some((f) => f.type === "RequestMirror") ||
+        r.backends.some((b) => b.filters.some((f) => f.type === "RequestMirror")),
+    );
+    memo.mirrors.set(vh, found);
+  }
+  return found;
 }
 
 function luaScript(socket: string): string {

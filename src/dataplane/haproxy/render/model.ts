@@ -128,6 +128,11 @@ export function digest(text: string, length = 12): string {
   return hex.slice(0, length);
 }
 
+/** The name shortId claims first for `identity`: `<prefix><12 hex>`. */
+export function shortName(prefix: string, identity: string): string {
+  return `${prefix}${digest(identity)}`;
+}
+
 const DIGEST_CACHE_SIZE = 200_000;
 const digests = new Map<string, string>();
 
@@ -167,12 +172,48 @@ export interface Section {
    * everything else, for the structure digest.
    */
   structure?: string[];
+  /**
+   * The section as remembered from an earlier render (backends.ts): its text, structure text and map
+   * lookups. `lines` is then empty: only renderConfig and the map lookups read a section's lines,
+   * and they take these instead.
+   */
+  compiled?: CompiledSection;
+}
+
+/** A section reduced to what the output needs of it (see Section.compiled). */
+export interface CompiledSection {
+  text: string;
+  structure: string;
+  lookups: ReadonlyArray<readonly [string, string]>;
+}
+
+/** A section's text, structure text and map lookups. */
+export function compileSection(s: Section): CompiledSection {
+  const text = sectionText(s.header, s.lines);
+  return {
+    text,
+    structure: s.structure === undefined ? text : sectionText(s.header, s.structure),
+    lookups: sectionLookups(s),
+  };
+}
+
+/** The (path, match) of each map lookup in a section's lines, in order. */
+export function sectionLookups(s: Section): ReadonlyArray<readonly [string, string]> {
+  if (s.compiled !== undefined) return s.compiled.lookups;
+  const out: Array<readonly [string, string]> = [];
+  for (const line of s.lines) {
+    if (!line.includes("map")) continue;
+    // `map(<file>)` is `map_str`; `map_<match>[_<output>](<file>[,<default>])`.
+    for (const m of line.matchAll(/\bmap(?:_([a-z]+)(?:_[a-z]+)?)?\(([^,)\s']+)/g))
+      out.push([m[2] ?? "", m[1] ?? "str"]);
+  }
+  return out;
 }
 
 function sectionText(header: string, lines: readonly string[]): string {
-  let text = header;
-  for (const l of lines) text += `\n  ${l}`;
-  return `${text}\n`;
+  // One join (a flat string) rather than a concatenation per line: remembered texts are joined into
+  // every later configuration, which walks a concatenated string's pieces each time.
+  return lines.length === 0 ? `${header}\n` : `${header}\n  ${lines.join("\n  ")}\n`;
 }
 
 export function renderSections(sections: readonly Section[]): string {
@@ -187,6 +228,11 @@ export function renderConfig(
   const text: string[] = [];
   const structure: string[] = [];
   for (const s of sections) {
+    if (s.compiled !== undefined) {
+      text.push(s.compiled.text);
+      structure.push(s.compiled.structure);
+      continue;
+    }
     const t = sectionText(s.header, s.lines);
     text.push(t);
     structure.push(s.structure === undefined ? t : sectionText(s.header, s.structure));
@@ -205,7 +251,8 @@ export class RenderContext {
   private readonly maps = new Map<string, MapFile>();
   /** Maps some configuration line looks up (mapPath); the others are not output. */
   private readonly referenced = new Set<string>();
-  private readonly names = new Map<string, string>();
+  /** namespace → name → owner */
+  private readonly names = new Map<string, Map<string, string>>();
 
   constructor(options: RenderOptions) {
     this.options = options;
@@ -244,12 +291,13 @@ export class RenderContext {
    * already owned by `owner`, otherwise `wanted` + a digest of the owner.
    */
   claim(namespace: string, wanted: string, owner: string, separator = "-"): string {
+    let names = this.names.get(namespace);
+    if (names === undefined) this.names.set(namespace, (names = new Map<string, string>()));
     for (let attempt = 0; ; attempt++) {
       const name = attempt === 0 ? wanted : `${wanted}${separator}${digest(`${owner}\0${attempt}`, 8)}`;
-      const key = `${namespace}\0${name}`;
-      const current = this.names.get(key);
+      const current = names.get(name);
       if (current === undefined) {
-        this.names.set(key, owner);
+        names.set(name, owner);
         return name;
       }
       if (current === owner) return name;
@@ -258,7 +306,7 @@ export class RenderContext {
 
   /** Stable short id `<prefix><12 hex>` for an IR element, unique within the render. */
   shortId(prefix: string, identity: string): string {
-    return this.claim("id", `${prefix}${digest(identity)}`, identity);
+    return this.claim("id", shortName(prefix, identity), identity);
   }
 
   /** Entries of every map file by path. */

@@ -15,7 +15,8 @@
 import type { IRHTTPRule, IRListener } from "../../../ir/types.ts";
 import { arg, comment, word } from "./escape.ts";
 import { vhostId } from "./hosts.ts";
-import type { RenderContext } from "./model.ts";
+import { memo } from "./memo.ts";
+import { shortName, type RenderContext } from "./model.ts";
 import type { ListenerRef } from "./plan.ts";
 import { mapKeySafe } from "./syntax.ts";
 
@@ -62,7 +63,14 @@ const LOOKUP_KEYS: ReadonlyArray<[string, string]> = [
 ];
 
 export function ruleId(ctx: RenderContext, listener: IRListener, hostname: string, rule: IRHTTPRule): string {
-  return ctx.shortId("r", `rule\0${listener.id}\0${hostname}\0${rule.id}`);
+  // shortId("r", identity), with the identity and its digest remembered per rule object (memo.ts).
+  let known = memo.ruleIds.get(rule);
+  if (known === undefined || known.listener !== listener.id || known.hostname !== hostname) {
+    const identity = `rule\0${listener.id}\0${hostname}\0${rule.id}`;
+    known = { listener: listener.id, hostname, identity, name: shortName("r", identity) };
+    memo.ruleIds.set(rule, known);
+  }
+  return ctx.claim("id", known.name, known.identity);
 }
 
 /** Trailing slashes are not significant in a PathPrefix value. */
@@ -119,7 +127,7 @@ export class RouteChain {
   constructor(ctx: RenderContext, listeners: readonly ListenerRef[]) {
     for (const ref of listeners) {
       for (const [vi, vh] of (ref.listener.virtualHosts ?? []).entries()) {
-        const vid = vhostId(ctx, ref.listener, vh.hostname);
+        const vid = vhostId(ctx, ref.listener, vh);
         const instances = vh.rules.map((rule, ri): RuleInstance => ({
           rid: ruleId(ctx, ref.listener, vh.hostname, rule),
           vid,
