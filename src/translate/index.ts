@@ -20,6 +20,7 @@ import { supportedFeatures } from "./features.ts";
 import { resolveGatewayClasses } from "./gatewayclass.ts";
 import { GATEWAY_GROUP, resolveGateways, type GatewayNode, type ListenerNode } from "./gateway.ts";
 import { compareHostnameSpecificity } from "./hostname.ts";
+import { inferencePoolStatuses, recordPoolUses, type PoolUses } from "./inference/status.ts";
 import { resolveListenerSets, type ListenerSetNode } from "./listenersets.ts";
 import type { TranslateOptions } from "./options.ts";
 import { compareRouteIdentity, compareRouteMatches, routeIdentityOf } from "./precedence.ts";
@@ -84,6 +85,7 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   }
   settleHostnameConflicts(attached);
   const serviceUses: ServiceUses = new Map();
+  const poolUses: PoolUses = new Map();
   for (const r of attached) {
     recordServiceUses(
       snapshot,
@@ -110,6 +112,8 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
       countAttachedRoutes(r.attachments);
       if (served) addAll(backends, routeBackends);
     }
+    if (r.kind === "HTTPRoute")
+      recordPoolUses(snapshot, poolUses, r.route, r.attachments, result.rejected !== undefined);
     routeStatuses.push({
       kind: r.kind,
       route: r.route,
@@ -202,6 +206,7 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
       },
     });
   }
+  statuses.push(...inferencePoolStatuses(snapshot, poolUses, options));
   statuses.sort(compareStatusEntries);
   return { statuses, ir };
 }
@@ -342,6 +347,7 @@ const KIND_ORDER = [
   "TCPRoute",
   "UDPRoute",
   "BackendTLSPolicy",
+  "InferencePool",
 ];
 
 function compareStatusEntries(a: StatusEntry, b: StatusEntry): number {
