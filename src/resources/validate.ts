@@ -866,7 +866,10 @@ function checkPodStatus(data: Record<string, unknown>, errors: FieldError[]): vo
     else podIPs.forEach((p: unknown, i) => ip(isPlainObject(p) ? p["ip"] : p, `status.podIPs[${i}].ip`));
   }
   if (status["phase"] !== undefined && typeof status["phase"] !== "string")
-    errors.push({ path: "status.phase", message: `Invalid value: ${show(status["phase"])}: must be a string` });
+    errors.push({
+      path: "status.phase",
+      message: `Invalid value: ${show(status["phase"])}: must be a string`,
+    });
   const conditions = status["conditions"];
   if (conditions === undefined) return;
   if (!Array.isArray(conditions)) {
