@@ -2,7 +2,9 @@
 // CEL rules and defaults from the generated CRD schema, and their place in the snapshot.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseDocuments } from "./load.ts";
+import { haproxyValidators } from "../dataplane/haproxy/capabilities.ts";
+import { translate } from "../translate/index.ts";
+import { loadSnapshot, parseDocuments } from "./load.ts";
 import type { KubeObject } from "./meta.ts";
 import { buildSnapshot } from "./snapshot.ts";
 import { validateObject } from "./validate.ts";
@@ -121,4 +123,21 @@ status: {podIP: 127.0.0.1}
   assert.deepEqual([...snapshot.inferencePools.keys()], ["models/llm"]);
   assert.equal(snapshot.inferencePools.get("models/llm")?.spec.appProtocol, "http");
   assert.deepEqual([...snapshot.pods.keys()], ["models/vllm-0"]);
+});
+
+test("examples/inference loads without errors and routes to the pool's two endpoints", async () => {
+  const root = new URL("../../examples/inference", import.meta.url).pathname;
+  const { snapshot, errors } = await loadSnapshot(root);
+  assert.deepEqual(errors, []);
+  const { ir, statuses } = translate(snapshot, {
+    controllerName: "gatehouse.dev/gateway-controller",
+    now: "2026-01-01T00:00:00Z",
+    validators: haproxyValidators,
+  });
+  assert.deepEqual(ir.backends.find((b) => b.id === "inferencepool/default/llm")?.endpoints, [
+    { address: "127.0.0.1", port: 9001 },
+    { address: "127.0.0.1", port: 9002 },
+  ]);
+  const pool = statuses.find((s) => s.kind === "InferencePool");
+  assert.match(JSON.stringify(pool?.status), /"type":"Accepted","status":"True"/);
 });
