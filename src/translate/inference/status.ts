@@ -25,6 +25,8 @@ import {
   type PickerMode,
 } from "./pool.ts";
 
+const MAX_PARENTS = 32;
+
 /** pool `ns/name` → Gateway `ns/name` → whether some referencing HTTPRoute is accepted there. */
 export type PoolUses = Map<string, Map<string, { namespace: string; name: string; accepted: boolean }>>;
 
@@ -81,8 +83,10 @@ export function inferencePoolStatuses(
       mode.kind === "invalid"
         ? { type: "ResolvedRefs", status: "False", reason: "InvalidExtensionRef", message: mode.problem }
         : { type: "ResolvedRefs", status: "True", reason: "ResolvedRefs", message: "References resolved" };
+    // "A maximum of 32 parents will be represented in this list" (InferencePoolStatus.parents).
     const entries = [...parents.values()]
       .sort((a, b) => compare(`${a.namespace}/${a.name}`, `${b.namespace}/${b.name}`))
+      .slice(0, MAX_PARENTS)
       .map((g) => {
         const accepted: ConditionSpec = g.accepted
           ? { type: "Accepted", status: "True", reason: "Accepted", message: routingMessage(mode, ready) }
