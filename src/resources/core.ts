@@ -59,3 +59,21 @@ export interface ConfigMap {
   metadata: ObjectMeta;
   data?: Record<string, string>;
 }
+
+/**
+ * A Pod, reduced to what an InferencePool reads: labels (its selector), the Pod's IP and whether it
+ * is ready. In `serve` mode Pods are written in the YAML with `status.podIP` (and optionally
+ * `status.conditions` Ready and `status.phase`), as the API server would report them.
+ */
+export interface Pod {
+  apiVersion: "v1";
+  kind: "Pod";
+  metadata: ObjectMeta;
+  spec?: Record<string, unknown>;
+  status?: {
+    phase?: string;
+    podIP?: string;
+    podIPs?: Array<{ ip: string }>;
+    conditions?: Array<{ type: string; status: string }>;
+  };
+}

@@ -1,5 +1,5 @@
 // The immutable set of resources every provider produces and the translator reads.
-import type { ConfigMap, EndpointSlice, Namespace, Secret, Service } from "./core.ts";
+import type { ConfigMap, EndpointSlice, Namespace, Pod, Secret, Service } from "./core.ts";
 import type {
   BackendTLSPolicy,
   Gateway,
@@ -13,6 +13,7 @@ import type {
   UDPRoute,
 } from "./generated/types.ts";
 import type { GatehouseProxy } from "./gatehouseproxy.ts";
+import type { InferencePool } from "./generated/inference-types.ts";
 import type { KubeObject } from "./meta.ts";
 
 /** Where an object came from (a file and document index, or the API server). */
@@ -43,6 +44,10 @@ export interface Snapshot {
   readonly configMaps: ObjectMap<ConfigMap>;
   /** gatehouse.dev GatehouseProxy: Gateway parameters of `--infrastructure kubernetes`. */
   readonly gatehouseProxies: ObjectMap<GatehouseProxy>;
+  /** Gateway API Inference Extension: pools of model servers, HTTPRoute backends. */
+  readonly inferencePools: ObjectMap<InferencePool>;
+  /** Pods: the endpoints of InferencePools (selected by label, addressed by status.podIP). */
+  readonly pods: ObjectMap<Pod>;
 }
 
 export type SnapshotField = keyof Snapshot;
@@ -66,9 +71,11 @@ const KIND_FIELDS: Record<string, Record<string, SnapshotField>> = {
     Service: "services",
     Secret: "secrets",
     ConfigMap: "configMaps",
+    Pod: "pods",
   },
   "discovery.k8s.io": { EndpointSlice: "endpointSlices" },
   "gatehouse.dev": { GatehouseProxy: "gatehouseProxies" },
+  "inference.networking.k8s.io": { InferencePool: "inferencePools" },
 };
 
 const CLUSTER_SCOPED = new Set(["GatewayClass", "Namespace"]);
@@ -116,6 +123,8 @@ export function emptySnapshot(): Snapshot {
     secrets: new Map(),
     configMaps: new Map(),
     gatehouseProxies: new Map(),
+    inferencePools: new Map(),
+    pods: new Map(),
   };
 }
 

@@ -657,7 +657,7 @@ describe("validateObject: core kinds", () => {
 describe("validateObject: unknown kinds and output shape", () => {
   it("returns unknown apiVersion/kind unchanged without errors", () => {
     for (const o of [
-      obj("v1", "Pod", "p", { spec: 5 }),
+      obj("v1", "ReplicationController", "p", { spec: 5 }),
       obj("example.com/v1", "Gateway", "g"),
       obj("gateway.networking.k8s.io/v1", "Mystery", "m"),
     ]) {

@@ -24,18 +24,28 @@ export interface ValidationResult {
 
 export type { CelCoverage } from "./cel.ts";
 
-/** API groups whose kinds are validated against the generated CRD schemas. */
-const GATEWAY_GROUPS = new Set(["gateway.networking.k8s.io", "gateway.networking.x-k8s.io"]);
+/**
+ * API groups whose kinds are validated against the generated CRD schemas: the Gateway API's and the
+ * Inference Extension's (InferencePool).
+ */
+const GATEWAY_GROUPS = new Set([
+  "gateway.networking.k8s.io",
+  "gateway.networking.x-k8s.io",
+  "inference.networking.k8s.io",
+]);
 
 type SchemaIndex = Record<string, Record<string, StructuralSchema>>;
 
 let crdSchemas: SchemaIndex | undefined;
 
-/** apiVersion → kind → openAPIV3Schema of every served Gateway API version (read lazily). */
+/**
+ * apiVersion → kind → openAPIV3Schema of every served Gateway API and Inference Extension version
+ * (read lazily; the two generated files have no apiVersion in common).
+ */
 function gatewaySchemas(): SchemaIndex {
-  crdSchemas ??= JSON.parse(
-    readFileSync(new URL("./generated/schemas.json", import.meta.url), "utf8"),
-  ) as SchemaIndex;
+  const read = (file: string): SchemaIndex =>
+    JSON.parse(readFileSync(new URL(`./generated/${file}`, import.meta.url), "utf8")) as SchemaIndex;
+  crdSchemas ??= { ...read("schemas.json"), ...read("inference-schemas.json") };
   return crdSchemas;
 }
 
@@ -434,7 +444,7 @@ export function validateObject(obj: KubeObject): ValidationResult {
   }
 }
 
-/** Every CEL rule expression in the Gateway API schemas (one entry per occurrence). */
+/** Every CEL rule expression in the Gateway API and Inference Extension schemas (one entry per occurrence). */
 export function allGatewayRules(): string[] {
   const rules: string[] = [];
   const walk = (node: StructuralSchema | undefined): void => {
@@ -755,6 +765,12 @@ const CORE_SCHEMAS: Record<string, { schema: StructuralSchema; nameRule: NameRul
   },
   "v1/Service": { nameRule: "dns1035", schema: SERVICE },
   "discovery.k8s.io/v1/EndpointSlice": { nameRule: "subdomain", schema: ENDPOINT_SLICE },
+  // Pods are read only as InferencePool endpoints: everything but metadata and status is accepted
+  // as is (status is checked in code: checkPodStatus).
+  "v1/Pod": {
+    nameRule: "subdomain",
+    schema: root({ spec: open({}), status: {} }),
+  },
   "v1/Secret": {
     nameRule: "subdomain",
     schema: root(
@@ -830,6 +846,45 @@ function checkEndpointAddresses(data: Record<string, unknown>, errors: FieldErro
   });
 }
 
+/** Pod status as far as Gatehouse reads it: podIP and podIPs[].ip are IP addresses, conditions typed. */
+function checkPodStatus(data: Record<string, unknown>, errors: FieldError[]): void {
+  const status = data["status"];
+  if (status === undefined) return;
+  if (!isPlainObject(status)) {
+    errors.push({ path: "status", message: `Invalid value: ${show(status)}: must be an object` });
+    return;
+  }
+  const ip = (value: unknown, path: string): void => {
+    if (typeof value !== "string" || isIP(value) === 0)
+      errors.push({ path, message: `Invalid value: ${show(value)}: must be a valid IP address` });
+  };
+  if (status["podIP"] !== undefined) ip(status["podIP"], "status.podIP");
+  const podIPs = status["podIPs"];
+  if (podIPs !== undefined) {
+    if (!Array.isArray(podIPs))
+      errors.push({ path: "status.podIPs", message: "Invalid value: must be a list of {ip}" });
+    else podIPs.forEach((p: unknown, i) => ip(isPlainObject(p) ? p["ip"] : p, `status.podIPs[${i}].ip`));
+  }
+  if (status["phase"] !== undefined && typeof status["phase"] !== "string")
+    errors.push({
+      path: "status.phase",
+      message: `Invalid value: ${show(status["phase"])}: must be a string`,
+    });
+  const conditions = status["conditions"];
+  if (conditions === undefined) return;
+  if (!Array.isArray(conditions)) {
+    errors.push({ path: "status.conditions", message: "Invalid value: must be a list of {type, status}" });
+    return;
+  }
+  conditions.forEach((c: unknown, i) => {
+    if (!isPlainObject(c) || typeof c["type"] !== "string" || typeof c["status"] !== "string")
+      errors.push({
+        path: `status.conditions[${i}]`,
+        message: "Invalid value: a condition needs a string type and status",
+      });
+  });
+}
+
 /** Service defaulting done in code by the API server: `targetPort` defaults to `port`. */
 function defaultTargetPorts(data: Record<string, unknown>): void {
   const spec = data["spec"];
@@ -853,6 +908,7 @@ const coreChecks: Record<
 > = {
   "v1/Service": { before: defaultTargetPorts },
   "discovery.k8s.io/v1/EndpointSlice": { after: checkEndpointAddresses },
+  "v1/Pod": { after: checkPodStatus },
   "v1/Secret": { after: (data, errors) => checkConfigKeys(data, ["data", "stringData"], errors) },
   "v1/ConfigMap": { after: (data, errors) => checkConfigKeys(data, ["data", "binaryData"], errors) },
 };

@@ -18,7 +18,7 @@ type Status = Record<string, unknown>;
 
 /** The status field holding per-parent entries, for kinds that share their status with others. */
 export function sharedListField(kind: string): "parents" | "ancestors" | undefined {
-  if (kind.endsWith("Route")) return "parents";
+  if (kind.endsWith("Route") || kind === "InferencePool") return "parents";
   if (kind.endsWith("Policy")) return "ancestors";
   return undefined;
 }

@@ -66,6 +66,7 @@ const SHARED_FIELDS: readonly SnapshotField[] = [
   "tcpRoutes",
   "udpRoutes",
   "backendTLSPolicies",
+  "inferencePools",
 ];
 
 const silent: StatusWriterLog = { info: () => undefined, warn: () => undefined };

@@ -6,6 +6,7 @@ import type { EndpointSlice, Service, ServicePort } from "../resources/core.ts";
 import type { Snapshot } from "../resources/snapshot.ts";
 import type { RouteRefReason } from "./conditions.ts";
 import { backendTLSIndex } from "./backendtls.ts";
+import { isInferencePoolRef, resolveInferencePoolRef } from "./inference/pool.ts";
 import { referenceAllowed } from "./referencegrant.ts";
 import { dependency, ENDPOINT_SLICES_OF, recordDependency, untracked } from "./tracking.ts";
 
@@ -57,6 +58,8 @@ export function resolveBackendRef(
   const group = ref.group ?? "";
   const kind = ref.kind ?? "Service";
   const namespace = ref.namespace ?? from.namespace;
+  // Gateway API Inference Extension (inference/pool.ts).
+  if (isInferencePoolRef(ref)) return resolveInferencePoolRef(snapshot, from, ref, family, field);
   if (group !== "" || kind !== "Service") {
     return {
       ok: false,

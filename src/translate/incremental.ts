@@ -52,6 +52,7 @@ import {
   gatewayStatus,
   listenerSetStatus,
   routeStatus,
+  translate,
   translateL4Routes,
   virtualHost,
   type RouteStatusInput,
@@ -179,6 +180,18 @@ export class IncrementalTranslator {
 
   /** Translates `snapshot`, incrementally from the previous call when possible. */
   update(snapshot: Snapshot, options: TranslateOptions): IncrementalResult {
+    // InferencePools (their statuses, their Pods) are translated by translate() only, for now: while
+    // any exists, every update is a full translation, and the next one after them starts afresh.
+    if (snapshot.inferencePools.size > 0) {
+      this.#snapshot = undefined;
+      this.#globals = undefined;
+      return {
+        ...translate(snapshot, options),
+        mode: "full",
+        reason: "InferencePools exist (not incremental yet)",
+        recomputed: snapshot.httpRoutes.size + snapshot.grpcRoutes.size,
+      };
+    }
     try {
       return this.#update(snapshot, options);
     } catch (err) {
@@ -231,6 +244,7 @@ export class IncrementalTranslator {
     const last = this.#options;
     if (last === undefined || this.#snapshot === undefined || this.#globals === undefined)
       return "first update";
+
     if (
       last.controllerName !== options.controllerName ||
       (last.infrastructure ?? "host") !== (options.infrastructure ?? "host") ||

@@ -15,6 +15,7 @@ import type { Snapshot } from "../resources/snapshot.ts";
 import type { StatusEntry } from "../status/types.ts";
 import { presentClientCertificate } from "./backendclientcert.ts";
 import { backendTLSIndex, policyAncestors, recordServiceUses, type ServiceUses } from "./backendtls.ts";
+import { inferencePoolStatuses, recordPoolUses, type PoolUses } from "./inference/status.ts";
 import { stampConditions, type ConditionSpec } from "./conditions.ts";
 import { supportedFeatures } from "./features.ts";
 import { resolveGatewayClasses } from "./gatewayclass.ts";
@@ -84,6 +85,7 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   }
   settleHostnameConflicts(attached);
   const serviceUses: ServiceUses = new Map();
+  const poolUses: PoolUses = new Map();
   for (const r of attached) {
     recordServiceUses(
       snapshot,
@@ -110,6 +112,8 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
       countAttachedRoutes(r.attachments);
       if (served) addAll(backends, routeBackends);
     }
+    if (r.kind === "HTTPRoute")
+      recordPoolUses(snapshot, poolUses, r.route, r.attachments, result.rejected !== undefined);
     routeStatuses.push({
       kind: r.kind,
       route: r.route,
@@ -142,6 +146,7 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   for (const set of listenerSetNodes) statuses.push(listenerSetStatus(set, options.now));
   for (const r of routeStatuses) statuses.push(routeStatus(r, options));
   statuses.push(...backendTLSStatuses(snapshot, serviceUses, options));
+  statuses.push(...inferencePoolStatuses(snapshot, poolUses, options));
   statuses.sort(compareStatusEntries);
   return { statuses, ir };
 }
@@ -391,6 +396,7 @@ const KIND_ORDER = [
   "TCPRoute",
   "UDPRoute",
   "BackendTLSPolicy",
+  "InferencePool",
 ];
 
 export function compareStatusEntries(a: StatusEntry, b: StatusEntry): number {

@@ -366,6 +366,7 @@ spec:
     let stateDir = "";
     let listenerPort = 0;
     let metricsPort = 0;
+    let backendPort = 0;
     const counting = { api: undefined as RecordingApi | undefined };
     const nodeIP = Object.values(networkInterfaces())
       .flat()
@@ -381,7 +382,7 @@ spec:
       async () => {
         backend = createServer((_req, res) => res.end("hello from the backend\n"));
         await new Promise<void>((resolve) => backend?.listen(0, "0.0.0.0", resolve));
-        const backendPort = (backend.address() as { port: number }).port;
+        backendPort = (backend.address() as { port: number }).port;
         const unusedPort = () =>
           new Promise<number>((resolve) => {
             const s = createServer().listen(0, "127.0.0.1", () => {
@@ -670,6 +671,124 @@ spec:
 
         for (const name of ["tenant", "later"])
           await srv().admin.request("DELETE", `${GW}/namespaces/${ns}/httproutes/${name}`);
+        await eventually("attachedRoutes back to 1", async () => {
+          const o = await get<Obj>(`${GW}/namespaces/${ns}/gateways/gw`);
+          const l = (o.status?.["listeners"] ?? []) as Array<{ attachedRoutes: number }>;
+          return l[0]?.attachedRoutes === 1 ? o : undefined;
+        });
+      },
+    );
+
+    test(
+      "InferencePool: its Pod serves the route; status.parents lists the Gateway, and is cleared when the route goes",
+      { skip: nodeIP === undefined ? "no non-loopback IPv4 address for the backend" : false },
+      async () => {
+        const address = pool.replace(/0\/29$/, "1");
+        const admin = srv().admin;
+        const poolPath = `/apis/inference.networking.k8s.io/v1/namespaces/${ns}/inferencepools/llm`;
+        // The pool's first status write finds it changed (a label added): 409, re-read, retry.
+        const api = counting.api ?? assert.fail();
+        api.conflictOnce = {
+          suffix: `/namespaces/${ns}/inferencepools/llm/status`,
+          touch: async () => {
+            await admin.request(
+              "PATCH",
+              poolPath,
+              { metadata: { labels: { touched: "yes" } } },
+              { contentType: "application/merge-patch+json" },
+            );
+          },
+        };
+        await srv().apply(
+          yamlObjects(`
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: default, namespace: ${ns}}
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: llm, namespace: ${ns}}
+spec:
+  selector: {matchLabels: {app: llm}}
+  targetPorts: [{number: ${backendPort}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: llm-0, namespace: ${ns}, labels: {app: llm}}
+spec: {containers: [{name: model, image: model-server}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: unrelated, namespace: ${ns}, labels: {app: other}}
+spec: {containers: [{name: other, image: other}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: llm, namespace: ${ns}}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [llm.example.com]
+  rules: [{backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: llm}]}]
+`),
+        );
+        // No kubelet here: the Pod's status is written as a kubelet would.
+        const podPath = `/api/v1/namespaces/${ns}/pods/llm-0`;
+        const created = await admin.request<Record<string, unknown>>("GET", podPath);
+        await admin.request("PUT", `${podPath}/status`, {
+          ...created,
+          status: {
+            phase: "Running",
+            podIP: nodeIP,
+            podIPs: [{ ip: nodeIP }],
+            conditions: [{ type: "Ready", status: "True" }],
+          },
+        });
+        const answer = (): Promise<number> =>
+          new Promise<number>((resolve, reject) => {
+            const req = httpRequest(
+              {
+                host: address,
+                port: listenerPort,
+                path: "/",
+                headers: { host: "llm.example.com" },
+                timeout: 2000,
+              },
+              (res) => {
+                res.resume();
+                resolve(res.statusCode ?? 0);
+              },
+            );
+            req.on("error", reject);
+            req.end();
+          });
+        await eventually("the pool's Pod answers", async () => ((await answer()) === 200 ? true : undefined));
+        type PoolParent = { parentRef: { name: string }; controllerName: string; conditions: Condition[] };
+        const parents = await eventually("the pool's status.parents", async () => {
+          const o = await get<Obj>(poolPath);
+          const p = (o.status?.["parents"] ?? []) as PoolParent[];
+          return p.length > 0 ? p : undefined;
+        });
+        assert.deepEqual(
+          parents.map((p) => [p.parentRef.name, p.controllerName]),
+          [["gw", CONTROLLER]],
+        );
+        assert.equal(cond(parents[0]?.conditions, "Accepted")?.status, "True");
+        assert.equal(cond(parents[0]?.conditions, "ResolvedRefs")?.status, "True");
+        assert.equal(api.conflictOnce, undefined, "the conflict was provoked");
+        assert.ok(used.has("cluster inference.networking.k8s.io/inferencepools get *"), [...used].join("\n"));
+        // The pool's backend in the data plane's configuration: the Pod's IP on the target port.
+        const backends = (
+          controller?.serve.store.config() as { backends?: Array<{ id: string; endpoints: unknown }> }
+        )?.backends;
+        assert.deepEqual(backends?.find((b) => b.id === `inferencepool/${ns}/llm`)?.endpoints, [
+          { address: nodeIP, port: backendPort },
+        ]);
+
+        await admin.request("DELETE", `${GW}/namespaces/${ns}/httproutes/llm`);
+        await eventually("the pool has no parents", async () => {
+          const o = await get<Obj>(poolPath);
+          return ((o.status?.["parents"] ?? []) as unknown[]).length === 0 ? true : undefined;
+        });
         await eventually("attachedRoutes back to 1", async () => {
           const o = await get<Obj>(`${GW}/namespaces/${ns}/gateways/gw`);
           const l = (o.status?.["listeners"] ?? []) as Array<{ attachedRoutes: number }>;

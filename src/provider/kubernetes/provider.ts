@@ -31,6 +31,9 @@
 // snapshot holds only those a Gateway, ListenerSet or BackendTLSPolicy references, read with a GET
 // before the snapshot that first needs them is delivered, and again when their resourceVersion
 // moves (references.ts). Everything else of theirs is never read.
+//
+// Pods are the endpoints of InferencePools: watched in full, trimmed at once, and only the Pods some
+// pool selects reach the snapshot or trigger one (pods.ts says why and how).
 import {
   ListWatch,
   type KubernetesListObject,
@@ -45,6 +48,7 @@ import type { Provider, SnapshotListener } from "../types.ts";
 import { describeError, statusCodeOf, type KubeApi } from "./client.ts";
 import { OutageLog } from "../../observability/outage.ts";
 import { METADATA_LIST_ACCEPT } from "./metawatch.ts";
+import { PodRelevance, poolPods, trimPod } from "./pods.ts";
 import { ApiServerReachability, isUnreachable } from "./reachability.ts";
 import { referencedObjects, ReferencedObjects, type ReferenceKey } from "./references.ts";
 import {
@@ -107,6 +111,7 @@ export class KubernetesProvider implements Provider {
   readonly #reachability: ApiServerReachability;
   readonly #references: ReferencedObjects;
   readonly #fetchOutage: OutageLog;
+  readonly #pods = new PodRelevance();
   #fetching = false;
   #deliverAgain = false;
   #state: "new" | "running" | "stopped" = "new";
@@ -195,6 +200,11 @@ export class KubernetesProvider implements Provider {
     if (this.#kinds.every((k) => k.settled)) this.#settled?.();
   }
 
+  /** Whether an event of this Pod can change the snapshot (pods.ts). */
+  podRelevant(pod: KubernetesObject): boolean {
+    return this.#pods.relevant(pod);
+  }
+
   /** Called by a kind when its objects changed. */
   changed(): void {
     if (this.#state !== "running" || !this.#started) return;
@@ -235,7 +245,7 @@ export class KubernetesProvider implements Provider {
         objects.push(...kind.objects());
       }
     }
-    return { objects, existing };
+    return { objects: poolPods(objects), existing };
   }
 
   async #deliver(): Promise<void> {
@@ -272,6 +282,7 @@ export class KubernetesProvider implements Provider {
     const listener = this.#listener;
     if (this.#state !== "running" || listener === undefined) return;
     objects.push(...(this.#references.objects(referenced, existing) as KubeObject[]));
+    this.#pods.delivered(objects);
     const { snapshot, duplicates } = buildSnapshot(
       objects.map((object) => ({ object, source: { description: "kubernetes" } })),
     );
@@ -489,6 +500,7 @@ class KindWatcher {
   #makeInformer(version: string): ListWatch<KubernetesObject> {
     const apiVersion = apiVersionOf(this.resource.group, version);
     const metadataOnly = this.resource.metadataOnly === true;
+    const pods = this.resource.group === "" && this.resource.kind === "Pod";
     const path = resourcePath({ group: this.resource.group, version, plural: this.resource.plural });
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
       const items: KubernetesObject[] = [];
@@ -500,7 +512,7 @@ class KindWatcher {
           ...(metadataOnly ? { accept: METADATA_LIST_ACCEPT } : {}),
         });
         for (const item of page.items ?? [])
-          items.push(slim({ ...item, apiVersion, kind: this.resource.kind }, metadataOnly));
+          items.push(slim({ ...item, apiVersion, kind: this.resource.kind }, metadataOnly, pods));
         resourceVersion = page.metadata?.resourceVersion;
         token = page.metadata?.continue;
         if (token === "") token = undefined;
@@ -520,13 +532,16 @@ class KindWatcher {
     );
     const onChange = (obj: KubernetesObject): void => {
       if (this.#informer !== informer) return;
-      slim(obj, metadataOnly);
+      slim(obj, metadataOnly, pods);
+      if (pods && !this.#provider.podRelevant(obj)) return;
       this.#provider.changed();
     };
     informer.on("add", onChange);
     informer.on("update", onChange);
-    informer.on("delete", () => {
-      if (this.#informer === informer) this.#provider.changed();
+    informer.on("delete", (obj: KubernetesObject) => {
+      if (this.#informer !== informer) return;
+      if (pods && !this.#provider.podRelevant(obj)) return;
+      this.#provider.changed();
     });
     informer.on("error", (error: unknown) => {
       if (this.#informer === informer) this.#failed(error);
@@ -609,13 +624,14 @@ interface RawList {
 /**
  * Drops what Gatehouse never reads and costs memory (in place: the informer caches this object).
  * `metadataOnly`: keeps name, namespace, uid and resourceVersion only (a metadata watch sends no
- * data anyway; this also holds when a watch sends more).
+ * data anyway; this also holds when a watch sends more). `pod`: what an InferencePool reads (trimPod).
  */
 const METADATA_KEPT = new Set(["name", "namespace", "uid", "resourceVersion"]);
 
-function slim<T extends KubernetesObject>(obj: T, metadataOnly = false): T {
+function slim<T extends KubernetesObject>(obj: T, metadataOnly = false, pod = false): T {
   const meta = obj.metadata as { managedFields?: unknown } | undefined;
   if (meta?.managedFields !== undefined) delete meta.managedFields;
+  if (pod) return trimPod(obj);
   if (metadataOnly) {
     for (const key of Object.keys(obj))
       if (key !== "apiVersion" && key !== "kind" && key !== "metadata") Reflect.deleteProperty(obj, key);

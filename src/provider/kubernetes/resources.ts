@@ -25,6 +25,8 @@ export interface WatchedResource {
 }
 
 export const GATEWAY_API_GROUP = "gateway.networking.k8s.io";
+/** Gateway API Inference Extension (InferencePool). */
+export const INFERENCE_API_GROUP = "inference.networking.k8s.io";
 
 /** Every kind the translator reads (see Snapshot in src/resources/snapshot.ts). */
 export const WATCHED_RESOURCES: readonly WatchedResource[] = [
@@ -110,6 +112,18 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
     versions: ["v1"],
     metadataOnly: true,
   },
+  // Gateway API Inference Extension v1.6.0. Without its CRD the kind is "missing" (logged once) and
+  // everything else works as before.
+  {
+    kind: "InferencePool",
+    group: INFERENCE_API_GROUP,
+    plural: "inferencepools",
+    namespaced: true,
+    versions: ["v1"],
+  },
+  // The endpoints of InferencePools: trimmed to what a pool reads, and only the Pods a pool selects
+  // reach the snapshot (pods.ts).
+  { kind: "Pod", group: "", plural: "pods", namespaced: true, versions: ["v1"] },
 ];
 
 /**
@@ -143,6 +157,7 @@ export const STATUS_KINDS: readonly string[] = [
   "TCPRoute",
   "UDPRoute",
   "BackendTLSPolicy",
+  "InferencePool",
 ];
 
 /** Leader election (status writes) uses this resource in the lease namespace. */

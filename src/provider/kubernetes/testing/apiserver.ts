@@ -1,6 +1,7 @@
 // A real, throw-away control plane for integration tests: etcd + kube-apiserver on loopback in a
 // temp dir, static bearer tokens, RBAC on, the Gateway API v1.6.1 CRDs (experimental channel, from
-// the Go module cache) installed. No controllers, no nodes: enough for informers, status writes,
+// the Go module cache) and the Inference Extension v1.6.0 InferencePool CRD (the chart's generated
+// copy, charts/gatehouse/files/crds) installed. No controllers, no nodes: enough for informers, status writes,
 // leases and RBAC checks. The binaries come from conformance/scripts/build.sh; without them the
 // tests that need this skip with a message naming the script.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -18,6 +19,8 @@ import { HttpKubeApi, type KubeApi } from "../client.ts";
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../../..");
 export const BUILD_SCRIPT = "conformance/scripts/build.sh";
 export const GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api@v1.6.1";
+/** The InferencePool CRD, as scripts/gen-types.ts copies it from the extension's Go module. */
+export const INFERENCE_CRD_DIR = join(REPO, "charts", "gatehouse", "files", "crds");
 
 /** Tokens known to the test API server (`--token-auth-file`). */
 export const TOKENS = {
@@ -235,6 +238,7 @@ export async function startTestApiServer(options: StartOptions = {}): Promise<Te
       const crds = gatewayApiCrdDir();
       if ("skip" in crds) throw new Error(crds.skip);
       await installCrds(admin, crds.dir, options.crdFilter);
+      await installCrds(admin, INFERENCE_CRD_DIR, undefined, INFERENCE_CRDS);
     }
   } catch (error) {
     await stop();
@@ -258,14 +262,30 @@ export async function startTestApiServer(options: StartOptions = {}): Promise<Te
   return server;
 }
 
+/** Which CRD files of a directory to install, and the group version whose discovery to wait for. */
+export interface CrdSet {
+  prefix: string;
+  discovery: string;
+}
+
+const GATEWAY_CRDS: CrdSet = {
+  prefix: "gateway.networking.k8s.io_",
+  discovery: "/apis/gateway.networking.k8s.io/v1",
+};
+const INFERENCE_CRDS: CrdSet = {
+  prefix: "inference.networking.k8s.io_",
+  discovery: "/apis/inference.networking.k8s.io/v1",
+};
+
 /** Creates the CRDs found in `dir` and waits until they are Established. */
 export async function installCrds(
   api: KubeApi,
   dir: string,
   filter?: (file: string) => boolean,
+  set: CrdSet = GATEWAY_CRDS,
 ): Promise<void> {
   const files = readdirSync(dir)
-    .filter((f) => f.startsWith("gateway.networking.k8s.io_") && f.endsWith(".yaml") && !f.includes("vap_"))
+    .filter((f) => f.startsWith(set.prefix) && f.endsWith(".yaml") && !f.includes("vap_"))
     .filter((f) => filter?.(f) ?? true);
   const names: string[] = [];
   for (const file of files) {
@@ -291,12 +311,9 @@ export async function installCrds(
   }
   // Discovery lags a little behind Established.
   await waitFor(
-    "Gateway API discovery",
+    `discovery of ${set.discovery}`,
     async () => {
-      const list = await api.request<{ resources?: Array<{ name: string }> }>(
-        "GET",
-        "/apis/gateway.networking.k8s.io/v1",
-      );
+      const list = await api.request<{ resources?: Array<{ name: string }> }>("GET", set.discovery);
       return (list.resources ?? []).length > 0;
     },
     30_000,
@@ -326,6 +343,8 @@ const PLURALS: Record<string, string> = {
   ReferenceGrant: "referencegrants",
   BackendTLSPolicy: "backendtlspolicies",
   ListenerSet: "listenersets",
+  InferencePool: "inferencepools",
+  Pod: "pods",
 };
 const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding", "GatewayClass"]);
 
