@@ -4,7 +4,7 @@
 //
 // Two processes per scale, so each one's RSS and CPU time are its own: the controller
 // (lib/distribution-controller.ts: the data-plane CA, a client certificate per Gateway, the real
-// distribution server with mTLS and ConfigDistributor, translation in kubernetes mode) and the pods
+// distribution server with mTLS and ConfigDistributor, incremental translation in kubernetes mode) and the pods
 // (lib/distribution-pods.ts: one ConfigStreamClient per Gateway with its own certificate, doing the
 // agent's checks before HAProxy, then acking). The input is lib/fleet.ts: Gateway i in namespace
 // team-<i>, 50 routes each with its own Service and EndpointSlice, the first route also to one
@@ -209,7 +209,7 @@ export function distributionMarkdown(r: DistributionResult): string {
   const lines = [
     `### Config distribution (\`--infrastructure kubernetes\`)`,
     ``,
-    `Controller process: translation in kubernetes mode of the fleet held in memory, the real ConfigDistributor and distribution server (HTTP/2, mTLS, client certificates from the data-plane CA); pods process: one ConfigStreamClient per Gateway doing the agent's checks (configHash, validateIR, checkRenderable), then acking. Time from the change (an EndpointSlice replaced in the controller's cache) to the last ack of every changed Gateway's pod; ${r.setup.changesPerKind} changes of each kind, ${r.setup.gapMs} ms apart; "other processes' CPU share": of the machine's CPU time during those changes, what processes other than the two measured used (other work on the machine). Load average at start / end: ${r.setup.load.start} / ${r.setup.load.end}. Left out: ${r.setup.leftOut.join("; ")}.`,
+    `Controller process: translation in kubernetes mode of the fleet held in memory (one IncrementalTranslator across updates, as the serve loop), the real ConfigDistributor and distribution server (HTTP/2, mTLS, client certificates from the data-plane CA); pods process: one ConfigStreamClient per Gateway doing the agent's checks (configHash, validateIR, checkRenderable), then acking. Time from the change (an EndpointSlice replaced in the controller's cache) to the last ack of every changed Gateway's pod; ${r.setup.changesPerKind} changes of each kind, ${r.setup.gapMs} ms apart; "other processes' CPU share": of the machine's CPU time during those changes, what processes other than the two measured used (other work on the machine). Load average at start / end: ${r.setup.load.start} / ${r.setup.load.end}. Left out: ${r.setup.leftOut.join("; ")}.`,
     ``,
     `| Scale | change | Gateways changed | median ms | p95 ms | max ms | snapshot / translate / publish / acks ms (medians) | controller CPU ms | pods CPU ms | check per pod ms | other processes' CPU share |`,
     `| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
