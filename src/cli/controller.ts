@@ -24,7 +24,13 @@ import { DEFAULT_LEASE_NAME, LeaderElector } from "../status/leader.ts";
 import { StatusPublisher } from "../status/publisher.ts";
 import { KubernetesStatusWriter, type StatusWriteReport } from "../status/writer.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
-import { ADMIN_AUTH_HELP, DATAPLANE_OPTIONS, parseDataplaneFlags } from "./dataplane-flags.ts";
+import {
+  ADMIN_AUTH_HELP,
+  DATAPLANE_OPTIONS,
+  OBSERVABILITY_HELP,
+  parseDataplaneFlags,
+  type DataplaneFlags,
+} from "./dataplane-flags.ts";
 import type { CliIO, Command } from "./main.ts";
 
 const DEFAULT_STATE_DIR = join(tmpdir(), "gatehouse-controller");
@@ -71,6 +77,7 @@ ${ADMIN_AUTH_HELP}
       --log-level LEVEL      trace, debug, info, warn, error (default info).
       --udp-idle-timeout S   UDP listeners: seconds an idle client flow is kept (default 60).
       --udp-max-flows N      UDP listeners: client flows kept at most (default 4096).
+${OBSERVABILITY_HELP}
   -h, --help                 Show this help.
 `;
 
@@ -101,6 +108,8 @@ export interface ControllerArgs {
   logFormat: LogFormat;
   logLevel: LogLevel;
   udp: { idleTimeoutMs: number; maxFlows: number };
+  accessLog: DataplaneFlags["accessLog"];
+  routeMetrics: boolean;
 }
 
 export function parseControllerArgs(args: readonly string[]): ControllerArgs {
@@ -154,6 +163,8 @@ export function parseControllerArgs(args: readonly string[]): ControllerArgs {
     logFormat: flags.logFormat,
     logLevel: flags.logLevel,
     udp: flags.udp,
+    accessLog: flags.accessLog,
+    routeMetrics: flags.routeMetrics,
   };
 }
 
@@ -319,6 +330,8 @@ async function runController(args: readonly string[], io: CliIO): Promise<number
       hardStopAfter: a.hardStopAfter,
       metricsAddress: a.metricsAddress,
       udp: a.udp,
+      accessLog: a.accessLog,
+      routeMetrics: a.routeMetrics,
       now: () => io.now(),
     },
     infrastructure,

@@ -32,6 +32,17 @@ import { GatehouseError } from "../errors.ts";
 import { udpMetrics } from "../dataplane/udp/metrics.ts";
 import { nodeUdpSockets } from "../dataplane/udp/sockets.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
+import {
+  AccessLogReceiver,
+  openSink,
+  type AccessLogFormat,
+  type AccessLogOutput,
+} from "../observability/access-log.ts";
+import {
+  createRouteMetrics,
+  runtimeRuleStatsSource,
+  type RouteMetrics,
+} from "../observability/route-metrics.ts";
 import { FileProvider } from "../provider/file/provider.ts";
 import type { Provider, ProviderUpdate } from "../provider/types.ts";
 import type { GatewayInfrastructure } from "../infra/types.ts";
@@ -82,6 +93,10 @@ export interface ServeOptions {
   onProcessed?: (generation: number) => void;
   /** UDP forwarder: flow idle timeout (default 60 s) and most flows at once (default 4096). */
   udp?: { idleTimeoutMs?: number; maxFlows?: number };
+  /** Per-route counters in HAProxy, on /metrics (default true). */
+  routeMetrics?: boolean;
+  /** HTTP access logs (default off here; `gatehouse serve` defaults to JSON lines on stdout). */
+  accessLog?: { format: AccessLogFormat; output: AccessLogOutput; stdout?: NodeJS.WritableStream };
 }
 
 /** `P`: the provider's type (a FileProvider unless `provider` was given). */
@@ -97,6 +112,8 @@ export interface ServeHandle<P extends Provider = FileProvider> {
   readonly applier: HAProxyApplier;
   /** The data plane of UDP listeners. */
   readonly udp: UdpForwarder;
+  /** The access log receiver (absent when access logs are off). */
+  readonly accessLog: AccessLogReceiver | undefined;
   readonly loop: ServeLoop;
   readonly provider: P;
   /** Stops watching, lets the loop finish, stops HAProxy and the admin server. Idempotent. */
@@ -183,9 +200,18 @@ async function startLocked<P extends Provider>(
     spareBackends: options.spareBackends ?? 16,
     hardStopAfter: options.hardStopAfter ?? "10m",
     metricsAddress,
+    ...(options.routeMetrics !== false ? { ruleCounters: true } : {}),
   };
   const store = new AdminStateStore(now);
   const metrics = createMetrics();
+  const routeMetrics = createRouteMetrics(
+    metrics.registry,
+    runtimeRuleStatsSource(workerRuntimeApi(masterSocket)),
+    renderOptions,
+    (err) => logger.debug({ err }, "could not read HAProxy's rule counters"),
+  );
+  const accessLog = await startAccessLog(options, routeMetrics, logger);
+  if (accessLog !== undefined) renderOptions.accessLog = { address: accessLog.address };
   const haproxy = new HAProxyProcess({
     masterSocket,
     pidFile,
@@ -221,6 +247,7 @@ async function startLocked<P extends Provider>(
       {
         apply: async (ir) => {
           const outcome = await applier.apply(ir);
+          routeMetrics.setIR(ir);
           if (outcome.spares !== undefined) store.recordSpares(outcome.spares);
           return outcome;
         },
@@ -263,6 +290,7 @@ async function startLocked<P extends Provider>(
       await loop.idle();
       await haproxy.stop({ graceful: how.graceful ?? true, timeoutMs: how.timeoutMs ?? 5000 });
       await udp.close();
+      await accessLog?.receiver.close();
       await launched.close();
       await lock.release();
     })());
@@ -276,7 +304,44 @@ async function startLocked<P extends Provider>(
     await stop({ graceful: false });
     throw err;
   }
-  return { adminUrl, stateDir, store, admin: server, metrics, haproxy, applier, udp, loop, provider, stop };
+  return {
+    adminUrl,
+    stateDir,
+    store,
+    admin: server,
+    metrics,
+    haproxy,
+    applier,
+    udp,
+    accessLog: accessLog?.receiver,
+    loop,
+    provider,
+    stop,
+  };
+}
+
+/** The access log receiver when access logs are on, bound before HAProxy's first configuration. */
+async function startAccessLog(
+  options: ServeOptions,
+  routeMetrics: RouteMetrics,
+  logger: Logger,
+): Promise<{ receiver: AccessLogReceiver; address: string } | undefined> {
+  const o = options.accessLog;
+  if (o === undefined || o.format.kind === "off") return undefined;
+  let warned = false;
+  const receiver = new AccessLogReceiver({
+    format: o.format,
+    sink: openSink(o.output, o.stdout),
+    identity: (rid) => routeMetrics.identity(rid),
+    onRecord: (r) => routeMetrics.observeDuration(r.rid, r.Ta),
+    onError: (err) => {
+      if (warned) return;
+      warned = true; // once: a flood of bad datagrams must not flood the log
+      logger.warn({ err }, "access log: a datagram could not be used (reported once)");
+    },
+  });
+  const address = await receiver.start();
+  return { receiver, address };
 }
 
 /** `host:port` or `[v6]:port` → [host, port]. */

@@ -22,7 +22,7 @@ import { promisify } from "node:util";
 import type { ApplyRecord, StatusDocument } from "../../src/admin/state.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { FileProvider } from "../../src/provider/file/provider.ts";
-import { startServe, type ServeHandle } from "../../src/serve/start.ts";
+import { startServe, type ServeHandle, type ServeOptions } from "../../src/serve/start.ts";
 import type { RestartPolicy } from "../../src/dataplane/haproxy/process/manager.ts";
 import { request, type RequestOptions, type Response } from "./client.ts";
 import { startEchoBackend, type EchoBackend } from "./echo.ts";
@@ -47,6 +47,8 @@ export interface HarnessOptions {
    */
   slowLaunchMs?: number;
   hardStopAfter?: string;
+  /** Access logs (default off), passed to startServe. */
+  accessLog?: ServeOptions["accessLog"];
 }
 
 export interface Applied {
@@ -156,6 +158,7 @@ export class Harness {
         serverSlots: options.serverSlots ?? 4,
         hardStopAfter: options.hardStopAfter ?? "30s",
         ...(options.restart !== undefined ? { restart: options.restart } : {}),
+        ...(options.accessLog !== undefined ? { accessLog: options.accessLog } : {}),
         onProcessed: (generation) => {
           const last = h.#serve?.store.status().dataplane.lastApply;
           if (last?.generation === generation) h.#applies.push({ method: last.method, result: last.result });

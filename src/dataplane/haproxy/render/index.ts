@@ -8,6 +8,7 @@ import { checkIR, checkOptions } from "./check.ts";
 import { RenderError, type RenderIssue } from "./errors.ts";
 import { fastFrontend, statusBackends } from "./fast.ts";
 import { httpFrontend, tcpFrontend, type L4Prepared } from "./frontends.ts";
+import { ruleStatsSections } from "./metrics.ts";
 import { mirrorFrontend, mirrorGlobalLines } from "./mirror.ts";
 import { globalSection, httpDefaults, metricsFrontend, tcpDefaults, writeErrorPages } from "./global.ts";
 import { addTLSRoutes, addVirtualHosts } from "./hosts.ts";
@@ -128,6 +129,7 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
     ...httpSections,
     ...backends.sections("http"),
     ...(fastRouting ? statusBackends() : []),
+    ...ruleStatsSections(ctx),
     tcpDefaults(),
     ...tcpSections,
     ...backends.sections("tcp"),

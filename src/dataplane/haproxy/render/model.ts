@@ -21,6 +21,10 @@ export interface RenderOptions {
    * `previous`). Default 0.
    */
   spareBackends?: number;
+  /** Per-rule request, status-class and byte counters in a stick table (see metrics.ts). */
+  ruleCounters?: boolean;
+  /** Access logs of HTTP traffic as JSON datagrams to a loopback UDP address (see logging.ts). */
+  accessLog?: { address: string };
 }
 
 /** What an HAProxy backend section carries per connection: its mode and the per-backend settings. */
