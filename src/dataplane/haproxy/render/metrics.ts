@@ -40,9 +40,8 @@ export function ruleStatsSections(ctx: RenderContext): Section[] {
 /** The line tracking the matched rule; place it where `txn.gh_rule` is set and before any filter. */
 export function ruleTrackLines(ctx: RenderContext): string[] {
   if (ctx.options.ruleCounters !== true) return [];
-  return [
-    `http-request track-sc0 var(txn.gh_rule) table ${RULE_STATS_TABLE} if { var(txn.gh_rule) -m found }`,
-  ];
+  // No rule id (no match): the key fetch fails and nothing is tracked, so no condition is needed.
+  return [`http-request track-sc0 var(txn.gh_rule) table ${RULE_STATS_TABLE}`];
 }
 
 /**
