@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { GatehouseError, UsageError } from "../errors.ts";
 import { controllerCommand } from "./controller.ts";
+import { explainCommand } from "./explain.ts";
 import { serveCommand } from "./serve.ts";
 import { translateCommand } from "./translate.ts";
 
@@ -30,7 +31,12 @@ export interface Command {
 }
 
 /** Every subcommand, in the order the overview lists them. */
-export const COMMANDS: readonly Command[] = [serveCommand, controllerCommand, translateCommand];
+export const COMMANDS: readonly Command[] = [
+  serveCommand,
+  controllerCommand,
+  translateCommand,
+  explainCommand,
+];
 
 export const processIO: CliIO = {
   stdout: (text) => void process.stdout.write(text),
