@@ -9,7 +9,7 @@
 //   node bench/routing-cost.ts [--quick]
 //
 // Needs valgrind (installed with apt-get when missing and root).
-import { createSocket } from "node:dgram";
+import { createServer as createNetServer } from "node:net";
 import { createServer, request, Agent, type Server } from "node:http";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -78,7 +78,7 @@ function hosts(root: IRHTTPRule, wildcard = false): IRVirtualHost[] {
   ];
 }
 
-/** Where the access-log cases send their datagrams (a socket that reads and drops them). */
+/** Where the access-log cases forward their ring (a TCP server that reads and drops the lines). */
 let logAddress = "127.0.0.1:9";
 
 /** Renders `vhosts` into `dir` and makes it a standalone HAProxy on 127.0.0.1:port (no master, no socket). */
@@ -95,7 +95,7 @@ function rendered(
     serverSlots: 1,
     hardStopAfter: "10s",
     ...(observe.counters === true ? { ruleCounters: true } : {}),
-    ...(observe.log === true ? { accessLog: { address: logAddress } } : {}),
+    ...(observe.log === true ? { accessLog: { address: logAddress, token: "bench" } } : {}),
   });
   for (const [file, content] of Object.entries(out.files)) {
     mkdirSync(dirname(join(dir, file)), { recursive: true });
@@ -300,10 +300,10 @@ export async function runRoutingCost(o: CommonOptions): Promise<RoutingCostResul
   const backend: Server = createServer((_req, res) => res.end("ok"));
   await new Promise<void>((resolve) => backend.listen(backendPort, "127.0.0.1", resolve));
   const cases: RoutingCostResult["cases"] = [];
-  const logSink = createSocket("udp4");
-  logSink.on("message", () => {});
-  await new Promise<void>((resolve) => logSink.bind(0, "127.0.0.1", resolve));
-  logAddress = `127.0.0.1:${logSink.address().port}`;
+  const logSink = createNetServer((socket) => socket.resume());
+  await new Promise<void>((resolve) => logSink.listen(0, "127.0.0.1", resolve));
+  const sinkAddress = logSink.address();
+  logAddress = `127.0.0.1:${typeof sinkAddress === "object" && sinkAddress !== null ? sinkAddress.port : 0}`;
   try {
     let reference = 0;
     let streamReference = 0;
@@ -327,6 +327,7 @@ export async function runRoutingCost(o: CommonOptions): Promise<RoutingCostResul
   } finally {
     await new Promise((resolve) => backend.close(resolve));
     logSink.close();
+    logSink.unref();
   }
   return { requests: n, haproxy, valgrind, cases };
 }

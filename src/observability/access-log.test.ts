@@ -14,7 +14,7 @@ import {
 // A datagram as HAProxy 2.6 writes it with the rendered log-format (json() converter on captured
 // headers, the E flag on the path): the X-Request-Id held `a"b\c` and a control character.
 const DATAGRAM =
-  '{"ts":1796294152,"ms":780,"rid":"rb541ecc2b3e0","fe":"fe_any_80","be":"service:default:web:80","srv":"s1","sip":"127.0.0.1","sport":"18081","status":200,"TR":0,"Tw":0,"Tc":1,"Tr":4,"Ta":6,"Tt":6,"in":80,"out":500,"ci":"127.0.0.1","cp":39816,"method":"GET","path":"/a\\]b\\\\]","query":"?q=1","version":"HTTP/1.1","host":"shop.test","xrid":"a\\"b\\\\c\\u0001","ua":"-","id":"7F00","term":"--","retries":0}';
+  '{"k":"TOKEN","ts":1796294152,"ms":780,"rid":"rb541ecc2b3e0","fe":"fe_any_80","be":"service:default:web:80","srv":"s1","sip":"127.0.0.1","sport":"18081","status":200,"TR":0,"Tw":0,"Tc":1,"Tr":4,"Ta":6,"Tt":6,"in":80,"out":500,"ci":"127.0.0.1","cp":39816,"method":"GET","path":"/a\\]b\\\\]","query":"?q=1","version":"HTTP/1.1","host":"shop.test","xrid":"a\\"b\\\\c\\u0001","ua":"-","id":"7F00","term":"--","retries":0}';
 
 const identity = {
   gateway: "default/gw",
@@ -82,7 +82,7 @@ test("flags: formats and outputs", () => {
   assert.throws(() => parseAccessLogOutput("syslog:host"), UsageError);
 });
 
-test("the receiver skips internal frontends and counts unparsable datagrams", () => {
+test("the receiver skips internal frontends, lines without its token and unparsable lines", () => {
   const lines: string[] = [];
   const seen: HAProxyRecord[] = [];
   const r = new AccessLogReceiver({
@@ -91,10 +91,12 @@ test("the receiver skips internal frontends and counts unparsable datagrams", ()
     identity: () => identity,
     onRecord: (rec) => seen.push(rec),
   });
-  r.handle(DATAGRAM);
-  r.handle(DATAGRAM.replace('"fe_any_80"', '"gh_mirror"'));
+  const mine = DATAGRAM.replace("TOKEN", r.token);
+  r.handle(mine);
+  r.handle(mine.replace('"fe_any_80"', '"gh_mirror"'));
   r.handle("garbage");
+  r.handle(DATAGRAM); // another token: not HAProxy's line
   assert.equal(lines.length, 1);
   assert.equal(seen.length, 1);
-  assert.equal(r.unparsable, 1);
+  assert.equal(r.unparsable, 2);
 });

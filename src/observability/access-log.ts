@@ -1,16 +1,22 @@
-// Access logs: HAProxy sends one JSON datagram per finished HTTP request to a loopback UDP socket
-// Gatehouse owns (src/dataplane/haproxy/render/logging.ts); each is parsed, given its Gateway API
+// Access logs: HAProxy writes one JSON line per finished HTTP request into a ring that it forwards
+// over TCP to a loopback port Gatehouse owns (src/dataplane/haproxy/render/logging.ts); each line
+// must start with this instance's token, and is parsed, given its Gateway API
 // identity (gateway, listener, route, rule, backend Service) from the rule id, fed to the per-route
 // duration histogram, and written in the chosen format (JSON lines by default, text, or a custom
 // template) to stdout, a file or a syslog server.
-import { createSocket, type Socket } from "node:dgram";
+import { randomBytes } from "node:crypto";
+import { createSocket } from "node:dgram";
 import { createWriteStream, type WriteStream } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
 import { hostname } from "node:os";
+import { createInterface } from "node:readline";
 import { GatehouseError, UsageError } from "../errors.ts";
 import type { RuleCounterIdentity } from "../dataplane/haproxy/render/metrics.ts";
 
 /** One request as HAProxy logged it (field names of ACCESS_LOG_FIELDS). */
 export interface HAProxyRecord {
+  /** The instance's token (see AccessLogReceiver.token). */
+  k: string;
   ts: number;
   ms: number;
   rid: string;
@@ -86,7 +92,7 @@ export function parseRecord(datagram: string): HAProxyRecord {
       throw new Error("not an access log record");
     return value as HAProxyRecord;
   } catch (error) {
-    throw new AccessLogParseError(`unparsable access log datagram (${datagram.length} bytes)`, {
+    throw new AccessLogParseError(`unparsable access log line (${datagram.length} bytes)`, {
       cause: error,
     });
   }
@@ -277,11 +283,17 @@ export interface AccessLogReceiverOptions {
   onError?: (error: unknown) => void;
 }
 
-/** The loopback UDP socket HAProxy sends its access log to. */
+/**
+ * The loopback TCP port HAProxy's `gh_access` ring forwards the access log to: one JSON object per
+ * line, each starting with `token` (random per instance, in haproxy.cfg only), so that another local
+ * process connecting to the port cannot add lines.
+ */
 export class AccessLogReceiver {
   readonly #o: AccessLogReceiverOptions;
-  #socket: Socket | undefined;
-  /** Datagrams that could not be parsed. */
+  readonly token = randomBytes(16).toString("hex");
+  #server: Server | undefined;
+  readonly #connections = new Set<Socket>();
+  /** Lines that could not be parsed, or without the token. */
   unparsable = 0;
   received = 0;
 
@@ -289,28 +301,39 @@ export class AccessLogReceiver {
     this.#o = options;
   }
 
-  /** Binds 127.0.0.1 on a free port; returns `127.0.0.1:<port>` for RenderOptions.accessLog. */
+  /** Listens on 127.0.0.1 (a free port); returns `127.0.0.1:<port>` for RenderOptions.accessLog. */
   async start(): Promise<string> {
-    const socket = createSocket({ type: "udp4", recvBufferSize: 4 * 1024 * 1024 });
-    this.#socket = socket;
-    socket.on("message", (msg) => this.handle(msg.toString("utf8")));
-    socket.on("error", (error) => this.#o.onError?.(error));
+    const server = createServer((socket) => {
+      this.#connections.add(socket);
+      socket.on("close", () => this.#connections.delete(socket));
+      // A connection reset (an old HAProxy worker going away) is not a problem: its lines are read.
+      socket.on("error", () => {});
+      const lines = createInterface({ input: socket, crlfDelay: Infinity });
+      lines.on("line", (line) => this.handle(line));
+      lines.on("error", () => {});
+    });
+    this.#server = server;
     await new Promise<void>((resolve, reject) => {
-      socket.once("error", reject);
-      socket.bind(0, "127.0.0.1", () => {
-        socket.off("error", reject);
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        server.off("error", reject);
         resolve();
       });
     });
-    return `127.0.0.1:${socket.address().port}`;
+    const address = server.address();
+    if (address === null || typeof address === "string") throw new Error("internal: no TCP address");
+    return `127.0.0.1:${address.port}`;
   }
 
-  /** One datagram (public for tests). */
-  handle(datagram: string): void {
+  /** One line (public for tests). */
+  handle(line: string): void {
+    if (line.trim() === "") return;
     this.received++;
     let record: HAProxyRecord;
     try {
-      record = parseRecord(datagram);
+      record = parseRecord(line);
+      if (record.k !== this.token)
+        throw new AccessLogParseError("an access log line without this instance's token");
     } catch (error) {
       this.unparsable++;
       this.#o.onError?.(error);
@@ -318,14 +341,15 @@ export class AccessLogReceiver {
     }
     if (record.fe.startsWith("gh_")) return; // internal frontends (the mirror sink)
     this.#o.onRecord?.(record);
-    const line = formatEntry(toEntry(record, this.#o.identity(record.rid)), this.#o.format);
-    if (line !== undefined) this.#o.sink.write(line);
+    const out = formatEntry(toEntry(record, this.#o.identity(record.rid)), this.#o.format);
+    if (out !== undefined) this.#o.sink.write(out);
   }
 
   async close(): Promise<void> {
-    const s = this.#socket;
-    this.#socket = undefined;
-    if (s !== undefined) await new Promise<void>((resolve) => s.close(() => resolve()));
+    const server = this.#server;
+    this.#server = undefined;
+    for (const c of this.#connections) c.destroy();
+    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
     await this.#o.sink.close();
   }
 }

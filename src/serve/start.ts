@@ -211,7 +211,8 @@ async function startLocked<P extends Provider>(
     (err) => logger.debug({ err }, "could not read HAProxy's rule counters"),
   );
   const accessLog = await startAccessLog(options, routeMetrics, logger);
-  if (accessLog !== undefined) renderOptions.accessLog = { address: accessLog.address };
+  if (accessLog !== undefined)
+    renderOptions.accessLog = { address: accessLog.address, token: accessLog.receiver.token };
   const haproxy = new HAProxyProcess({
     masterSocket,
     pidFile,
@@ -337,7 +338,7 @@ async function startAccessLog(
     onError: (err) => {
       if (warned) return;
       warned = true; // once: a flood of bad datagrams must not flood the log
-      logger.warn({ err }, "access log: a datagram could not be used (reported once)");
+      logger.warn({ err }, "access log: a line could not be used (reported once)");
     },
   });
   const address = await receiver.start();

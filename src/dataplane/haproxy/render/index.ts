@@ -8,6 +8,7 @@ import { checkIR, checkOptions } from "./check.ts";
 import { RenderError, type RenderIssue } from "./errors.ts";
 import { fastFrontend, statusBackends } from "./fast.ts";
 import { httpFrontend, tcpFrontend, type L4Prepared } from "./frontends.ts";
+import { accessLogRing } from "./logging.ts";
 import { ruleStatsSections } from "./metrics.ts";
 import { mirrorFrontend, mirrorGlobalLines } from "./mirror.ts";
 import { globalSection, httpDefaults, metricsFrontend, tcpDefaults, writeErrorPages } from "./global.ts";
@@ -123,6 +124,7 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
   global.lines.push(...mirrorGlobalLines(ctx, ir));
   const sections: Section[] = [
     global,
+    ...accessLogRing(ctx),
     httpDefaults(ctx),
     ...metricsFrontend(ctx),
     ...mirrorFrontend(ctx, ir),

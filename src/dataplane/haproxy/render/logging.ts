@@ -1,7 +1,11 @@
-// Access logs (RenderOptions.accessLog): every HTTP request HAProxy finishes is sent as one datagram
-// (syslog "raw" format: the message only) to a loopback UDP address where Gatehouse reads it (see
+// Access logs (RenderOptions.accessLog): every HTTP request HAProxy finishes is written as one line
+// (syslog "raw" format: the message only) into an in-memory ring, `gh_access`, which HAProxy
+// forwards in batches over one TCP connection to a loopback address where Gatehouse reads it (see
 // src/observability/access-log.ts), adds Gateway API names and writes it out in the format the user
-// chose. TCP/TLS listeners are not logged.
+// chose. The request path only copies the line into the ring: a datagram per request (`log
+// <udp address>`) cost about as much CPU as the proxying itself, a ring write a small fraction of
+// it. When Gatehouse reads too slowly, the ring overwrites the oldest lines (they are lost, HAProxy
+// never waits). TCP/TLS listeners are not logged.
 //
 // The message is a JSON object built by `log-format`. Nothing a client sends can break it:
 // - captured headers (Host, X-Request-Id, User-Agent) go through the `json(utf8s)` converter, which
@@ -11,7 +15,7 @@
 //   turns the one escape JSON lacks, `\]`, back into `]`);
 // - every other field is a number, an address, an HAProxy name or a rule id.
 import { word } from "./escape.ts";
-import type { RenderContext } from "./model.ts";
+import type { RenderContext, Section } from "./model.ts";
 
 /** Request headers captured for the log, in capture slot order. */
 export const CAPTURED_HEADERS = ["host", "x-request-id", "user-agent"] as const;
@@ -51,8 +55,38 @@ export const ACCESS_LOG_FIELDS: ReadonlyArray<readonly [string, string]> = [
   ["retries", "%rc"],
 ];
 
-export function accessLogFormat(): string {
-  return `{${ACCESS_LOG_FIELDS.map(([k, v]) => `"${k}":${v}`).join(",")}}`;
+/**
+ * The log-format: a JSON object whose first field, `k`, is `token` (so that the reader can tell
+ * HAProxy's lines from anything else that connects to its loopback port).
+ */
+export function accessLogFormat(token: string): string {
+  if (!/^[A-Za-z0-9]{1,64}$/.test(token))
+    throw new Error("internal: access log token must be [A-Za-z0-9]{1,64}");
+  return `{"k":"${token}",${ACCESS_LOG_FIELDS.map(([k, v]) => `"${k}":${v}`).join(",")}}`;
+}
+
+export const ACCESS_LOG_RING = "gh_access";
+/** Ring size: about 10,000 lines of backlog when the reader falls behind. */
+const RING_BYTES = 8 * 1024 * 1024;
+const MAX_LINE = 16384;
+
+/** The ring section forwarding the access log to Gatehouse (none without RenderOptions.accessLog). */
+export function accessLogRing(ctx: RenderContext): Section[] {
+  const target = ctx.options.accessLog;
+  if (target === undefined) return [];
+  return [
+    {
+      header: `ring ${ACCESS_LOG_RING}`,
+      lines: [
+        "format raw",
+        `maxlen ${MAX_LINE}`,
+        `size ${RING_BYTES}`,
+        "timeout connect 5s",
+        "timeout server 30s",
+        `server gatehouse ${target.address}`,
+      ],
+    },
+  ];
 }
 
 /** Lines of `defaults http` sending the access log (none without RenderOptions.accessLog). */
@@ -60,8 +94,8 @@ export function accessLogDefaults(ctx: RenderContext): string[] {
   const target = ctx.options.accessLog;
   if (target === undefined) return [];
   return [
-    `log ${target.address} len 16384 format raw local0 info`,
-    `log-format ${word(accessLogFormat())}`,
+    `log ring@${ACCESS_LOG_RING} len ${MAX_LINE} format raw local0 info`,
+    `log-format ${word(accessLogFormat(target.token))}`,
     "unique-id-format %{+X}o%ci%cp%fi%fp%Ts%rt%pid",
   ];
 }

@@ -40,7 +40,11 @@ const chainIR = gatewayIR(
   [{ hostname: "*.shop.test", rules: [rule(0, "/", ["api", "web"])] }],
   [backend("api"), backend("web")],
 );
-const ON = { ...GOLDEN_OPTIONS, ruleCounters: true, accessLog: { address: "127.0.0.1:5140" } };
+const ON = {
+  ...GOLDEN_OPTIONS,
+  ruleCounters: true,
+  accessLog: { address: "127.0.0.1:5140", token: "t0ken" },
+};
 
 test("rule counters and access logs are off unless asked for", () => {
   const config = render(fastIR, GOLDEN_OPTIONS).config;
@@ -72,7 +76,7 @@ test("every counted rule id maps back to its Gateway API identity", () => {
 });
 
 test("the access log format is a JSON object with a placeholder per field", () => {
-  const sample = accessLogFormat().replace(/%\{[^}]*\}[A-Za-z]+|%\[[^\]]*\]|%[A-Za-z]+/g, "0");
+  const sample = accessLogFormat("t0ken").replace(/%\{[^}]*\}[A-Za-z]+|%\[[^\]]*\]|%[A-Za-z]+/g, "0");
   const parsed = JSON.parse(sample) as Record<string, unknown>;
   assert.ok(
     ["rid", "status", "Ta", "TR", "Tr", "host", "xrid", "path", "ci", "sip"].every((k) => k in parsed),
@@ -86,7 +90,7 @@ test(
     for (const ir of [fastIR, chainIR]) {
       const r = haproxyCheck(ir, {
         ruleCounters: true,
-        accessLog: { address: "127.0.0.1:5140" },
+        accessLog: { address: "127.0.0.1:5140", token: "t0ken" },
         metricsAddress: "127.0.0.1:9902",
       });
       assert.ok(r.ok, r.output);
