@@ -151,7 +151,7 @@ const CASES: Case[] = [
   },
   {
     name: "fast routing + counters + access log",
-    description: "the same plus the JSON access log datagram (header captures, log-format)",
+    description: "the same plus the JSON access log line (header captures, log-format, the ring write)",
     host: HOST,
     config: (dir, port, bp) =>
       rendered(dir, port, hosts(rule("/", [["web", 1]])), bp, { counters: true, log: true }),
@@ -339,7 +339,7 @@ export function routingCostMarkdown(r: RoutingCostResult): string {
       `| ${c.name} | ${n(c.instructions)} | ${n(c.overReference)} | ${n(c.stream)} | ${n(c.streamOverReference)} | ${c.description} |`,
   );
   return [
-    `HAProxy instructions per request, callgrind, ${r.requests} identical keep-alive requests per case; ${r.haproxy}; ${r.valgrind}. "rules": in \`http_process_req_common\` (frontend and backend \`http-request\` rules); "stream": in \`process_stream\` (all of the request's stream work: analysers, \`http-after-response\`, stick counters, the log line; the kernel's share of \`sendmsg\` is not counted).`,
+    `HAProxy instructions per request, callgrind, ${r.requests} identical keep-alive requests per case; ${r.haproxy}; ${r.valgrind}. "rules": in \`http_process_req_common\` (frontend and backend \`http-request\` rules); "stream": in \`process_stream\` (all of the request's stream work: analysers, \`http-after-response\`, stick counters, the log line written into the ring; not the ring's forwarding to Gatehouse, a task of its own, nor the kernel's share of system calls).`,
     "",
     "| Configuration | rules | over hand-written | stream | over hand-written | what |",
     "| --- | ---: | ---: | ---: | ---: | --- |",

@@ -11,7 +11,7 @@ import {
   type HAProxyRecord,
 } from "./access-log.ts";
 
-// A datagram as HAProxy 2.6 writes it with the rendered log-format (json() converter on captured
+// A line as HAProxy 2.6 writes it with the rendered log-format (json() converter on captured
 // headers, the E flag on the path): the X-Request-Id held `a"b\c` and a control character.
 const DATAGRAM =
   '{"k":"TOKEN","ts":1796294152,"ms":780,"rid":"rb541ecc2b3e0","fe":"fe_any_80","be":"service:default:web:80","srv":"s1","sip":"127.0.0.1","sport":"18081","status":200,"TR":0,"Tw":0,"Tc":1,"Tr":4,"Ta":6,"Tt":6,"in":80,"out":500,"ci":"127.0.0.1","cp":39816,"method":"GET","path":"/a\\]b\\\\]","query":"?q=1","version":"HTTP/1.1","host":"shop.test","xrid":"a\\"b\\\\c\\u0001","ua":"-","id":"7F00","term":"--","retries":0}';
@@ -28,7 +28,7 @@ const identity = {
   irRule: "httproute/default/shop/rule/0/match/0",
 };
 
-test("a datagram is decoded, HAProxy's \\] escape included", () => {
+test("a line is decoded, HAProxy's \\] escape included", () => {
   const r = parseRecord(DATAGRAM);
   assert.equal(r.path, "/a]b\\]");
   assert.equal(r.xrid, 'a"b\\c\u0001');

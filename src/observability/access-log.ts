@@ -81,18 +81,18 @@ export interface AccessLogEntry {
 export class AccessLogParseError extends GatehouseError {}
 
 /**
- * Parses one datagram. HAProxy's `E` flag writes `\]` for `]`, which JSON does not know; escaped
+ * Parses one line. HAProxy's `E` flag writes `\]` for `]`, which JSON does not know; escaped
  * backslashes are kept in pairs so that `\\]` stays a backslash followed by `]`.
  */
-export function parseRecord(datagram: string): HAProxyRecord {
-  const text = datagram.trim().replace(/\\(\\|\])/g, (m, c: string) => (c === "]" ? "]" : m));
+export function parseRecord(line: string): HAProxyRecord {
+  const text = line.trim().replace(/\\(\\|\])/g, (m, c: string) => (c === "]" ? "]" : m));
   try {
     const value = JSON.parse(text) as unknown;
     if (typeof value !== "object" || value === null || !("status" in value))
       throw new Error("not an access log record");
     return value as HAProxyRecord;
   } catch (error) {
-    throw new AccessLogParseError(`unparsable access log line (${datagram.length} bytes)`, {
+    throw new AccessLogParseError(`unparsable access log line (${line.length} bytes)`, {
       cause: error,
     });
   }
