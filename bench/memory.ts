@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import { isMain, runStandalone } from "./lib/cli.ts";
 import type { CommonOptions } from "./lib/cli.ts";
-import { groupProcesses, statusBytes } from "./lib/cpu.ts";
+import { descendants, statusBytes } from "./lib/cpu.ts";
 import {
   gatewayYaml,
   metricSum,
@@ -71,7 +71,7 @@ async function measure(g: Gatehouse, label: string, routes: number): Promise<Mem
   });
   await sleep(500);
   const m = await g.metrics();
-  const haproxy = groupProcesses(g.proc.pid).filter((p) => p.comm === "haproxy");
+  const haproxy = descendants(g.proc.pid).filter((p) => p.comm === "haproxy");
   return {
     label,
     routes,

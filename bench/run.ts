@@ -1,6 +1,7 @@
-// `npm run bench [-- --quick] [-- --only throughput,propagation,churn,memory]`
+// `npm run bench [-- --quick] [-- --only throughput,propagation,churn,memory,translate-10k,memory-scale]`
 // Runs the benchmark modules one after the other (each also runnable alone: node bench/<module>.ts)
-// and writes bench/results/latest.{json,md} (--quick: quick.{json,md}). Every number that can be is a
+// and writes bench/results/latest.{json,md} (--quick: quick.{json,md}); with --only, the file names
+// carry the modules run (latest-translate-10k.md), so a partial run does not replace a full one. Every number that can be is a
 // ratio against a reference measured in the same run. Not part of `npm test`.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -18,12 +19,18 @@ import { propagationMarkdown, runPropagation } from "./propagation.ts";
 import type { PropagationResult } from "./propagation.ts";
 import { runThroughput, throughputMarkdown } from "./throughput.ts";
 import type { ThroughputResult } from "./throughput.ts";
+import { runTranslate10k, translate10kMarkdown } from "./translate-10k.ts";
+import type { Translate10kResult } from "./translate-10k.ts";
+import { memoryScaleMarkdown, runMemoryScale } from "./memory-scale.ts";
+import type { MemoryScaleResult } from "./memory-scale.ts";
 
-const MODULES = ["throughput", "propagation", "churn", "memory"] as const;
+const MODULES = ["throughput", "propagation", "churn", "memory", "translate-10k", "memory-scale"] as const;
 type Module = (typeof MODULES)[number];
 
 export interface BenchResults {
   quick: boolean;
+  /** The modules run when not all (--only). */
+  only?: string[];
   startedAt: string;
   finishedAt: string;
   durationS: number;
@@ -32,6 +39,8 @@ export interface BenchResults {
   propagation?: PropagationResult;
   churn?: ChurnResult;
   memory?: MemoryResult;
+  "translate-10k"?: Translate10kResult;
+  "memory-scale"?: MemoryScaleResult;
   errors: Partial<Record<Module, string>>;
 }
 
@@ -84,6 +93,22 @@ export function summaryMarkdown(r: BenchResults): string {
       `| Control-plane RSS after deleting them, MiB (after GC) | ${fmt(del?.rssMiB, 1)} | baseline ${fmt(m.summary.baselineMiB, 1)} | ${fmt((del?.rssMiB ?? Number.NaN) / m.summary.baselineMiB, 2)}× | — | — |`,
     );
   }
+  const tr = r["translate-10k"];
+  if (tr !== undefined) {
+    const gh = tr.targets.find((x) => x.name === "gatehouse");
+    rows.push(
+      `| \`gatehouse translate\` of ${tr.setup.routes} routes + ${tr.setup.services} Services, wall ms (peak RSS ${fmt(gh?.median.peakRssMiB)} MiB) | ${fmt(gh?.median.wallMs)} | js-yaml loadAll ${fmt(tr.reference.medianMs)} | ${fmt(tr.check.ratio, 2)}× | ≤ ${tr.check.target}× | ${yes(tr.check.met)} |`,
+    );
+  }
+  const ms = r["memory-scale"];
+  if (ms !== undefined) {
+    for (const p of ms.points) {
+      const limit = ms.limits[p.label];
+      rows.push(
+        `| Control-plane RSS, ${p.label}, MiB (no forced GC) | ${fmt(p.rssMiB, 1)} | idle ${fmt(ms.points[0]?.rssMiB, 1)} | ${fmt(p.rssMiB / (ms.points[0]?.rssMiB ?? Number.NaN), 2)}× | ${limit === undefined ? "—" : `≤ ${limit} MiB`} | ${limit === undefined ? "—" : yes(p.rssMiB <= limit)} |`,
+      );
+    }
+  }
   return rows.join("\n");
 }
 
@@ -92,7 +117,7 @@ export function resultsMarkdown(r: BenchResults): string {
   const parts = [
     `# Gatehouse benchmark results${r.quick ? " (quick smoke run: not representative)" : ""}`,
     ``,
-    `Run ${r.startedAt} (${Math.round(r.durationS)} s) by \`npm run bench${r.quick ? " -- --quick" : ""}\` on ${String(env["cpuModel"])} × ${String(env["cpus"])}; ${String(env["haproxy"])}; ${String(env["nginx"])}; ${String(env["wrk"])}; Node ${String(env["node"])}; Gatehouse ${String(env["gatehouseCommit"])}. Load average at start / end: ${String(env["loadStart"])} / ${String(env["loadEnd"])} (other work was running on the machine; see bench/README.md on noise).`,
+    `Run ${r.startedAt} (${Math.round(r.durationS)} s) by \`npm run bench${r.quick ? " -- --quick" : ""}${r.only === undefined ? "" : ` -- --only ${r.only.join(",")}`}\` on ${String(env["cpuModel"])} × ${String(env["cpus"])}; ${String(env["haproxy"])}; ${String(env["nginx"])}; ${String(env["wrk"])}; Node ${String(env["node"])}; Gatehouse ${String(env["gatehouseCommit"])}. Load average at start / end: ${String(env["loadStart"])} / ${String(env["loadEnd"])} (other work was running on the machine; see bench/README.md on noise).`,
     ``,
     `## Summary`,
     ``,
@@ -102,6 +127,8 @@ export function resultsMarkdown(r: BenchResults): string {
   if (r.propagation !== undefined) parts.push(``, propagationMarkdown(r.propagation));
   if (r.churn !== undefined) parts.push(``, churnMarkdown(r.churn));
   if (r.memory !== undefined) parts.push(``, memoryMarkdown(r.memory));
+  if (r["translate-10k"] !== undefined) parts.push(``, translate10kMarkdown(r["translate-10k"]));
+  if (r["memory-scale"] !== undefined) parts.push(``, memoryScaleMarkdown(r["memory-scale"]));
   const errors = Object.entries(r.errors);
   if (errors.length > 0)
     parts.push(``, `## Errors`, ``, ...errors.map(([k, v]) => `- ${k}: ${v.split("\n")[0] ?? ""}`));
@@ -135,6 +162,7 @@ async function main(): Promise<number> {
   const versions = ensureTools(log);
   const results: BenchResults = {
     quick: args.quick,
+    ...(args.only === undefined ? {} : { only }),
     startedAt: startedAt.toISOString(),
     finishedAt: "",
     durationS: 0,
@@ -147,6 +175,8 @@ async function main(): Promise<number> {
     propagation: async () => void (results.propagation = await runPropagation(options)),
     churn: async () => void (results.churn = await runChurn(options)),
     memory: async () => void (results.memory = await runMemory(options)),
+    "translate-10k": async () => void (results["translate-10k"] = await runTranslate10k(options)),
+    "memory-scale": async () => void (results["memory-scale"] = await runMemoryScale(options)),
   };
   for (const m of MODULES) {
     if (!only.includes(m)) continue;
@@ -168,7 +198,7 @@ async function main(): Promise<number> {
 
   const outDir = args.out ?? join(ROOT, "bench", "results");
   mkdirSync(outDir, { recursive: true });
-  const base = args.quick ? "quick" : "latest";
+  const base = `${args.quick ? "quick" : "latest"}${args.only === undefined ? "" : `-${only.join("+")}`}`;
   const jsonFile = join(outDir, `${base}.json`);
   const mdFile = join(outDir, `${base}.md`);
   writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`);

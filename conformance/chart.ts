@@ -32,30 +32,59 @@ export async function buildImageAndHelm(
   return { digest, helm };
 }
 
-export interface InstallOptions {
+/**
+ * The fixed ClusterIP of the controller's config-stream Service in the mini-cluster (inside its
+ * service CIDR 10.96.0.0/16): the data-plane pods dial it, as the mini-cluster has no DNS.
+ */
+export const DISTRIBUTION_CLUSTER_IP = "10.96.100.100";
+
+export type InstallOptions = {
   helm: string;
   kubeconfig: string;
   /** The image's manifest digest: a Pod annotation, so a new image rolls the Deployment. */
   digest: string;
-  addressPool: string;
-  iface: string;
   adminPort: number;
-  haproxyMetricsPort: number;
-}
+} & (
+  | {
+      /** Each Gateway its own data-plane Deployment and LoadBalancer Service (the chart's default). */
+      infrastructure: "kubernetes";
+      /** The config-stream Service's ClusterIP, inside the cluster's service CIDR (default DISTRIBUTION_CLUSTER_IP). */
+      distributionClusterIP?: string;
+    }
+  | {
+      /** The controller Pod serves every Gateway on host addresses from the pool. */
+      infrastructure: "host";
+      addressPool: string;
+      iface: string;
+      haproxyMetricsPort: number;
+    }
+);
 
 /** helm upgrade --install of charts/gatehouse (the GatewayClass is the run's own). */
 export async function installController(options: InstallOptions): Promise<string> {
-  const values = [
+  const common = [
     "gatewayClass.create=false",
-    "hostNetwork=true",
-    `addressPool=${options.addressPool}`,
-    `interface=${options.iface}`,
     `admin.port=${options.adminPort}`,
     "logFormat=text",
     "podDisruptionBudget.enabled=false",
     `podAnnotations.gatehouse\\.dev/image-digest=${options.digest.replace(":", "-")}`,
-    `extraArgs={--haproxy-metrics=127.0.0.1:${options.haproxyMetricsPort}}`,
   ];
+  const values =
+    options.infrastructure === "kubernetes"
+      ? [
+          ...common,
+          "infrastructure=kubernetes",
+          `distribution.clusterIP=${options.distributionClusterIP ?? DISTRIBUTION_CLUSTER_IP}`,
+          `distribution.address=${options.distributionClusterIP ?? DISTRIBUTION_CLUSTER_IP}:9443`,
+        ]
+      : [
+          ...common,
+          "infrastructure=host",
+          "hostNetwork=true",
+          `addressPool=${options.addressPool}`,
+          `interface=${options.iface}`,
+          `extraArgs={--haproxy-metrics=127.0.0.1:${options.haproxyMetricsPort}}`,
+        ];
   return run(
     options.helm,
     [

@@ -116,21 +116,28 @@ function appFiles(): string[] {
   return [...new Set(["package.json", "LICENSE", ...sources])].sort();
 }
 
-/**
- * Writes a layer tar of `stage` (its root becomes /): sorted names, owner root, modes u=rwX,go=rX,
- * every mtime `epoch`, PAX headers without atime/ctime or process ids.
- */
-function tarLayer(stage: string, out: string, epoch: number): void {
-  run("tar", [
+/** tar flags that make an archive depend only on the files' names and contents. */
+function reproducibleTar(out: string, dir: string, epoch: number): string[] {
+  return [
     "--create",
     `--file=${out}`,
-    `--directory=${stage}`,
+    `--directory=${dir}`,
     "--sort=name",
     `--mtime=@${epoch}`,
     "--owner=0",
     "--group=0",
     "--numeric-owner",
     "--mode=u=rwX,go=rX",
+  ];
+}
+
+/**
+ * Writes a layer tar of `stage` (its root becomes /): sorted names, owner root, modes u=rwX,go=rX,
+ * every mtime `epoch`, PAX headers without atime/ctime or process ids.
+ */
+function tarLayer(stage: string, out: string, epoch: number): void {
+  run("tar", [
+    ...reproducibleTar(out, stage, epoch),
     "--format=pax",
     "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
     ".",
@@ -375,15 +382,7 @@ function metadata(version: string, revision: string, epoch: number): ImageMetada
 
 function tarLayout(layoutDir: string, out: string, epoch: number): void {
   run("tar", [
-    "--create",
-    `--file=${out}`,
-    `--directory=${layoutDir}`,
-    "--sort=name",
-    `--mtime=@${epoch}`,
-    "--owner=0",
-    "--group=0",
-    "--numeric-owner",
-    "--mode=u=rwX,go=rX",
+    ...reproducibleTar(out, layoutDir, epoch),
     "--format=ustar",
     "oci-layout",
     "index.json",

@@ -53,6 +53,32 @@ export function groupProcesses(pgrp: number): ProcInfo[] {
   return out;
 }
 
+/**
+ * Every descendant of a process (children, their children...), whatever their process group:
+ * Gatehouse starts HAProxy in a group of its own, so groupProcesses(gatehouse) does not see it.
+ */
+export function descendants(pid: number): ProcInfo[] {
+  const all: ProcInfo[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const info = readStat(Number(name));
+    if (info !== undefined) all.push(info);
+  }
+  const found = new Set([pid]);
+  const out: ProcInfo[] = [];
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const p of all) {
+      if (!found.has(p.pid) && found.has(p.ppid)) {
+        found.add(p.pid);
+        out.push(p);
+        grew = true;
+      }
+    }
+  }
+  return out;
+}
+
 /** CPU seconds used so far by the processes of a group, by command name. */
 export function groupCpu(pgrp: number): Map<string, number> {
   const by = new Map<string, number>();

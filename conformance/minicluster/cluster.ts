@@ -36,11 +36,19 @@ import {
 import { readState, runDirFor, saveState, type ClusterState } from "./state.ts";
 import type { KubeletConfig } from "./kubelet/config.ts";
 import { deleteAllContainers } from "./kubelet/oci.ts";
+import { bridgeNetfilter, deleteTable, tableExists } from "./services/host.ts";
+import {
+  DEFAULT_LB_CLASS,
+  DEFAULT_LB_POOL,
+  DEFAULT_LB_RANGE,
+  type ServicesConfig,
+} from "./services/proxy.ts";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const BUILD_SCRIPT = join(REPO, "conformance/scripts/build.sh");
 export const GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api@v1.6.1";
 const KUBELET_MAIN = join(REPO, "conformance/minicluster/kubelet/main.ts");
+const SERVICES_MAIN = join(REPO, "conformance/minicluster/services/main.ts");
 
 export interface StartOptions {
   name: string;
@@ -56,6 +64,18 @@ export interface StartOptions {
   kubelet: boolean;
   /** Extra image → binary mappings for the kubelet (`REGEX=BINARY`). */
   images: string[];
+  /**
+   * Service networking (services/): ClusterIPs and load-balancer IPs programmed in nftables, and
+   * load-balancer addresses assigned to Services of type LoadBalancer. Pods then reach the API
+   * server through the `kubernetes` Service (KUBERNETES_SERVICE_HOST is its ClusterIP).
+   */
+  services: boolean;
+  /** Automatic load-balancer addresses. */
+  loadBalancerPool: string;
+  /** `spec.loadBalancerIP` is honoured inside this range (it contains the pool). */
+  loadBalancerRange: string;
+  /** Services with this loadBalancerClass get addresses too (those without a class always do). */
+  loadBalancerClass: string;
   log: (line: string) => void;
 }
 
@@ -68,7 +88,16 @@ export const DEFAULTS: Omit<StartOptions, "log"> = {
   nodeName: "gatehouse-node",
   kubelet: true,
   images: [],
+  services: true,
+  loadBalancerPool: DEFAULT_LB_POOL,
+  loadBalancerRange: DEFAULT_LB_RANGE,
+  loadBalancerClass: DEFAULT_LB_CLASS,
 };
+
+/** The nftables table of a cluster's service proxy. */
+export function servicesTableFor(name: string): string {
+  return `gatehouse_mc_${name.replace(/-/g, "_")}`;
+}
 
 /** Runs conformance/scripts/build.sh and returns the bin dir it prints. */
 export async function buildBinaries(log: (line: string) => void): Promise<string> {
@@ -374,6 +403,9 @@ export async function startCluster(options: StartOptions): Promise<ClusterState>
     });
     log(`Gateway API ${GATEWAY_API_MODULE.split("@")[1] ?? ""} CRDs (experimental channel) installed`);
 
+    // --- service networking (kube-proxy and load-balancer allocator) ---------------------------
+    if (options.services) await startServices(state, options, { ip: node.ip, port: apiPort }, serviceIP);
+
     // --- the fake kubelet ---------------------------------------------------------------------
     state.kubeletPort = await pickPort(node.ip, 10250);
     if (options.kubelet) await startKubelet(state, pki, kubeletKubeconfig, options);
@@ -385,6 +417,53 @@ export async function startCluster(options: StartOptions): Promise<ClusterState>
     await stopCluster(state, log, { keepRunDir: true });
     throw error;
   }
+}
+
+async function startServices(
+  state: ClusterState,
+  options: StartOptions,
+  apiserver: { ip: string; port: number },
+  serviceIP: string,
+): Promise<void> {
+  const table = servicesTableFor(state.name);
+  if (await tableExists(table)) {
+    throw new Error(`nftables table ip ${table} exists already (another mini-cluster "${state.name}"?)`);
+  }
+  const masqueradeAll = !(await bridgeNetfilter());
+  const config: ServicesConfig = {
+    kubeconfig: state.kubeconfig,
+    table,
+    bridge: state.bridge,
+    nodeIP: state.nodeIP,
+    nodeSubnet: state.nodeSubnet,
+    serviceCIDR: state.serviceCIDR,
+    apiserver,
+    loadBalancerPool: options.loadBalancerPool,
+    loadBalancerRange: options.loadBalancerRange,
+    loadBalancerClass: options.loadBalancerClass,
+    masqueradeAll,
+  };
+  const configPath = join(state.runDir, "services.json");
+  await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
+  const logFile = join(state.runDir, "logs", "services.log");
+  state.servicesTable = table;
+  const record = startProcess("services", process.execPath, [SERVICES_MAIN, "--config", configPath], logFile);
+  state.processes.push(record);
+  state.services = {
+    kubernetesServiceIP: serviceIP,
+    loadBalancerPool: options.loadBalancerPool,
+    loadBalancerRange: options.loadBalancerRange,
+    loadBalancerClass: options.loadBalancerClass,
+  };
+  await saveState(state);
+  await waitFor("the service proxy's first ruleset", 30_000, async () => {
+    if (!isAlive(record)) throw new Fatal(`the service proxy exited (see ${logFile})`);
+    return (await tableExists(table)) ? true : undefined;
+  });
+  options.log(
+    `service proxy (pid ${record.pid}): nftables table ip ${table}; load-balancer pool ${options.loadBalancerPool}` +
+      (masqueradeAll ? " (no br_netfilter: all service traffic masqueraded)" : ""),
+  );
 }
 
 async function startKubelet(
@@ -411,6 +490,12 @@ async function startKubelet(
     binaries: { "echo-basic": join(state.binDir, "echo-basic"), coredns: join(state.binDir, "coredns") },
     images: options.images,
     kubeletVersion: "v1.36.4",
+    ...(state.services !== undefined
+      ? {
+          routes: [state.serviceCIDR, state.services.loadBalancerRange],
+          kubernetesService: { host: state.services.kubernetesServiceIP, port: 443 },
+        }
+      : {}),
   };
   await mkdir(config.runDir, { recursive: true });
   const configPath = join(state.runDir, "kubelet.json");
@@ -480,6 +565,17 @@ export async function stopCluster(
       log(`removed container ${id}`);
     }
   });
+  // The service proxy removes its table when it stops; one a killed proxy left is removed here
+  // (its routes go with the bridge).
+  const table = state.servicesTable;
+  if (table !== undefined) {
+    await attempt(`nftables table ${table}`, async () => {
+      if (await tableExists(table)) {
+        await deleteTable(table);
+        log(`removed nftables table ip ${table}`);
+      }
+    });
+  }
   await attempt("network namespaces", async () => {
     for (const ns of (await listNetns()).filter((n) => n.startsWith(state.netnsPrefix))) {
       await deleteNetns(ns);

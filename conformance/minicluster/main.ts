@@ -26,6 +26,13 @@ Flags:
   --node-name NAME       (default ${DEFAULTS.nodeName})
   --no-kubelet           do not start the fake kubelet
   --image REGEX=BINARY   run images matching REGEX with BINARY (repeatable)
+  --no-services          no service networking (no ClusterIPs, no load-balancer addresses)
+  --lb-pool CIDR         load-balancer addresses for Services of type LoadBalancer
+                         (default ${DEFAULTS.loadBalancerPool})
+  --lb-range CIDR        spec.loadBalancerIP is honoured inside this range
+                         (default ${DEFAULTS.loadBalancerRange})
+  --lb-class NAME        also serve Services with this loadBalancerClass
+                         (default ${DEFAULTS.loadBalancerClass}; those without a class always)
   --keep-run-dir         stop: leave the run dir (logs) in place
 `;
 
@@ -42,6 +49,10 @@ async function main(argv: string[]): Promise<number> {
       "node-name": { type: "string", default: DEFAULTS.nodeName },
       "no-kubelet": { type: "boolean", default: false },
       image: { type: "string", multiple: true, default: [] },
+      "no-services": { type: "boolean", default: false },
+      "lb-pool": { type: "string", default: DEFAULTS.loadBalancerPool },
+      "lb-range": { type: "string", default: DEFAULTS.loadBalancerRange },
+      "lb-class": { type: "string", default: DEFAULTS.loadBalancerClass },
       "keep-run-dir": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -63,6 +74,10 @@ async function main(argv: string[]): Promise<number> {
         nodeName: values["node-name"],
         kubelet: !values["no-kubelet"],
         images: values.image,
+        services: !values["no-services"],
+        loadBalancerPool: values["lb-pool"],
+        loadBalancerRange: values["lb-range"],
+        loadBalancerClass: values["lb-class"],
         log,
       });
       log(
@@ -92,6 +107,11 @@ async function main(argv: string[]): Promise<number> {
           `mini-cluster "${state.name}" (${state.runDir}), since ${state.createdAt}`,
           `  API server  ${state.apiserverURL}`,
           `  node        ${state.nodeName} ${state.nodeIP} (bridge ${state.bridge}, pods ${state.podCIDR}), kubelet :${state.kubeletPort}`,
+          ...(state.services !== undefined
+            ? [
+                `  services    kubernetes ${state.services.kubernetesServiceIP}:443, service CIDR ${state.serviceCIDR}, load-balancer pool ${state.services.loadBalancerPool} (requests within ${state.services.loadBalancerRange}), nftables table ip ${state.servicesTable ?? "?"}`,
+              ]
+            : []),
           ...state.processes.map(
             (p) => `  ${p.name.padEnd(24)} pid ${p.pid} ${isAlive(p) ? "running" : "NOT RUNNING"}`,
           ),

@@ -33,6 +33,16 @@ export interface ClusterState {
   processes: ProcessRecord[];
   /** Extra interfaces to delete on stop (e.g. one a controller of a run made). */
   extraLinks: string[];
+  /** The service proxy's nftables table (family ip), when it was started. */
+  servicesTable?: string;
+  /** Service networking, when enabled (services/). */
+  services?: {
+    /** ClusterIP of the `kubernetes` Service (port 443). */
+    kubernetesServiceIP: string;
+    loadBalancerPool: string;
+    loadBalancerRange: string;
+    loadBalancerClass: string;
+  };
 }
 
 export const DEFAULT_HOME = "/tmp/gatehouse-minicluster";

@@ -19,7 +19,8 @@ export interface LaunchAdminOptions {
   listen: AdminListen;
   state: AdminState;
   registry: Registry;
-  haproxyMetricsUrl: string;
+  /** HAProxy's exporter, proxied by /metrics (none: a control plane without a local data plane). */
+  haproxyMetricsUrl?: string;
   logger: Logger;
 }
 
@@ -43,7 +44,7 @@ export async function launchAdmin(
     registry: options.registry,
     host: listen.host,
     port: listen.port,
-    haproxyMetricsUrl: options.haproxyMetricsUrl,
+    ...(options.haproxyMetricsUrl !== undefined ? { haproxyMetricsUrl: options.haproxyMetricsUrl } : {}),
     ...(token !== undefined ? { token } : {}),
     allowUnauthenticated: insecure,
     onError: (message, cause) => logger.warn({ err: cause }, message),

@@ -10,6 +10,7 @@
 import { Worker } from "node:worker_threads";
 import type { Registry } from "prom-client";
 import { GatehouseError, UsageError } from "../errors.ts";
+import { joinHostPort, parseHostPort } from "../net/hostport.ts";
 import { isLoopbackHost } from "./auth.ts";
 import type { FromWorker, Part, SnapshotParts, ToWorker, WorkerConfig } from "./protocol.ts";
 import { PARTS } from "./protocol.ts";
@@ -300,19 +301,10 @@ export function exposedWithoutToken(host: string, port: number): string {
  * Throws UsageError for anything else.
  */
 export function parseAdminAddress(value: string): { host: string; port: number } {
-  const match = /^(?:(\[[0-9a-fA-F:.]+\]|[^:[\]]*):)?(\d{1,5})$/.exec(value.trim());
-  const port = match?.[2] === undefined ? NaN : Number(match[2]);
-  if (match === null || !Number.isInteger(port) || port > 65535) {
+  const parsed = parseHostPort(value, { defaultHost: DEFAULT_ADMIN_HOST });
+  if (parsed === undefined)
     throw new UsageError(`--admin must be HOST:PORT (e.g. 127.0.0.1:9901 or [::1]:9901), not "${value}"`);
-  }
-  const rawHost = match[1];
-  const host =
-    rawHost === undefined || rawHost === "" ? DEFAULT_ADMIN_HOST : rawHost.replace(/^\[(.*)\]$/, "$1");
-  return { host, port };
-}
-
-function joinHostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  return parsed;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

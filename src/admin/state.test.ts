@@ -166,6 +166,15 @@ describe("AdminStateStore readiness and listeners", () => {
     });
   });
 
+  test("a controller whose Gateways run in their own pods is ready without listeners of its own", () => {
+    const store = new AdminStateStore(at, { listenersRequired: false });
+    store.setInput({ generation: 1, errors: [], warnings: [] });
+    assert.equal(store.ready().ready, false, "nothing published yet");
+    store.recordApply(1, IR_A, { ok: true, method: "start" });
+    store.setStatuses([]);
+    assert.equal(store.ready().ready, true);
+  });
+
   test("every listener not programmed: not ready, with the listeners' reasons", () => {
     const store = new AdminStateStore(at);
     store.setInput({ generation: 1, errors: [], warnings: [] });

@@ -135,6 +135,7 @@ export type ApplyOutcome =
 export class AdminStateStore implements AdminState {
   readonly #now: () => Date;
   #generation: number | null = null;
+  readonly #listenersRequired: boolean;
   #errors: InputErrorReport[] = [];
   #warnings: string[] = [];
   #objects: StatusEntry[] = [];
@@ -147,8 +148,14 @@ export class AdminStateStore implements AdminState {
   #version = 0;
   readonly #listeners = new Set<() => void>();
 
-  constructor(now: () => Date = () => new Date()) {
+  /**
+   * `listenersRequired` (default true): not ready while no listener is programmed, as a proxy that
+   * serves nothing should not take traffic. False for a controller whose Gateways are served by
+   * their own pods (--infrastructure kubernetes): it is ready once it has published a configuration.
+   */
+  constructor(now: () => Date = () => new Date(), options: { listenersRequired?: boolean } = {}) {
     this.#now = now;
+    this.#listenersRequired = options.listenersRequired ?? true;
   }
 
   /** A new input generation arrived (its problems replace the previous ones). */
@@ -234,7 +241,7 @@ export class AdminStateStore implements AdminState {
       return { ready: false, reason: `configuration generation ${latest} not programmed yet` };
     }
     const served = this.#servedListeners;
-    if (served !== undefined && served.programmed === 0) {
+    if (this.#listenersRequired && served !== undefined && served.programmed === 0) {
       const why =
         served.problems.length === 0
           ? `generation ${appliedGeneration} has no listener`

@@ -20,6 +20,33 @@ describe("gatehouse controller: command line", () => {
     assert.deepEqual(a.admin, { host: "127.0.0.1", port: 9901 });
     assert.deepEqual(a.udp, { idleTimeoutMs: 60_000, maxFlows: 4096 });
     assert.equal(a.logFormat, "json");
+    assert.deepEqual(a.leaseTimings, {
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+    });
+  });
+
+  test("leader election timings: durations, checked as client-go checks them", () => {
+    const a = parseControllerArgs([
+      "--leader-elect-lease-duration=1m",
+      "--leader-elect-renew-deadline=40s",
+      "--leader-elect-retry-period=500ms",
+    ]);
+    assert.deepEqual(a.leaseTimings, {
+      leaseDurationMs: 60_000,
+      renewDeadlineMs: 40_000,
+      retryPeriodMs: 500,
+    });
+    for (const args of [
+      ["--leader-elect-lease-duration=10s"], // not longer than the default renew deadline
+      ["--leader-elect-renew-deadline=2s"], // not longer than 1.2 × the default retry period
+      ["--leader-elect-retry-period=0s"],
+      ["--leader-elect-lease-duration=15"],
+      ["--leader-elect-renew-deadline=-1s"],
+    ]) {
+      assert.throws(() => parseControllerArgs(args), UsageError, args.join(" "));
+    }
   });
 
   test("flags", () => {
@@ -46,15 +73,47 @@ describe("gatehouse controller: command line", () => {
     assert.deepEqual(a.admin, { host: "0.0.0.0", port: 1234, tokenFile: "/run/admin-token" });
   });
 
-  test("--infrastructure kubernetes is not implemented yet, and says so", () => {
-    assert.throws(
-      () => parseControllerArgs(["--infrastructure", "kubernetes"]),
-      (e: unknown) => {
-        assert.ok(e instanceof UsageError);
-        assert.match(e.message, /not implemented yet: use --infrastructure host/);
-        return true;
-      },
+  test("--infrastructure kubernetes: its flags, required ones, and no host-only flags", () => {
+    const a = parseControllerArgs([
+      "--infrastructure=kubernetes",
+      "--dataplane-image=registry.example.com/gatehouse:1.2.3",
+      "--dataplane-image-pull-secret=one",
+      "--dataplane-image-pull-secret=two",
+      "--distribute-address=gatehouse-distribution.gatehouse-system.svc:9443",
+    ]);
+    assert.equal(a.infrastructure, "kubernetes");
+    assert.deepEqual(a.kubernetes, {
+      dataplaneImage: "registry.example.com/gatehouse:1.2.3",
+      dataplanePullPolicy: "IfNotPresent",
+      dataplanePullSecrets: ["one", "two"],
+      distributeListen: { host: "0.0.0.0", port: 9443 },
+      distributeAddress: { host: "gatehouse-distribution.gatehouse-system.svc", port: 9443 },
+      caSecret: "gatehouse-ca",
+    });
+    const required = (args: string[], pattern: RegExp): void => {
+      assert.throws(
+        () => parseControllerArgs(args),
+        (e: unknown) => e instanceof UsageError && pattern.test(e.message),
+        args.join(" "),
+      );
+    };
+    required(["--infrastructure=kubernetes", "--distribute-address=a:1"], /needs --dataplane-image/);
+    required(["--infrastructure=kubernetes", "--dataplane-image=x"], /needs --distribute-address/);
+    required(
+      [
+        "--infrastructure=kubernetes",
+        "--dataplane-image=x",
+        "--distribute-address=a:1",
+        "--address-pool=10.0.0.0/24",
+      ],
+      /only with --infrastructure host/,
     );
+    required(["--dataplane-image=x"], /--dataplane-image: only with --infrastructure kubernetes/);
+    required(
+      ["--infrastructure=kubernetes", "--dataplane-image=x", "--distribute-address=nohost"],
+      /--distribute-address must be HOST:PORT/,
+    );
+    assert.equal(parseControllerArgs([]).kubernetes, undefined);
   });
 
   test("bad values are usage errors", () => {
@@ -79,7 +138,7 @@ describe("gatehouse controller: command line", () => {
     const err: string[] = [];
     const io: CliIO = { stdout: () => undefined, stderr: (t) => err.push(t), now: () => new Date(0) };
     assert.equal(await main(["controller", "--infrastructure=kubernetes"], io), 2);
-    assert.match(err.join(""), /gatehouse controller: --infrastructure kubernetes: not implemented yet/);
+    assert.match(err.join(""), /gatehouse controller: --infrastructure kubernetes needs --dataplane-image/);
     assert.match(err.join(""), /Usage: gatehouse controller/);
   });
 

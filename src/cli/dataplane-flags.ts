@@ -12,7 +12,7 @@ import {
   type AccessLogOutput,
 } from "../observability/access-log.ts";
 import { parseLogFormat, parseLogLevel, type LogFormat, type LogLevel } from "../observability/logger.ts";
-import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
+import { DEFAULT_CONTROLLER_NAME } from "../translate/options.ts";
 
 /** node:util parseArgs option specs of the shared flags. */
 export const DATAPLANE_OPTIONS = {

@@ -3,10 +3,6 @@
 //   0 success, 1 failure (a GatehouseError or a bug), 2 usage error (usage printed on stderr).
 import { readFileSync } from "node:fs";
 import { GatehouseError, UsageError } from "../errors.ts";
-import { controllerCommand } from "./controller.ts";
-import { explainCommand } from "./explain.ts";
-import { serveCommand } from "./serve.ts";
-import { translateCommand } from "./translate.ts";
 
 /** What a command may touch of the outside world; injectable for tests. */
 export interface CliIO {
@@ -30,12 +26,45 @@ export interface Command {
   run(args: readonly string[], io: CliIO): Promise<number>;
 }
 
+/**
+ * A command known by name and summary, its module loaded only when it runs or its help is asked for:
+ * `gatehouse translate` then does not load the Kubernetes client and the serve machinery (about 1.5 s
+ * of module loading on a busy two-core machine). main.test.ts checks these summaries against the
+ * commands' own.
+ */
+export interface CommandEntry {
+  readonly name: string;
+  readonly summary: string;
+  load(): Promise<Command>;
+}
+
 /** Every subcommand, in the order the overview lists them. */
-export const COMMANDS: readonly Command[] = [
-  serveCommand,
-  controllerCommand,
-  translateCommand,
-  explainCommand,
+export const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: "serve",
+    summary: "Run the gateway standalone on YAML files, with HAProxy as the data plane",
+    load: async () => (await import("./serve.ts")).serveCommand,
+  },
+  {
+    name: "controller",
+    summary: "Run as a Kubernetes Gateway API controller (API server → HAProxy, status written back)",
+    load: async () => (await import("./controller.ts")).controllerCommand,
+  },
+  {
+    name: "dataplane",
+    summary: "Run one Gateway's data plane, configured by the controller (--infrastructure kubernetes)",
+    load: async () => (await import("./dataplane.ts")).dataplaneCommand,
+  },
+  {
+    name: "translate",
+    summary: "Translate resources from YAML files to statuses and data-plane IR (JSON)",
+    load: async () => (await import("./translate.ts")).translateCommand,
+  },
+  {
+    name: "explain",
+    summary: "Explain which listener and rule serve a request or a route, and why not",
+    load: async () => (await import("./explain.ts")).explainCommand,
+  },
 ];
 
 export const processIO: CliIO = {
@@ -44,7 +73,7 @@ export const processIO: CliIO = {
   now: () => new Date(),
 };
 
-export function overview(commands: readonly Command[] = COMMANDS): string {
+export function overview(commands: readonly CommandEntry[] = COMMANDS): string {
   const width = Math.max(...commands.map((command) => command.name.length));
   const lines = commands.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`);
   return [
@@ -74,7 +103,7 @@ export function gatehouseVersion(): string {
 export async function main(
   argv: readonly string[],
   io: CliIO = processIO,
-  commands: readonly Command[] = COMMANDS,
+  commands: readonly CommandEntry[] = COMMANDS,
 ): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined) {
@@ -91,16 +120,17 @@ export async function main(
       io.stdout(overview(commands));
       return 0;
     }
-    const command = commands.find((candidate) => candidate.name === topic);
-    if (command === undefined) return usageError(io, `unknown command "${topic}"`, overview(commands));
-    io.stdout(command.usage);
+    const entry = commands.find((candidate) => candidate.name === topic);
+    if (entry === undefined) return usageError(io, `unknown command "${topic}"`, overview(commands));
+    io.stdout((await entry.load()).usage);
     return 0;
   }
-  const command = commands.find((candidate) => candidate.name === first);
-  if (command === undefined) {
+  const entry = commands.find((candidate) => candidate.name === first);
+  if (entry === undefined) {
     const what = first.startsWith("-") ? `unknown flag "${first}"` : `unknown command "${first}"`;
     return usageError(io, what, overview(commands));
   }
+  const command = await entry.load();
   const flags = rest.includes("--") ? rest.slice(0, rest.indexOf("--")) : rest;
   if (flags.some((arg) => HELP.has(arg))) {
     io.stdout(command.usage);

@@ -149,7 +149,8 @@ export type IRHTTPFilter =
   | { type: "RequestRedirect"; redirect: IRRedirect }
   | { type: "URLRewrite"; rewrite: IRURLRewrite }
   | { type: "RequestMirror"; mirror: IRMirror }
-  | { type: "CORS"; cors: IRCORS };
+  | { type: "CORS"; cors: IRCORS }
+  | { type: "ExternalAuth"; auth: IRExternalAuth };
 
 export interface IRRedirect {
   /** Scheme of the Location header (resolved: the request's scheme when the filter sets none). */
@@ -176,6 +177,27 @@ export interface IRMirror {
   backend: string;
   /** Share of requests mirrored, 0..100 (may be fractional). */
   percent: number;
+}
+
+/**
+ * An ExternalAuth filter: each request is checked by an authorization service (HTTP: a request whose
+ * 200 answer allows; GRPC: Envoy's ext_authz `Check`) before it goes on. HAProxy cannot call it: the
+ * data plane's auth bridge (src/dataplane/extauth) does, and sets `bridge` before rendering.
+ */
+export interface IRExternalAuth {
+  protocol: "HTTP" | "GRPC";
+  /** IRBackend.id of the authorization service. */
+  backend: string;
+  /** HTTP: prefix added to the request path sent to the service ("" for none). */
+  pathPrefix: string;
+  /** Request headers sent to the service (lower case; empty: HTTP the fixed set only, GRPC all). */
+  allowedRequestHeaders: string[];
+  /** HTTP: headers of the service's 200 answer copied into the request (empty: all but Host). */
+  allowedResponseHeaders: string[];
+  /** Bytes of the request body sent to the service (0: none). */
+  forwardBodyMaxSize: number;
+  /** The data plane's auth bridge, `127.0.0.1:<port>` (absent: requests are refused, 500). */
+  bridge?: string;
 }
 
 export interface IRCORS {
@@ -246,9 +268,16 @@ export interface IRBackend {
     sni: string;
     caCertificates: string[];
     wellKnownCACertificates?: "System";
+    /** `DNS:<name>` / `URI:<uri>`; empty: the certificate is checked against the SNI. */
     subjectAltNames: string[];
     /** The certificate the Gateway presents to the server (GatewayBackendClientCertificate). */
     clientCertificate?: IRCertificate;
+    /**
+     * `subjectAltNames` (non-empty): the server certificate must match one of these, `DNS:<name>` or
+     * `URI:<uri>`, instead of the SNI. HAProxy cannot check them: the data plane's TLS bridge does
+     * (src/dataplane/tlsbridge), and sets `bridge` (its `127.0.0.1:<port>`) before rendering.
+     */
+    bridge?: string;
   };
 }
 

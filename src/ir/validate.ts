@@ -41,6 +41,13 @@ export function validateIR(ir: IR): string[] {
       if (f.type === "RequestMirror" && !(f.mirror.percent >= 0 && f.mirror.percent <= 100)) {
         problems.push(`${at}.filters[${k}].mirror.percent: ${f.mirror.percent} is outside 0..100`);
       }
+      if (f.type === "ExternalAuth") {
+        if (!backendIds.has(f.auth.backend))
+          problems.push(`${at}.filters[${k}].auth.backend: ${f.auth.backend} is not in backends`);
+        const size = f.auth.forwardBodyMaxSize;
+        if (!Number.isInteger(size) || size < 0 || size > 65535)
+          problems.push(`${at}.filters[${k}].auth.forwardBodyMaxSize: ${size} is outside 0..65535`);
+      }
     }
   };
   const gatewayIds = new Set<string>();

@@ -11,6 +11,8 @@ import { celEnv, celFunc, CelScalar, isCelError, parse, plan } from "@bufbuild/c
 import type { CelInput, CelResult } from "@bufbuild/cel";
 import { strings } from "@bufbuild/cel/ext";
 import { RE2JS } from "@bufbuild/re2";
+import { compileFast, FALLBACK } from "./cel-compile.ts";
+import type { FastProgram } from "./cel-compile.ts";
 
 /** One entry of an `x-kubernetes-validations` list. */
 export interface CelRule {
@@ -39,7 +41,8 @@ export interface CelCoverage {
 }
 
 type Program = (self: CelInput) => CelResult;
-type Compiled = { ok: true; run: Program } | { ok: false; reason: string };
+/** `fast`: the same rule compiled to closures when it is in their subset (cel-compile.ts). */
+type Compiled = { ok: true; run: Program; fast?: FastProgram } | { ok: false; reason: string };
 
 /** Operators and macros the planner implements itself (not looked up in the function resolver). */
 const BUILTIN_CALLS = new Set([
@@ -127,7 +130,8 @@ export function compileRule(rule: string): Compiled {
         result = { ok: false, reason: `unsupported function(s): ${unknown.sort().join(", ")}` };
       } else {
         const program = plan(env, parsed);
-        result = { ok: true, run: (self) => program({ self }) };
+        const fast = compileFast(parsed, { isIP: k8sIsIP });
+        result = { ok: true, run: (self) => program({ self }), ...(fast === undefined ? {} : { fast }) };
       }
     } catch (err) {
       result = { ok: false, reason: `compile error: ${err instanceof Error ? err.message : String(err)}` };
@@ -135,6 +139,22 @@ export function compileRule(rule: string): Compiled {
   }
   compiled.set(rule, result);
   return result;
+}
+
+let compiledRulesEnabled = true;
+
+/** Whether rules run compiled to closures where they can (default); false: the interpreter only (tests). */
+export function useCompiledRules(enabled: boolean): void {
+  compiledRulesEnabled = enabled;
+}
+
+/** A compiled rule's value, or FALLBACK when the interpreter must evaluate it. */
+function runFast(program: FastProgram, self: CelInput): unknown {
+  try {
+    return program(self);
+  } catch {
+    return FALLBACK; // FALLBACK itself, or a fault of the closures: the interpreter is the reference
+  }
 }
 
 /** Runs a compiled program, converting thrown exceptions into an error string. */
@@ -172,6 +192,12 @@ function failureMessage(rule: CelRule, self: CelInput): string {
 export function evaluateRule(rule: CelRule, self: CelInput): RuleOutcome {
   const program = compileRule(rule.rule);
   if (!program.ok) return { kind: "skipped", reason: program.reason };
+  if (program.fast !== undefined && compiledRulesEnabled) {
+    const value = runFast(program.fast, self);
+    if (value === true) return { kind: "pass" };
+    if (value === false) return { kind: "fail", message: failureMessage(rule, self) };
+    // Anything else (a CEL error, a case the closures leave to the interpreter): the interpreter decides.
+  }
   const out = execute(program.run, self);
   if ("error" in out) {
     recordRuntimeError(rule.rule, out.error);
@@ -230,6 +256,18 @@ const CEL_RESERVED = new Set([
  * `a-b` → `a__dash__b`, ...). Returns undefined for names CEL cannot access.
  */
 export function escapeFieldName(name: string): string | undefined {
+  const known = escapedNames.get(name);
+  if (known !== undefined || escapedNames.has(name)) return known;
+  const escaped = escapeName(name);
+  if (escapedNames.size >= 10_000) escapedNames.clear();
+  escapedNames.set(name, escaped);
+  return escaped;
+}
+
+/** escapeFieldName's answers so far (field names repeat across objects). */
+const escapedNames = new Map<string, string | undefined>();
+
+function escapeName(name: string): string | undefined {
   if (name === "" || /^[0-9]/.test(name)) return undefined;
   if (CEL_RESERVED.has(name)) return `__${name}__`;
   const escaped = name.replace(/__|\.|-|\//g, (s) =>
@@ -273,21 +311,43 @@ function mapValueSchema(schema: StructuralSchema | undefined): StructuralSchema 
  * properties become maps keyed by escaped property names (undeclared fields are pruned, as the
  * API server does), other objects become maps with raw keys, integers become CEL ints (bigint).
  */
-export function toCelValue(data: unknown, schema: StructuralSchema | undefined): CelInput {
-  if (Array.isArray(data)) return data.map((x: unknown) => toCelValue(x, schema?.items));
-  if (isPlainObject(data)) {
+export function toCelValue(
+  data: unknown,
+  schema: StructuralSchema | undefined,
+  cache?: Conversions,
+): CelInput {
+  if (typeof data !== "object" || data === null) return toCelScalar(data, schema);
+  const known = cache?.get(data);
+  if (known !== undefined && known.schema === schema) return known.value;
+  let value: CelInput;
+  if (Array.isArray(data)) {
+    const items = schema?.items;
+    value = data.map((x: unknown) => toCelValue(x, items, cache));
+  } else {
     const out = new Map<string, CelInput>();
     const props = schema?.properties;
-    for (const [key, value] of Object.entries(data)) {
-      if (value === undefined) continue;
-      if (props === undefined) out.set(key, toCelValue(value, mapValueSchema(schema)));
+    const values = props === undefined ? mapValueSchema(schema) : undefined;
+    const record = data as Record<string, unknown>;
+    for (const key in record) {
+      if (!Object.hasOwn(record, key)) continue;
+      const v = record[key];
+      if (v === undefined) continue;
+      if (props === undefined) out.set(key, toCelValue(v, values, cache));
       else if (Object.hasOwn(props, key)) {
         const name = escapeFieldName(key);
-        if (name !== undefined) out.set(name, toCelValue(value, props[key]));
+        if (name !== undefined) out.set(name, toCelValue(v, props[key], cache));
       }
     }
-    return out;
+    value = out;
   }
+  cache?.set(data, { schema, value });
+  return value;
+}
+
+/** Converted values of one walk's data nodes (each node is converted once, not once per rule above it). */
+type Conversions = WeakMap<object, { schema: StructuralSchema | undefined; value: CelInput }>;
+
+function toCelScalar(data: unknown, schema: StructuralSchema | undefined): CelInput {
   if (typeof data === "number") {
     const type = schema?.type;
     const integer =
@@ -359,11 +419,12 @@ export function checkExtensions(
   path: string,
   options: ExtensionOptions,
   errors: ExtensionError[] = [],
+  conversions: Conversions = new WeakMap(),
 ): ExtensionError[] {
   if (data === undefined || !typeFits(schema, data)) return errors;
   const rules = schema["x-kubernetes-validations"];
   if (Array.isArray(rules) && rules.length > 0 && !options.skipRules(path)) {
-    const self = toCelValue(data, schema);
+    const self = toCelValue(data, schema, conversions);
     for (const rule of rules) {
       if (!isPlainObject(rule) || typeof rule.rule !== "string") continue;
       const outcome = evaluateRule(rule, self);
@@ -376,17 +437,20 @@ export function checkExtensions(
     checkListType(schema, data, path, errors);
     const items = schema.items;
     if (items !== undefined)
-      data.forEach((x: unknown, i) => checkExtensions(items, x, `${path}[${i}]`, options, errors));
+      data.forEach((x: unknown, i) =>
+        checkExtensions(items, x, `${path}[${i}]`, options, errors, conversions),
+      );
   } else if (isPlainObject(data)) {
     const props = schema.properties;
     const values = mapValueSchema(schema);
     if (props !== undefined) {
       for (const [key, sub] of Object.entries(props)) {
-        if (Object.hasOwn(data, key)) checkExtensions(sub, data[key], child(path, key), options, errors);
+        if (Object.hasOwn(data, key))
+          checkExtensions(sub, data[key], child(path, key), options, errors, conversions);
       }
     } else if (values !== undefined) {
       for (const [key, value] of Object.entries(data)) {
-        checkExtensions(values, value, `${path}[${key}]`, options, errors);
+        checkExtensions(values, value, `${path}[${key}]`, options, errors, conversions);
       }
     }
   }

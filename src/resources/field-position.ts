@@ -1,7 +1,7 @@
 // Where a field named by its path (as validation reports it) is in a YAML document's text, so that
 // a rejected object's problem names a line and column like a syntax error does.
-import { isMap, isPair, isScalar, isSeq } from "yaml";
 import type { Document } from "yaml";
+import { yamlLibrary } from "./yaml-lib.ts";
 
 /**
  * The offset in the text of the field at `path` (`spec.rules[0].matches[0].path.type`, as
@@ -9,6 +9,7 @@ import type { Document } from "yaml";
  * enclosing field present when the field itself is not in the text (a missing required field).
  */
 export function fieldOffset(doc: Document, path: string): number | undefined {
+  const { isMap, isPair, isScalar, isSeq } = yamlLibrary();
   let node: unknown = doc.contents;
   let offset = rangeStart(node);
   for (const segment of fieldSegments(path)) {

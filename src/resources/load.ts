@@ -10,7 +10,7 @@
 // directory and file is read once (loops end there), and the walk stops MAX_DEPTH directories down.
 import { lstat, readFile, readdir, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { LineCounter, parseAllDocuments } from "yaml";
+import type { Document } from "yaml";
 import {
   DuplicateObjectError,
   InputError,
@@ -33,6 +33,8 @@ import type { KubeObject } from "./meta.ts";
 import { buildSnapshot, isClusterScoped, objectKey, snapshotField } from "./snapshot.ts";
 import type { DuplicateObject, Snapshot, Source } from "./snapshot.ts";
 import { validateObject } from "./validate.ts";
+import { fastDocuments } from "./yaml-fast.ts";
+import { yamlLibrary } from "./yaml-lib.ts";
 
 /** What a stat call tells the loader. */
 export interface FileKind {
@@ -223,10 +225,87 @@ export async function loadSnapshot(
  * and listed in `rejected`. At most MAX_PROBLEMS_PER_FILE problems are reported one by one; every
  * message is one bounded line.
  */
-export function parseDocuments(text: string, file: string): ParsedFile {
+export function parseDocuments(text: string, file: string, options: ParseOptions = {}): ParsedFile {
+  const fast = options.fast === false ? undefined : fastDocuments(text);
+  if (fast === undefined) return parseWithYaml(text, file);
   const result: ParsedFile = { objects: [], errors: [], warnings: [], broken: false, rejected: [] };
-  const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, merge: true });
+  const lines = new LinePositions(text);
+  fast.values.forEach((value, index) => {
+    if (value === null || value === undefined) return;
+    const where: InputLocation = { file, index };
+    let doc: Document | undefined | null = null;
+    let base = 0;
+    const locate = (path: string): InputLocation => {
+      // Only for a rejected object: its document alone is parsed again, with the `yaml` library.
+      if (doc === null) ({ doc, base } = reparseDocument(text, fast.starts, index));
+      const offset = doc === undefined ? undefined : fieldOffset(doc, path);
+      if (offset === undefined) return {};
+      const { line, column } = lines.at(base + offset);
+      return { line, column };
+    };
+    addDocument(value, where, result, locate);
+  });
+  return finish(result, file);
+}
+
+export interface ParseOptions {
+  /** false: parse with the `yaml` library only (the fast path is for plain YAML, see yaml-fast.ts). */
+  fast?: boolean;
+}
+
+/**
+ * Document `index` of `text` parsed again with the `yaml` library, and the offset in `text` its
+ * offsets count from: only its own lines are parsed (from the line where it starts to the line where
+ * the next document starts), or the whole text when that does not give a clean document.
+ */
+function reparseDocument(
+  text: string,
+  starts: number[],
+  index: number,
+): { doc: Document | undefined; base: number } {
+  const start = starts[index] ?? -1;
+  if (start >= 0) {
+    const from = text.lastIndexOf("\n", start - 1) + 1;
+    const next = starts.slice(index + 1).find((s) => s >= 0);
+    const to = next === undefined ? text.length : text.lastIndexOf("\n", next - 1) + 1;
+    const docs = yamlLibrary().parseAllDocuments(text.slice(from, to), { prettyErrors: false, merge: true });
+    const first = "empty" in docs ? undefined : docs[0];
+    if (first !== undefined && first.errors.length === 0) return { doc: first, base: from };
+  }
+  const docs = yamlLibrary().parseAllDocuments(text, { prettyErrors: false, merge: true });
+  return { doc: "empty" in docs ? undefined : docs[index], base: 0 };
+}
+
+/** Line and column (1-based, as the `yaml` library's LineCounter counts) of offsets in a text. */
+class LinePositions {
+  readonly #text: string;
+  #starts: number[] | undefined;
+  constructor(text: string) {
+    this.#text = text;
+  }
+  at(offset: number): { line: number; column: number } {
+    if (this.#starts === undefined) {
+      const starts = [0];
+      for (let i = this.#text.indexOf("\n"); i >= 0; i = this.#text.indexOf("\n", i + 1)) starts.push(i + 1);
+      this.#starts = starts;
+    }
+    const starts = this.#starts;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((starts[mid] ?? 0) <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, column: offset - (starts[lo] ?? 0) + 1 };
+  }
+}
+
+/** parseDocuments with the `yaml` library: syntax errors and warnings with line and column. */
+function parseWithYaml(text: string, file: string): ParsedFile {
+  const result: ParsedFile = { objects: [], errors: [], warnings: [], broken: false, rejected: [] };
+  const lineCounter = new (yamlLibrary().LineCounter)();
+  const docs = yamlLibrary().parseAllDocuments(text, { lineCounter, prettyErrors: false, merge: true });
   const at = (where: InputLocation, offset: number): InputLocation => {
     const { line, col } = lineCounter.linePos(offset);
     return { ...where, line, column: col };

@@ -12,6 +12,7 @@ import type {
   TLSRoute,
   UDPRoute,
 } from "./generated/types.ts";
+import type { GatehouseProxy } from "./gatehouseproxy.ts";
 import type { KubeObject } from "./meta.ts";
 
 /** Where an object came from (a file and document index, or the API server). */
@@ -40,6 +41,8 @@ export interface Snapshot {
   readonly endpointSlices: ObjectMap<EndpointSlice>;
   readonly secrets: ObjectMap<Secret>;
   readonly configMaps: ObjectMap<ConfigMap>;
+  /** gatehouse.dev GatehouseProxy: Gateway parameters of `--infrastructure kubernetes`. */
+  readonly gatehouseProxies: ObjectMap<GatehouseProxy>;
 }
 
 export type SnapshotField = keyof Snapshot;
@@ -65,6 +68,7 @@ const KIND_FIELDS: Record<string, Record<string, SnapshotField>> = {
     ConfigMap: "configMaps",
   },
   "discovery.k8s.io": { EndpointSlice: "endpointSlices" },
+  "gatehouse.dev": { GatehouseProxy: "gatehouseProxies" },
 };
 
 const CLUSTER_SCOPED = new Set(["GatewayClass", "Namespace"]);
@@ -111,6 +115,7 @@ export function emptySnapshot(): Snapshot {
     endpointSlices: new Map(),
     secrets: new Map(),
     configMaps: new Map(),
+    gatehouseProxies: new Map(),
   };
 }
 

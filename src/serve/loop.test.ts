@@ -28,6 +28,7 @@ function harness(results: Array<"ok" | "fail" | "reject">) {
   const timers: Array<{ fn: () => void; ms: number; cancelled: boolean }> = [];
   const applied: number[] = [];
   const store = new AdminStateStore(() => new Date("2026-01-01T00:00:00Z"));
+  const metrics = createMetrics({ defaultMetrics: false });
   const loop = new ServeLoop({
     controllerName: "gatehouse.dev/gateway-controller",
     renderOptions: {
@@ -49,7 +50,7 @@ function harness(results: Array<"ok" | "fail" | "reject">) {
       },
     },
     store,
-    metrics: createMetrics({ defaultMetrics: false }),
+    metrics,
     logger: silentLogger(),
     hostAddresses: [],
     now: () => new Date("2026-01-01T00:00:00Z"),
@@ -60,7 +61,7 @@ function harness(results: Array<"ok" | "fail" | "reject">) {
       return () => (t.cancelled = true);
     },
   });
-  return { loop, timers, applied, store };
+  return { loop, timers, applied, store, metrics };
 }
 
 test("a failed apply is retried with growing delays until it succeeds", async () => {
@@ -95,4 +96,18 @@ test("a newer update cancels the pending retry; a rejected configuration is not 
   assert.equal(timers[0]?.cancelled, true);
   assert.equal(applied.length, 2);
   assert.equal(timers.length, 1, "HAProxy rejecting the config is final for that input");
+});
+
+test("refresh processes the latest update again, without counting it as a propagation", async () => {
+  const { loop, applied, metrics } = harness([]);
+  loop.refresh(); // nothing submitted yet: nothing to do
+  await loop.idle();
+  assert.equal(applied.length, 0);
+  loop.submit(update(7));
+  await loop.idle();
+  loop.refresh();
+  await loop.idle();
+  assert.equal(applied.length, 2, "the same update applied again");
+  const count = (await metrics.routePropagation.get()).values.find((v) => v.metricName?.endsWith("_count"));
+  assert.equal(count?.value, 1, "only the submitted update counts as a propagation");
 });

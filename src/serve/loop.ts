@@ -13,6 +13,11 @@ import type { ProviderUpdate } from "../provider/types.ts";
 import { withFeedback, type DataplaneFeedback, type UnavailableListener } from "../status/feedback.ts";
 import type { StatusEntry } from "../status/types.ts";
 import { translate } from "../translate/index.ts";
+
+/** Translator options that follow from how Gatehouse runs (`--infrastructure`). */
+export interface ModeOptions {
+  infrastructure?: "host" | "kubernetes";
+}
 import type { GatewayInfrastructure } from "../infra/types.ts";
 import { haproxyValidators } from "../dataplane/haproxy/capabilities.ts";
 
@@ -26,6 +31,8 @@ export interface Dataplane {
 
 export interface ServeLoopOptions {
   controllerName: string;
+  /** Translator options beyond controller name, time and validators (e.g. the infrastructure mode). */
+  translate?: ModeOptions;
   renderOptions: RenderOptions;
   dataplane: Dataplane;
   store: AdminStateStore;
@@ -62,10 +69,12 @@ const defaultTimer = (fn: () => void, ms: number): (() => void) => {
 export class ServeLoop {
   readonly #o: ServeLoopOptions;
   /** `since`: the first input change the update carries that is not applied yet (propagation starts there). */
-  #pending: { update: ProviderUpdate; since: number } | undefined;
+  #pending: { update: ProviderUpdate; since: number | undefined } | undefined;
   #running: Promise<void> | undefined;
   #cancelRetry: (() => void) | undefined;
   #retryDelayMs: number | undefined;
+  /** The latest update submitted (refresh() submits it again). */
+  #last: ProviderUpdate | undefined;
 
   constructor(options: ServeLoopOptions) {
     this.#o = options;
@@ -73,13 +82,31 @@ export class ServeLoop {
 
   /** Takes a provider update; returns at once (processing is asynchronous and coalesced). */
   submit(update: ProviderUpdate): void {
+    this.#last = update;
+    // The provider's time of the change (same clock), else now.
+    this.#submit(update, update.changedAt ?? performance.now());
+  }
+
+  /** `since` undefined: no input changed (a refresh), nothing to count as propagation. */
+  #submit(update: ProviderUpdate, since: number | undefined): void {
     this.#cancelRetry?.();
     this.#cancelRetry = undefined;
-    // The provider's time of the change (same clock), else now; an update replacing one not yet
-    // processed also carries that one's changes.
-    const since = update.changedAt ?? performance.now();
-    this.#pending = { update, since: Math.min(since, this.#pending?.since ?? since) };
+    // An update replacing one not yet processed also carries that one's changes.
+    const earlier = this.#pending?.since;
+    this.#pending = {
+      update,
+      since: since === undefined ? earlier : earlier === undefined ? since : Math.min(since, earlier),
+    };
     this.#running ??= this.#drain().finally(() => (this.#running = undefined));
+  }
+
+  /**
+   * Processes the latest update again (unless one is pending): for inputs outside the provider's
+   * snapshot that change the statuses, such as data-plane pods reporting what they applied.
+   */
+  refresh(): void {
+    if (this.#pending !== undefined || this.#last === undefined) return;
+    this.#submit(this.#last, undefined);
   }
 
   /** Cancels a scheduled retry (on shutdown). */
@@ -125,7 +152,7 @@ export class ServeLoop {
   }
 
   /** Returns false when the data plane did not take the configuration (worth retrying). */
-  async #process(update: ProviderUpdate, since: number): Promise<boolean> {
+  async #process(update: ProviderUpdate, since: number | undefined): Promise<boolean> {
     const { store, metrics, logger } = this.#o;
     store.setInput(update);
     recordConfigErrors(metrics, update.errors);
@@ -138,6 +165,7 @@ export class ServeLoop {
       .replace(/\.\d+Z$/, "Z");
     const started = performance.now();
     const result = translate(update.snapshot, {
+      ...this.#o.translate,
       controllerName: this.#o.controllerName,
       now,
       validators: haproxyValidators,
@@ -200,12 +228,18 @@ export class ServeLoop {
         if (n > 0) metrics.runtimeUpdates.inc({ type: type }, n);
       }
       metrics.lastAppliedTimestamp.set(Date.now() / 1000);
-      const seconds = (performance.now() - since) / 1000;
-      metrics.routePropagation.observe(seconds);
-      logger.info(
-        { generation: update.generation, method: outcome.method, ms: Math.round(seconds * 1000) },
-        `applied: ${outcome.detail}`,
-      );
+      const seconds = since === undefined ? undefined : (performance.now() - since) / 1000;
+      if (seconds !== undefined) metrics.routePropagation.observe(seconds);
+      // A refresh that changed nothing is not worth a line.
+      if (seconds !== undefined || outcome.method !== "noop")
+        logger.info(
+          {
+            generation: update.generation,
+            method: outcome.method,
+            ...(seconds !== undefined ? { ms: Math.round(seconds * 1000) } : {}),
+          },
+          `applied: ${outcome.detail}`,
+        );
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       const output = err instanceof ApplyError ? err.validationOutput : undefined;

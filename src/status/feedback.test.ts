@@ -176,3 +176,26 @@ test("left out by the renderer: PartiallyInvalid on the route's parents, Program
   assert.equal(dns?.message, "The data plane cannot express this listener: bad port");
   assert.equal(conditionsOf(gw).find((c) => c.type === "Programmed")?.status, "True");
 });
+
+test("a ListenerSet's listener not served: its own status says so, the Gateway's listeners do not", () => {
+  const set: StatusEntry = {
+    ...gateway("team", ["app"]),
+    kind: "ListenerSet",
+    metadata: { name: "team", namespace: "apps" },
+  };
+  const [gw, ls] = withFeedback(
+    [gateway("gw", ["app"]), set],
+    {
+      unavailableListeners: [
+        { listenerId: "ns/gw/apps/team/app", reason: "Pending", message: "port 80 in use" },
+      ],
+    },
+    "now",
+  );
+  assert.equal(listenersOf(gw)[0]?.conditions.find((c) => c.type === "Programmed")?.status, "True");
+  const app = listenersOf(ls)[0]?.conditions.find((c) => c.type === "Programmed");
+  assert.equal(app?.status, "False");
+  assert.equal(app?.message, "Not served: port 80 in use");
+  assert.equal(conditionsOf(ls).find((c) => c.type === "Programmed")?.status, "False");
+  assert.equal(ls?.status["addresses"], undefined);
+});

@@ -83,7 +83,8 @@ export function withFeedback(
   }
 
   return statuses.map((entry) => {
-    if (entry.kind === "Gateway") return gatewayWithFeedback(entry, feedback, listenerProblems, now);
+    if (entry.kind === "Gateway" || entry.kind === "ListenerSet")
+      return gatewayWithFeedback(entry, feedback, listenerProblems, now);
     const key = `${entry.kind}/${entry.metadata.namespace ?? ""}/${entry.metadata.name}`;
     const messages = routeProblems.get(key);
     if (messages === undefined) return entry;
@@ -120,14 +121,23 @@ function gatewayWithFeedback(
   listenerProblems: ReadonlyMap<string, ListenerProblems>,
   now: string,
 ): StatusEntry {
-  const prefix = `${entry.metadata.namespace ?? "default"}/${entry.metadata.name}/`;
+  // Listener ids: `ns/gateway/listener`, or `ns/gateway/setNs/set/listener` for a ListenerSet's.
+  const own = `${entry.metadata.namespace ?? "default"}/${entry.metadata.name}/`;
+  const problemsOf = (name: string): ListenerProblems | undefined => {
+    if (entry.kind === "Gateway") return listenerProblems.get(own + name);
+    for (const [id, p] of listenerProblems) {
+      const parts = id.split("/");
+      if (parts.length === 5 && `${parts.slice(2, 4).join("/")}/` === own && parts[4] === name) return p;
+    }
+    return undefined;
+  };
   const listeners = (entry.status["listeners"] as Listener[] | undefined) ?? [];
   let conditions = (entry.status["conditions"] as Condition[] | undefined) ?? [];
   // As translated: a Gateway whose new configuration did not apply still serves at its addresses.
   const programmed = conditions.some((c) => c.type === "Programmed" && c.status === "True");
   let unserved = 0;
   const nextListeners = listeners.map((l) => {
-    const problems = listenerProblems.get(prefix + l.name);
+    const problems = problemsOf(l.name);
     if (problems === undefined) return l;
     unserved++;
     const reason = problems.invalid ? "Invalid" : "Pending";
@@ -179,7 +189,8 @@ function gatewayWithFeedback(
       );
     }
   }
-  const hostAddresses = feedback.hostAddresses ?? [];
+  // ListenerSets bind on their Gateway's addresses and report none.
+  const hostAddresses = entry.kind === "Gateway" ? (feedback.hostAddresses ?? []) : [];
   const addresses =
     entry.status["addresses"] === undefined && programmed && hostAddresses.length > 0
       ? { addresses: hostAddresses.map((value) => ({ type: "IPAddress", value })) }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ManualClock } from "../provider/clock.ts";
 import { FakeKubeApi } from "../provider/kubernetes/testing/fake.ts";
-import { LeaderElector, microTime, type LeaseSpec } from "./leader.ts";
+import { LeaderElector, leaseTimingsProblem, microTime, type LeaseSpec } from "./leader.ts";
 
 const LEASES = "/apis/coordination.k8s.io/v1/namespaces/gatehouse-system/leases";
 const LEASE = `${LEASES}/gatehouse-status`;
@@ -136,6 +136,93 @@ describe("LeaderElector", () => {
     await a.stop();
   });
 
+  test("a renewal that hangs: the term ends at renewDeadline after the last renewal was sent, the fence aborts", async () => {
+    const api = new FakeKubeApi();
+    const clock = new ManualClock();
+    const changes: boolean[] = [];
+    const a = candidate(api, clock, "a", changes);
+    a.start();
+    await flush();
+    const fence = a.fence();
+    assert.ok(fence !== undefined);
+    assert.equal(fence.remainingMs(), 10_000);
+    // From now on the API server accepts requests and never answers.
+    api.intercept = () => new Promise(() => undefined);
+    clock.advance(2_000);
+    await flush();
+    const renewal = api.requests.at(-1);
+    assert.equal(renewal?.method, "GET");
+    assert.equal(renewal?.options?.timeoutMs, 8_000, "bounded by what is left of the term");
+    assert.equal(renewal?.options?.signal, fence.signal, "and cut off when the term ends");
+    clock.advance(7_999);
+    await flush();
+    assert.ok(a.isLeader && !fence.signal.aborted);
+    assert.equal(fence.remainingMs(), 1);
+    clock.advance(1);
+    await flush();
+    assert.ok(!a.isLeader, "stepped down at the deadline although the renewal is still in flight");
+    assert.ok(fence.signal.aborted);
+    assert.equal(a.fence(), undefined);
+    assert.deepEqual(changes, [true, false]);
+  });
+
+  test("a leader that finds another holder in the Lease steps down at once", async () => {
+    const api = new FakeKubeApi();
+    const clock = new ManualClock();
+    const a = candidate(api, clock, "a");
+    a.start();
+    await flush();
+    const fence = a.fence();
+    assert.ok(fence !== undefined);
+    // Someone else wrote the Lease (e.g. we were paused longer than the lease duration).
+    api.put(LEASE, {
+      ...(api.get(LEASE) as object),
+      spec: { holderIdentity: "b", leaseDurationSeconds: 15, renewTime: "2025-01-01T00:00:30.000000Z" },
+    });
+    clock.advance(2_000);
+    await flush();
+    assert.ok(!a.isLeader);
+    assert.ok(fence.signal.aborted);
+    assert.equal(spec(api).holderIdentity, "b", "their Lease is left alone");
+    await a.stop();
+    assert.equal(spec(api).holderIdentity, "b", "stop() does not release someone else's Lease");
+  });
+
+  test("failures are logged rate-limited: the first, one a minute, the recovery", async () => {
+    const api = new FakeKubeApi();
+    const clock = new ManualClock();
+    const lines: string[] = [];
+    const a = new LeaderElector({
+      api,
+      namespace: "gatehouse-system",
+      identity: "a",
+      clock,
+      now: () => new Date(Date.UTC(2025, 0, 1) + clock.now()),
+      log: { info: (m) => lines.push(`INFO ${m}`), warn: (m) => lines.push(`WARN ${m}`) },
+    });
+    let down = true;
+    api.intercept = () => {
+      if (down) throw new Error("connect ECONNREFUSED");
+      return undefined;
+    };
+    a.start();
+    await flush();
+    for (let t = 0; t < 90_000; t += 2_000) {
+      clock.advance(2_000);
+      await flush();
+    }
+    down = false;
+    clock.advance(2_000);
+    await flush();
+    assert.deepEqual(lines, [
+      "WARN leader election (lease gatehouse-system/gatehouse-status): connect ECONNREFUSED",
+      "WARN leader election (lease gatehouse-system/gatehouse-status): still failing after 60 s (31 failures; last: connect ECONNREFUSED)",
+      "INFO leader election (lease gatehouse-system/gatehouse-status): working again after 92 s (46 failures)",
+      "INFO leader election: a is now the leader (lease gatehouse-system/gatehouse-status)",
+    ]);
+    await a.stop();
+  });
+
   test("two candidates racing for a free Lease: exactly one wins (409 for the other)", async () => {
     const api = new FakeKubeApi();
     const clock = new ManualClock();
@@ -147,6 +234,21 @@ describe("LeaderElector", () => {
     assert.equal(Number(a.isLeader) + Number(b.isLeader), 1);
     await a.stop();
     await b.stop();
+  });
+
+  test("timings are checked as client-go does", () => {
+    assert.equal(
+      leaseTimingsProblem({ leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 }),
+      undefined,
+    );
+    assert.match(
+      leaseTimingsProblem({ leaseDurationMs: 15_000, renewDeadlineMs: 2_000, retryPeriodMs: 2_000 }) ?? "",
+      /1\.2 × the retry period/,
+    );
+    assert.match(
+      leaseTimingsProblem({ leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 0 }) ?? "",
+      /positive/,
+    );
   });
 
   test("rejects renewDeadline >= leaseDuration", () => {

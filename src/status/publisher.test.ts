@@ -12,7 +12,14 @@ const entry = (name: string): StatusEntry => ({
   metadata: { name },
   status: {},
 });
-const ok = (): StatusWriteReport => ({ written: [], unchanged: 0, conflicts: 0, missing: [], failed: [] });
+const ok = (): StatusWriteReport => ({
+  written: [],
+  unchanged: 0,
+  conflicts: 0,
+  missing: [],
+  failed: [],
+  fenced: [],
+});
 
 async function flush(): Promise<void> {
   for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));

@@ -1,20 +1,26 @@
 // Between the serve loop and the status writer: keeps the latest statuses, writes them when this
 // replica leads, one write pass at a time (statuses arriving meanwhile replace the pending ones), and
-// retries with backoff when a pass could not write everything (API server unreachable).
+// retries with backoff when a pass could not write everything (API server unreachable). Under leader
+// election each pass carries the fence of the current term (see leader.ts): its writes stop the
+// moment leadership is lost. Failed passes are logged rate-limited (first, once a minute, recovery).
 import type { Clock, TimerHandle } from "../provider/clock.ts";
 import { describeError } from "../provider/kubernetes/client.ts";
+import { OutageLog } from "../observability/outage.ts";
+import type { WriteFence } from "./leader.ts";
 import type { Snapshot } from "../resources/snapshot.ts";
 import type { StatusEntry } from "./types.ts";
 import type { StatusWriteReport } from "./writer.ts";
 
 export interface StatusSink {
-  write(statuses: readonly StatusEntry[], snapshot: Snapshot): Promise<StatusWriteReport>;
+  write(statuses: readonly StatusEntry[], snapshot: Snapshot, fence?: WriteFence): Promise<StatusWriteReport>;
 }
 
 export interface StatusPublisherOptions {
   writer: StatusSink;
-  /** Whether this replica may write (default: always). */
+  /** Whether this replica may write (default: always). Ignored when `fence` is given. */
   isLeader?: () => boolean;
+  /** The fence of the current leadership term; undefined while this replica does not lead. */
+  fence?: () => WriteFence | undefined;
   clock: Clock;
   /** First retry delay after a pass with failures (default 1 s), doubling up to `maxRetryMs` (30 s). */
   retryMs?: number;
@@ -32,10 +38,15 @@ export class StatusPublisher {
   #retryTimer: TimerHandle | undefined;
   #retryMs: number;
   #stopped = false;
+  readonly #outage: OutageLog | undefined;
 
   constructor(options: StatusPublisherOptions) {
     this.#o = options;
     this.#retryMs = options.retryMs ?? 1000;
+    this.#outage =
+      options.log === undefined
+        ? undefined
+        : new OutageLog({ what: "status writes", clock: options.clock, log: options.log });
   }
 
   /** The statuses of a processed update (the snapshot they were computed from). */
@@ -66,6 +77,7 @@ export class StatusPublisher {
   }
 
   #leader(): boolean {
+    if (this.#o.fence !== undefined) return this.#o.fence() !== undefined;
     return this.#o.isLeader?.() ?? true;
   }
 
@@ -80,27 +92,32 @@ export class StatusPublisher {
       if (this.#retryTimer !== undefined) this.#o.clock.clearTimeout(this.#retryTimer);
       this.#retryTimer = undefined;
       const { statuses, snapshot } = this.#latest;
+      const fence = this.#o.fence?.();
       let report: StatusWriteReport;
       try {
-        report = await this.#o.writer.write(statuses, snapshot);
+        report = await this.#o.writer.write(statuses, snapshot, fence);
       } catch (error) {
-        this.#o.log?.warn(`status write pass failed: ${describeError(error)}`);
         report = {
           written: [],
           unchanged: 0,
           conflicts: 0,
           missing: [],
           failed: [{ object: "*", error: describeError(error) }],
+          fenced: [],
         };
       }
       this.#o.onPass?.(report);
       if (report.written.length > 0)
         this.#o.log?.info(`status written for ${report.written.length} object(s)`);
+      if (report.fenced.length > 0)
+        this.#o.log?.info(
+          `leadership lost: status of ${report.fenced.length} object(s) left to the next leader`,
+        );
       if (report.failed.length > 0) {
         const delay = this.#retryMs;
         this.#retryMs = Math.min(this.#retryMs * 2, this.#o.maxRetryMs ?? 30_000);
-        this.#o.log?.warn(
-          `status of ${report.failed.length} object(s) not written (first: ${report.failed[0]?.object}: ${report.failed[0]?.error}); retrying in ${delay} ms`,
+        this.#outage?.failed(
+          `status of ${report.failed.length} object(s) not written (first: ${report.failed[0]?.object}: ${report.failed[0]?.error}); retrying with backoff`,
         );
         this.#retryTimer = this.#o.clock.setTimeout(() => {
           this.#retryTimer = undefined;
@@ -108,6 +125,7 @@ export class StatusPublisher {
           this.#kick();
         }, delay);
       } else {
+        if (report.fenced.length === 0) this.#outage?.succeeded();
         this.#retryMs = this.#o.retryMs ?? 1000;
       }
     }

@@ -62,7 +62,60 @@ const routeStatus = (name: string, t: string): StatusEntry => ({
   },
 });
 
+async function flush(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
 describe("KubernetesStatusWriter", () => {
+  test("fenced: each request carries the term's signal and what is left of it; once it ends, nothing more is sent", async () => {
+    const api = new FakeKubeApi();
+    const snapshot = setup(api, [gateway, route("r1"), route("r2")]);
+    const term = new AbortController();
+    const fence = { signal: term.signal, remainingMs: () => 4_000 };
+    let puts = 0;
+    api.intercept = (method) => {
+      if (method !== "PUT") return undefined;
+      puts++;
+      // The API server never answers; only the end of the term ends the request.
+      return new Promise((_resolve, reject) =>
+        term.signal.addEventListener("abort", () => reject(new Error("aborted"))),
+      );
+    };
+    const writer = new KubernetesStatusWriter({ api, controllerName: OURS, concurrency: 1 });
+    const pass = writer.write(
+      [gatewayStatus(T0), routeStatus("r1", T0), routeStatus("r2", T0)],
+      snapshot,
+      fence,
+    );
+    await flush();
+    assert.equal(puts, 1);
+    const put = api.requests.find((r) => r.method === "PUT");
+    assert.equal(put?.options?.signal, term.signal);
+    assert.equal(put?.options?.timeoutMs, 4_000);
+    term.abort();
+    const report = await pass;
+    assert.deepEqual(report.fenced.sort(), [
+      "Gateway default/gw",
+      "HTTPRoute default/r1",
+      "HTTPRoute default/r2",
+    ]);
+    assert.deepEqual(report.failed, []);
+    assert.deepEqual(report.written, []);
+    assert.equal(puts, 1, "no request after the term ended");
+  });
+
+  test("a term with no time left sends nothing", async () => {
+    const api = new FakeKubeApi();
+    const snapshot = setup(api, [gateway]);
+    const writer = new KubernetesStatusWriter({ api, controllerName: OURS });
+    const report = await writer.write([gatewayStatus(T0)], snapshot, {
+      signal: new AbortController().signal,
+      remainingMs: () => 0,
+    });
+    assert.deepEqual(report.fenced, ["Gateway default/gw"]);
+    assert.deepEqual(api.writes, []);
+  });
+
   test("writes through the status subresource, then not again while nothing changes", async () => {
     const api = new FakeKubeApi();
     const snapshot = setup(api, [gateway]);

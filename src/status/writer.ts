@@ -5,10 +5,15 @@
 //
 // Routes (and policies) that no longer get a status from the translator lose the parents
 // (ancestors) entries we wrote before; other controllers' entries are never touched.
+//
+// With a WriteFence (leader election), every request is bounded by what is left of the leadership
+// term and aborted the moment it ends; no request starts once it has ended. Objects left unwritten
+// that way are reported as `fenced`: the next leader writes them.
 import type { KubeObject } from "../resources/meta.ts";
 import { objectKey, snapshotField, type Snapshot, type SnapshotField } from "../resources/snapshot.ts";
 import { describeError, statusCodeOf, type KubeApi } from "../provider/kubernetes/client.ts";
 import { parseApiVersion, resourcePath, watchedResource } from "../provider/kubernetes/resources.ts";
+import type { WriteFence } from "./leader.ts";
 import { mergeStatus, statusEqual, withoutOurEntries } from "./merge.ts";
 import type { StatusEntry } from "./types.ts";
 
@@ -39,6 +44,8 @@ export interface StatusWriteReport {
   missing: string[];
   /** Objects whose status could not be written. */
   failed: Array<{ object: string; error: string }>;
+  /** Objects left unwritten because this replica's leadership term ended. */
+  fenced: string[];
 }
 
 type Desired = (currentStatus: unknown) => Record<string, unknown> | undefined;
@@ -88,8 +95,19 @@ export class KubernetesStatusWriter {
    * Brings the status of every object in `statuses` up to date, and removes our stale entries from
    * shared statuses of objects in `snapshot` that `statuses` does not cover.
    */
-  async write(statuses: readonly StatusEntry[], snapshot: Snapshot): Promise<StatusWriteReport> {
-    const report: StatusWriteReport = { written: [], unchanged: 0, conflicts: 0, missing: [], failed: [] };
+  async write(
+    statuses: readonly StatusEntry[],
+    snapshot: Snapshot,
+    fence?: WriteFence,
+  ): Promise<StatusWriteReport> {
+    const report: StatusWriteReport = {
+      written: [],
+      unchanged: 0,
+      conflicts: 0,
+      missing: [],
+      failed: [],
+      fenced: [],
+    };
     const targets: Target[] = [];
     const covered = new Set<string>();
     for (const entry of statuses) {
@@ -134,7 +152,7 @@ export class KubernetesStatusWriter {
     const worker = async (): Promise<void> => {
       while (next < targets.length) {
         const target = targets[next++];
-        if (target !== undefined) await this.#writeOne(target, report);
+        if (target !== undefined) await this.#writeOne(target, report, fence);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, targets.length) }, worker));
@@ -148,7 +166,15 @@ export class KubernetesStatusWriter {
     return object;
   }
 
-  async #writeOne(target: Target, report: StatusWriteReport): Promise<void> {
+  async #writeOne(target: Target, report: StatusWriteReport, fence: WriteFence | undefined): Promise<void> {
+    /** The bounds of the next request, or undefined when the term is over. */
+    const bounds = (): { signal?: AbortSignal; timeoutMs?: number } | undefined => {
+      if (fence === undefined) return {};
+      const remaining = fence.remainingMs();
+      if (fence.signal.aborted || remaining <= 0) return undefined;
+      return { signal: fence.signal, timeoutMs: remaining };
+    };
+    const termEnded = (): boolean => fence?.signal.aborted === true;
     let current: KubeObject & { status?: unknown } = this.#current(target.label, target.object);
     const { group, version } = parseApiVersion(current.apiVersion);
     const resource = watchedResource(target.kind);
@@ -170,11 +196,18 @@ export class KubernetesStatusWriter {
         return;
       }
       const basedOn = current.metadata.resourceVersion ?? "";
+      const putBounds = bounds();
+      if (putBounds === undefined) {
+        report.fenced.push(target.label);
+        return;
+      }
       try {
-        const result = await this.#api.request<KubeObject>("PUT", `${objectPath}/status`, {
-          ...current,
-          status: desired,
-        });
+        const result = await this.#api.request<KubeObject>(
+          "PUT",
+          `${objectPath}/status`,
+          { ...current, status: desired },
+          putBounds,
+        );
         const slimmed = { ...result, metadata: { ...result.metadata } };
         delete (slimmed.metadata as { managedFields?: unknown }).managedFields;
         this.#written.set(target.label, { basedOn, object: slimmed });
@@ -182,6 +215,10 @@ export class KubernetesStatusWriter {
         this.#log.debug?.(`status of ${target.label} written`);
         return;
       } catch (error) {
+        if (termEnded()) {
+          report.fenced.push(target.label);
+          return;
+        }
         const code = statusCodeOf(error);
         if (code === 404) {
           report.missing.push(target.label);
@@ -193,11 +230,17 @@ export class KubernetesStatusWriter {
           return;
         }
         report.conflicts++;
+        const getBounds = bounds();
+        if (getBounds === undefined) {
+          report.fenced.push(target.label);
+          return;
+        }
         try {
-          const fresh = await this.#api.request<KubeObject>("GET", objectPath);
+          const fresh = await this.#api.request<KubeObject>("GET", objectPath, undefined, getBounds);
           current = { ...fresh, apiVersion: current.apiVersion, kind: current.kind };
         } catch (getError) {
-          if (statusCodeOf(getError) === 404) report.missing.push(target.label);
+          if (termEnded()) report.fenced.push(target.label);
+          else if (statusCodeOf(getError) === 404) report.missing.push(target.label);
           else report.failed.push({ object: target.label, error: describeError(getError) });
           return;
         }

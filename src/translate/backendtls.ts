@@ -8,10 +8,9 @@
 //   `ca.crt`. Any invalid ref fails the policy's traffic closed (`ResolvedRefs: False`); when none is
 //   valid the policy is also `Accepted: False/NoValidCACertificate`.
 // - wellKnownCACertificates: `System` (HAProxy's `@system-ca`); anything else is `Invalid`.
-// - subjectAltNames: HAProxy 2.6 checks the server certificate against the SNI only, i.e. against
-//   `hostname`. A policy whose subjectAltNames include `hostname` (as a Hostname SAN) is verified
-//   against it (stricter than "any of them"); other subjectAltNames cannot be verified and make the
-//   policy `Accepted: False/Invalid` (its traffic fails closed).
+// - subjectAltNames: the certificate must match one of them (Hostname or URI), the hostname being
+//   only the SNI. HAProxy 2.6 checks one name, the SNI: a list other than just the hostname is
+//   checked by the data plane's TLS bridge (src/dataplane/tlsbridge) before any byte is sent.
 import { X509Certificate } from "node:crypto";
 import type { IRBackend } from "../ir/types.ts";
 import type { ServicePort } from "../resources/core.ts";
@@ -177,28 +176,23 @@ function resolvePolicy(
     );
   }
 
-  // subjectAltNames: only what HAProxy 2.6 can verify (the SNI hostname).
+  // subjectAltNames: "the certificate must match at least one of them" instead of the hostname,
+  // which is then only the SNI. HAProxy checks the SNI natively; any other list is checked by the
+  // data plane's TLS bridge (src/dataplane/tlsbridge).
   const hostname = v.hostname.toLowerCase();
-  const sans = v.subjectAltNames ?? [];
-  if (sans.length > 0 && !sans.some((s) => s.type === "Hostname" && s.hostname?.toLowerCase() === hostname)) {
-    return fail(
-      {
-        type: "Accepted",
-        status: "False",
-        reason: "Invalid",
-        message: `spec.validation.subjectAltNames: HAProxy 2.6 verifies the backend certificate against the SNI (${hostname}) only; subjectAltNames that do not include it cannot be verified`,
-      },
-      resolved,
-    );
-  }
+  const sans = (v.subjectAltNames ?? []).flatMap((s) =>
+    s.type === "Hostname" && s.hostname !== undefined
+      ? [`DNS:${s.hostname.toLowerCase()}`]
+      : s.type === "URI" && s.uri !== undefined
+        ? [`URI:${s.uri}`]
+        : [],
+  );
+  const native = sans.length === 0 || (sans.length === 1 && sans[0] === `DNS:${hostname}`);
   const accepted: ConditionSpec = {
     type: "Accepted",
     status: "True",
     reason: "Accepted",
-    message:
-      sans.length > 1
-        ? `Policy is accepted; the backend certificate is verified against ${hostname} (HAProxy 2.6 checks one name, the SNI)`
-        : "Policy is accepted",
+    message: "Policy is accepted",
   };
   node.conditions = [accepted, resolved];
   if (refProblems.length > 0) {
@@ -209,7 +203,7 @@ function resolvePolicy(
     sni: hostname,
     caCertificates: pems,
     ...(wellKnown === "System" ? { wellKnownCACertificates: "System" as const } : {}),
-    subjectAltNames: sans.length > 0 ? [hostname] : [],
+    subjectAltNames: native ? [] : sans,
   };
   return node;
 }

@@ -107,6 +107,21 @@ export const listenerProgrammed = (): ConditionSpec =>
 export const listenerNotProgrammed = (message: string): ConditionSpec =>
   c("Programmed", "False", "Invalid", message);
 
+export const listenerNotProgrammedFor = (reason: string, message: string): ConditionSpec =>
+  c("Programmed", "False", reason, message);
+
+// ListenerSet
+export const listenerSetAccepted = (): ConditionSpec =>
+  c("Accepted", "True", "Accepted", "ListenerSet is accepted");
+export const listenerSetAcceptedWithInvalid = (message: string): ConditionSpec =>
+  c("Accepted", "True", "ListenersNotValid", message);
+export const listenerSetNotAccepted = (reason: string, message: string): ConditionSpec =>
+  c("Accepted", "False", reason, message);
+export const listenerSetProgrammed = (): ConditionSpec =>
+  c("Programmed", "True", "Programmed", "ListenerSet is programmed");
+export const listenerSetNotProgrammed = (reason: string, message: string): ConditionSpec =>
+  c("Programmed", "False", reason, message);
+
 // Routes
 export const routeAccepted = (): ConditionSpec => c("Accepted", "True", "Accepted", "Route is accepted");
 export const routeNotAllowedByListeners = (message: string): ConditionSpec =>

@@ -3,9 +3,11 @@
 // run by the conformance suite (see README, "Conformance").
 export const SUPPORTED_FEATURES: readonly string[] = [
   "BackendTLSPolicy",
+  "BackendTLSPolicySANValidation",
   "Gateway",
   "GatewayPort8080",
   "GatewayStaticAddresses",
+  "ListenerSet",
   "GatewayHTTPListenerIsolation",
   "GatewayHTTPSListenerDetectMisdirectedRequests",
   "GatewayBackendClientCertificate",
@@ -47,3 +49,16 @@ export const SUPPORTED_FEATURES: readonly string[] = [
   "TLSRouteModeTerminate",
   "UDPRoute",
 ].toSorted();
+
+/** Features that need per-Gateway infrastructure (`--infrastructure kubernetes`). */
+export const KUBERNETES_INFRASTRUCTURE_FEATURES: readonly string[] = [
+  "GatewayAddressEmpty",
+  "GatewayInfrastructurePropagation",
+];
+
+/** The features reported for an infrastructure mode. */
+export function supportedFeatures(infrastructure: "host" | "kubernetes" = "host"): readonly string[] {
+  return infrastructure === "kubernetes"
+    ? [...SUPPORTED_FEATURES, ...KUBERNETES_INFRASTRUCTURE_FEATURES].toSorted()
+    : SUPPORTED_FEATURES;
+}

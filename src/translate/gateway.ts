@@ -10,6 +10,10 @@ import { certificateFromSecret } from "./certificates.ts";
 import { resolveFrontendValidation, usesInsecureFallback } from "./frontendtls.ts";
 import type { GatewayClassNode } from "./gatewayclass.ts";
 import type { LabelSelector } from "./labels.ts";
+import type { ListenerSetNode } from "./listenersets.ts";
+import type { Infrastructure } from "./options.ts";
+import { gatewayParameters } from "./parameters.ts";
+import type { GatehouseProxySpec } from "../resources/gatehouseproxy.ts";
 import { referenceAllowed } from "./referencegrant.ts";
 
 export const GATEWAY_GROUP = "gateway.networking.k8s.io";
@@ -21,8 +25,17 @@ export interface RouteGroupKind {
   kind: string;
 }
 
+/** The object a listener is declared in: its Gateway, or a ListenerSet attached to it. */
+export interface ListenerOwner {
+  kind: "Gateway" | "ListenerSet";
+  namespace: string;
+  name: string;
+}
+
 export interface ListenerNode {
   gateway: Gateway;
+  /** Where the listener is declared: namespace of `Same` allowedRoutes and of certificate refs. */
+  owner: ListenerOwner;
   listener: Listener;
   /** `namespace/gateway/listener` */
   id: string;
@@ -51,6 +64,10 @@ export interface GatewayNode {
   addresses: string[];
   /** The certificate presented to TLS backends (spec.tls.backend.clientCertificateRef), if valid. */
   backendClientCertificate?: IRCertificate;
+  /** Attached (accepted) ListenerSets in precedence order; filled by resolveListenerSets. */
+  listenerSets: ListenerSetNode[];
+  /** Merged GatehouseProxy parameters (infrastructure "kubernetes", accepted Gateways). */
+  parameters?: GatehouseProxySpec;
 }
 
 /** Route kinds each protocol serves, in the order reported in supportedKinds. */
@@ -66,12 +83,13 @@ const KINDS_BY_PROTOCOL: Record<string, readonly string[]> = {
 export function resolveGateways(
   snapshot: Snapshot,
   classes: ReadonlyMap<string, GatewayClassNode>,
+  infrastructure: Infrastructure = "host",
 ): GatewayNode[] {
   const nodes: GatewayNode[] = [];
   for (const [key, gateway] of snapshot.gateways) {
     const cls = classes.get(gateway.spec.gatewayClassName);
     if (cls === undefined) continue;
-    nodes.push(resolveGateway(snapshot, key, gateway, cls));
+    nodes.push(resolveGateway(snapshot, key, gateway, cls, infrastructure));
   }
   return nodes;
 }
@@ -81,6 +99,7 @@ function resolveGateway(
   key: string,
   gateway: Gateway,
   cls: GatewayClassNode,
+  infrastructure: Infrastructure,
 ): GatewayNode {
   const listeners = gateway.spec.listeners.map((l) => resolveListener(snapshot, gateway, l));
   markConflicts(listeners);
@@ -96,8 +115,9 @@ function resolveGateway(
       addressProblems.push(`spec.addresses[${i}]: address type ${type} is not supported (only IPAddress)`);
     } else if (a.value === undefined || a.value === "") {
       // "If an implementation does not support an empty value, they MUST set the "Programmed"
-      // condition in status to False with a reason of "AddressNotAssigned"."
-      unassigned.push(`spec.addresses[${i}]`);
+      // condition in status to False with a reason of "AddressNotAssigned"." With per-Gateway
+      // infrastructure the Gateway's Service is assigned one (GatewayAddressEmpty).
+      if (infrastructure === "host") unassigned.push(`spec.addresses[${i}]`);
     } else if (isIP(a.value) === 0) {
       addressProblems.push(`spec.addresses[${i}]: ${JSON.stringify(a.value)} is not an IP address`);
     } else if (!addresses.includes(a.value)) {
@@ -107,12 +127,19 @@ function resolveGateway(
 
   let accepted = true;
   const valid = listeners.filter((l) => l.attachable);
+  const parameters =
+    infrastructure === "kubernetes" && cls.accepted
+      ? gatewayParameters(snapshot, gateway, cls.parameters)
+      : undefined;
   if (!cls.accepted) {
     accepted = false;
     conditions.push(
       cond.gatewayInvalidParameters(`GatewayClass ${cls.gatewayClass.metadata.name} is not accepted`),
     );
-  } else if (gateway.spec.infrastructure?.parametersRef !== undefined) {
+  } else if (parameters !== undefined && !parameters.ok) {
+    accepted = false;
+    conditions.push(cond.gatewayInvalidParameters(parameters.message));
+  } else if (infrastructure === "host" && gateway.spec.infrastructure?.parametersRef !== undefined) {
     const ref = gateway.spec.infrastructure.parametersRef;
     accepted = false;
     conditions.push(
@@ -180,16 +207,31 @@ function resolveGateway(
     conditions,
     listeners,
     addresses,
+    listenerSets: [],
+    ...(accepted && parameters?.ok === true ? { parameters: parameters.spec } : {}),
     ...(backend.certificate !== undefined ? { backendClientCertificate: backend.certificate } : {}),
   };
 }
 
-function resolveListener(snapshot: Snapshot, gateway: Gateway, listener: Listener): ListenerNode {
+export function resolveListener(
+  snapshot: Snapshot,
+  gateway: Gateway,
+  listener: Listener,
+  owner: ListenerOwner = {
+    kind: "Gateway",
+    namespace: gateway.metadata.namespace ?? "default",
+    name: gateway.metadata.name,
+  },
+): ListenerNode {
   const namespace = gateway.metadata.namespace ?? "default";
   const node: ListenerNode = {
     gateway,
+    owner,
     listener,
-    id: `${namespace}/${gateway.metadata.name}/${listener.name}`,
+    id:
+      owner.kind === "Gateway"
+        ? `${namespace}/${gateway.metadata.name}/${listener.name}`
+        : `${namespace}/${gateway.metadata.name}/${owner.namespace}/${owner.name}/${listener.name}`,
     attachable: true,
     programmed: true,
     conditions: [],
@@ -240,11 +282,13 @@ function resolveListener(snapshot: Snapshot, gateway: Gateway, listener: Listene
 }
 
 function resolveTLS(snapshot: Snapshot, node: ListenerNode): void {
-  const { gateway, listener } = node;
+  const { gateway, listener, owner } = node;
   const mode = listener.tls?.mode ?? "Terminate";
   const certificates: IRCertificate[] = [];
   if (mode === "Terminate") {
-    const namespace = gateway.metadata.namespace ?? "default";
+    // "A ListenerSet can reference secrets ... in its own namespace without a ReferenceGrant", and
+    // "ReferenceGrants applied to a Gateway are not inherited by child ListenerSets".
+    const namespace = owner.namespace;
     const refs = listener.tls?.certificateRefs ?? [];
     if (refs.length === 0) {
       node.conditions.push(
@@ -266,7 +310,7 @@ function resolveTLS(snapshot: Snapshot, node: ListenerNode): void {
       }
       const permitted = referenceAllowed(
         snapshot.referenceGrants,
-        { group: GATEWAY_GROUP, kind: "Gateway", namespace },
+        { group: GATEWAY_GROUP, kind: owner.kind, namespace },
         { group: "", kind: "Secret", namespace: refNs, name: ref.name },
       );
       if (!permitted) {
@@ -313,7 +357,7 @@ function transport(protocol: string): "udp" | "tcp" {
  * - the same hostname on one port, HTTPS and TLS counted together as both select by SNI:
  *   HostnameConflict (TCP/UDP listeners have no hostname, so two on one port conflict).
  */
-function markConflicts(listeners: ListenerNode[]): void {
+export function markConflicts(listeners: ListenerNode[]): void {
   const groups = new Map<string, ListenerNode[]>();
   for (const l of listeners) {
     if (!l.attachable) continue;
@@ -371,7 +415,7 @@ function markConflicts(listeners: ListenerNode[]): void {
 }
 
 /** Adds the conditions that summarise a listener once conflicts are known. */
-function finishListener(l: ListenerNode): void {
+export function finishListener(l: ListenerNode): void {
   const unresolved = l.conditions.find((c) => c.type === "ResolvedRefs");
   if (l.attachable) l.conditions.push(cond.listenerAccepted());
   if (unresolved === undefined) l.conditions.push(cond.listenerResolvedRefs());

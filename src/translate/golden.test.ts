@@ -25,6 +25,9 @@ const OPTIONS = {
   now: "2026-01-01T00:00:00Z",
   validators: haproxyValidators,
 };
+/** Cases named `infra-kubernetes-*` translate for per-Gateway infrastructure (`--infrastructure kubernetes`). */
+const optionsFor = (name: string) =>
+  name.startsWith("infra-kubernetes-") ? { ...OPTIONS, infrastructure: "kubernetes" as const } : OPTIONS;
 const REGENERATE = "run `npm run golden:update` to regenerate it, then review the diff";
 
 const files = readdirSync(DIR).sort();
@@ -36,7 +39,7 @@ function run(name: string): string {
   const parsed = parseDocuments(readFileSync(join(DIR, file), "utf8"), file);
   const { snapshot, duplicates } = buildSnapshot(parsed.objects);
   const errors = [...parsed.errors, ...duplicates.map(duplicateError)].map((e) => e.message);
-  const { statuses, ir } = translate(snapshot, OPTIONS);
+  const { statuses, ir } = translate(snapshot, optionsFor(name));
   // The translator's IR must always satisfy the invariants the data plane relies on.
   assert.deepEqual(validateIR(ir), [], `${file}: the IR violates its invariants`);
   return stringify({ errors, statuses, ir }, { lineWidth: 0 });

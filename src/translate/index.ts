@@ -16,10 +16,11 @@ import type { StatusEntry } from "../status/types.ts";
 import { presentClientCertificate } from "./backendclientcert.ts";
 import { backendTLSIndex, policyAncestors, recordServiceUses, type ServiceUses } from "./backendtls.ts";
 import { stampConditions, type ConditionSpec } from "./conditions.ts";
-import { SUPPORTED_FEATURES } from "./features.ts";
+import { supportedFeatures } from "./features.ts";
 import { resolveGatewayClasses } from "./gatewayclass.ts";
 import { GATEWAY_GROUP, resolveGateways, type GatewayNode, type ListenerNode } from "./gateway.ts";
 import { compareHostnameSpecificity } from "./hostname.ts";
+import { resolveListenerSets, type ListenerSetNode } from "./listenersets.ts";
 import type { TranslateOptions } from "./options.ts";
 import { compareRouteIdentity, compareRouteMatches, routeIdentityOf } from "./precedence.ts";
 import { settleHostnameConflicts } from "./routes/conflicts.ts";
@@ -52,9 +53,12 @@ interface RouteStatusInput {
 }
 
 export function translate(snapshot: Snapshot, options: TranslateOptions): TranslateResult {
-  const classes = resolveGatewayClasses(snapshot, options.controllerName);
-  const gatewayNodes = resolveGateways(snapshot, classes);
+  const infrastructure = options.infrastructure ?? "host";
+  const classes = resolveGatewayClasses(snapshot, options.controllerName, infrastructure);
+  const gatewayNodes = resolveGateways(snapshot, classes, infrastructure);
   const gateways = new Map(gatewayNodes.map((g) => [g.key, g]));
+  const listenerSetNodes = resolveListenerSets(snapshot, gateways);
+  const listenerSets = new Map(listenerSetNodes.map((s) => [s.key, s]));
   const backends = new Map<string, IRBackend>();
   const routeStatuses: RouteStatusInput[] = [];
 
@@ -71,11 +75,11 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   // with an intersecting hostname (routes/conflicts.ts), which must be settled before emitting.
   const attached: HTTPLikeRoute[] = [];
   for (const route of snapshot.httpRoutes.values()) {
-    const attachments = attachRoute(snapshot, "HTTPRoute", route, gateways);
+    const attachments = attachRoute(snapshot, "HTTPRoute", route, gateways, listenerSets);
     if (attachments.length > 0) attached.push({ kind: "HTTPRoute", route, attachments });
   }
   for (const route of snapshot.grpcRoutes.values()) {
-    const attachments = attachRoute(snapshot, "GRPCRoute", route, gateways);
+    const attachments = attachRoute(snapshot, "GRPCRoute", route, gateways, listenerSets);
     if (attachments.length > 0) attached.push({ kind: "GRPCRoute", route, attachments });
   }
   settleHostnameConflicts(attached);
@@ -124,7 +128,7 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   ];
   for (const [kind, routes] of l4Kinds) {
     for (const route of routes) {
-      const attachments = attachRoute(snapshot, kind, route, gateways);
+      const attachments = attachRoute(snapshot, kind, route, gateways, listenerSets);
       if (attachments.length === 0) continue;
       const routeBackends = new Map<string, IRBackend>();
       const result = translateL4Route(snapshot, kind, route, routeBackends);
@@ -176,11 +180,12 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
       metadata: { name: node.gatewayClass.metadata.name },
       status: {
         conditions: stampConditions(node.conditions, node.gatewayClass.metadata.generation, options.now),
-        supportedFeatures: SUPPORTED_FEATURES.map((name) => ({ name })),
+        supportedFeatures: supportedFeatures(infrastructure).map((name) => ({ name })),
       },
     });
   }
   for (const g of gatewayNodes) statuses.push(gatewayStatus(g, options.now));
+  for (const set of listenerSetNodes) statuses.push(listenerSetStatus(set, options.now));
   for (const r of routeStatuses) statuses.push(routeStatus(r, options));
   for (const node of backendTLSIndex(snapshot).nodes) {
     const generation = node.policy.metadata.generation;
@@ -216,7 +221,10 @@ function gatewayIR(
     name: g.gateway.metadata.name,
     gatewayClassName: g.gateway.spec.gatewayClassName,
     addresses: g.addresses,
-    listeners: g.listeners.filter((l) => l.programmed).map((l) => listenerIR(l, httpRules, l4Routes)),
+    // The Gateway's listeners, then its ListenerSets' in precedence order.
+    listeners: [...g.listeners, ...g.listenerSets.flatMap((s) => s.listeners)]
+      .filter((l) => l.programmed)
+      .map((l) => listenerIR(l, httpRules, l4Routes)),
   };
 }
 
@@ -271,12 +279,36 @@ function gatewayStatus(g: GatewayNode, now: string): StatusEntry {
         ? { addresses: g.addresses.map((value) => ({ type: "IPAddress", value })) }
         : {}),
       conditions: stampConditions(g.conditions, generation, now),
-      listeners: g.listeners.map((l) => ({
-        name: l.listener.name,
-        supportedKinds: l.supportedKinds.map((k) => ({ group: k.group, kind: k.kind })),
-        attachedRoutes: l.attachedRoutes,
-        conditions: stampConditions(l.conditions, generation, now),
-      })),
+      listeners: listenerStatuses(g.listeners, generation, now),
+      // Reported where ListenerSets may attach (spec.allowedListeners) or do.
+      ...(g.gateway.spec.allowedListeners !== undefined || g.listenerSets.length > 0
+        ? { attachedListenerSets: g.listenerSets.length }
+        : {}),
+    },
+  };
+}
+
+function listenerStatuses(listeners: readonly ListenerNode[], generation: number | undefined, now: string) {
+  return listeners.map((l) => ({
+    name: l.listener.name,
+    supportedKinds: l.supportedKinds.map((k) => ({ group: k.group, kind: k.kind })),
+    attachedRoutes: l.attachedRoutes,
+    conditions: stampConditions(l.conditions, generation, now),
+  }));
+}
+
+function listenerSetStatus(set: ListenerSetNode, now: string): StatusEntry {
+  const generation = set.listenerSet.metadata.generation;
+  return {
+    apiVersion: API_VERSION,
+    kind: "ListenerSet",
+    metadata: {
+      name: set.listenerSet.metadata.name,
+      namespace: set.listenerSet.metadata.namespace ?? "default",
+    },
+    status: {
+      conditions: stampConditions(set.conditions, generation, now),
+      listeners: listenerStatuses(set.listeners, generation, now),
     },
   };
 }
@@ -303,6 +335,7 @@ function routeStatus(r: RouteStatusInput, options: TranslateOptions): StatusEntr
 const KIND_ORDER = [
   "GatewayClass",
   "Gateway",
+  "ListenerSet",
   "HTTPRoute",
   "GRPCRoute",
   "TLSRoute",

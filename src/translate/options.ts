@@ -12,4 +12,12 @@ export interface TranslateOptions {
    * becomes the owning rule's condition and never reaches the IR.
    */
   validators: DataplaneValidators;
+  /**
+   * Who makes Gateways reachable: "host" (default: this process's HAProxy; parametersRef is refused)
+   * or "kubernetes" (per-Gateway data-plane pods; parametersRef may name a GatehouseProxy, and an
+   * IPAddress without a value asks for one to be assigned).
+   */
+  infrastructure?: Infrastructure;
 }
+
+export type Infrastructure = "host" | "kubernetes";

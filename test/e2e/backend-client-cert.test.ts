@@ -4,13 +4,12 @@
 // refused by the backend (5xx, nothing answered). /config shows the key's fingerprint, never the key.
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:https";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { TLSSocket } from "node:tls";
 import { Harness, selfSignedCert } from "./harness.ts";
+import { startTLSBackend, type TLSBackend } from "./tls-backend.ts";
 import {
   docs,
   gateway,
@@ -27,7 +26,7 @@ const GROUP = "gateway.networking.k8s.io/v1";
 
 describe("GatewayBackendClientCertificate", { concurrency: false }, () => {
   let h: Harness | undefined;
-  let server: Server | undefined;
+  let server: TLSBackend | undefined;
   let dir: string | undefined;
   /** Subject CN of the client certificate of each request the backend answered. */
   const seen: string[] = [];
@@ -39,7 +38,7 @@ describe("GatewayBackendClientCertificate", { concurrency: false }, () => {
       selfSignedCert(dir, ["backend.tls.test"]),
       selfSignedCert(join(dir, "client"), ["gateway.client.test"]),
     ]);
-    const s = createServer(
+    server = await startTLSBackend(
       { cert: backend.cert, key: backend.key, ca: client.cert, requestCert: true, rejectUnauthorized: true },
       (req, res) => {
         const peer = req.socket instanceof TLSSocket ? req.socket.getPeerCertificate() : undefined;
@@ -48,9 +47,7 @@ describe("GatewayBackendClientCertificate", { concurrency: false }, () => {
         res.end("mtls backend");
       },
     );
-    server = s;
-    await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-    const endpoint = `127.0.0.1:${(s.address() as AddressInfo).port}`;
+    const endpoint = server.endpoint;
     h = await Harness.start({ ports: 2, files: () => ({}) });
     const withCert = gateway("gw", h.ip, [{ name: "http", port: h.ports[0] ?? 0 }]);
     (withCert["spec"] as Obj)["tls"] = { backend: { clientCertificateRef: { name: "gateway-client" } } };
@@ -88,8 +85,7 @@ describe("GatewayBackendClientCertificate", { concurrency: false }, () => {
 
   after(async () => {
     await h?.close();
-    server?.closeAllConnections();
-    await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
+    await server?.close();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 

@@ -4,13 +4,12 @@
 // anything that does not verify, and a policy without a valid CA, answers 5xx without reaching it.
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:https";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { TLSSocket } from "node:tls";
 import { Harness, selfSignedCert } from "./harness.ts";
+import { startTLSBackend, type TLSBackend } from "./tls-backend.ts";
 import { docs, gateway, gatewayClass, httpRoute, NS, prefix, ref, service, type Obj } from "./resources.ts";
 
 function configMap(name: string, data: Record<string, string>): Obj {
@@ -31,7 +30,7 @@ function policy(name: string, target: string, hostname: string, caConfigMap: str
 
 describe("BackendTLSPolicy", { concurrency: false }, () => {
   let h: Harness | undefined;
-  let server: Server | undefined;
+  let server: TLSBackend | undefined;
   let dir: string | undefined;
   /** SNI of each TLS request the backend answered, in order. */
   const seen: string[] = [];
@@ -72,21 +71,18 @@ describe("BackendTLSPolicy", { concurrency: false }, () => {
     assert.notEqual(mine.cert, other.cert);
     ca = mine.cert;
     otherCa = other.cert;
-    const s = createServer({ cert: mine.cert, key: mine.key }, (req, res) => {
+    server = await startTLSBackend({ cert: mine.cert, key: mine.key }, (req, res) => {
       seen.push(req.socket instanceof TLSSocket ? String(req.socket.servername) : "");
       res.writeHead(200, { "content-type": "text/plain", "x-backend": "tls" });
       res.end("tls backend");
     });
-    server = s;
-    await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-    endpoint = `127.0.0.1:${(s.address() as AddressInfo).port}`;
+    endpoint = server.endpoint;
     h = await Harness.start({ ports: 1, files: () => ({}) });
     await h.write(files(ca));
   });
   after(async () => {
     await h?.close();
-    server?.closeAllConnections();
-    await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
+    await server?.close();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 

@@ -443,7 +443,7 @@ export async function freePort(address: string): Promise<number> {
   return port;
 }
 
-/** A throwaway self-signed certificate (P-256) for `names` (the first is the CN). */
+/** A throwaway self-signed certificate (P-256) for `names` (the first is the CN; `URI:...` entries are URI SANs). */
 export async function selfSignedCert(dir: string, names: string[]): Promise<{ cert: string; key: string }> {
   const base = join(dir, `cert-${names[0] ?? "x"}`);
   await execFileAsync("openssl", [
@@ -459,7 +459,7 @@ export async function selfSignedCert(dir: string, names: string[]): Promise<{ ce
     "-subj",
     `/CN=${names[0] ?? "x"}`,
     "-addext",
-    `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`,
+    `subjectAltName=${names.map((n) => (n.startsWith("URI:") ? n : `DNS:${n}`)).join(",")}`,
     "-keyout",
     `${base}.key`,
     "-out",

@@ -107,9 +107,11 @@ const DEPLOY_FILES: Record<string, string[]> = {
   "rbac.yaml": ["serviceaccount.yaml", "rbac.yaml"],
   "deployment.yaml": ["deployment.yaml"],
   "gatewayclass.yaml": ["gatewayclass.yaml"],
-  "service.yaml": ["service.yaml"],
+  "service.yaml": ["service.yaml", "distribution-service.yaml"],
   "pdb.yaml": ["pdb.yaml"],
 };
+/** Templates deploy/ leaves out on purpose: the token Secret is the user's (deploy/README.md). */
+const NOT_DEPLOYED = ["admin-token.yaml"];
 const DEPLOY_HEADER =
   "# Generated from charts/gatehouse with its default values (release gatehouse, namespace\n" +
   "# gatehouse-system) by test/image/chart.test.ts; do not edit: change the chart, then run\n" +
@@ -133,6 +135,15 @@ function deployFiles(rendered: string): Map<string, string> {
     assert.ok(bodies.length > 0, `nothing rendered for deploy/${file}`);
     files.set(file, `${DEPLOY_HEADER}${bodies.join("\n---\n")}\n`);
   }
+  const mapped = new Set([...Object.values(DEPLOY_FILES).flat(), ...NOT_DEPLOYED]);
+  const unmapped = [...byTemplate.keys()].filter((name) => !mapped.has(name));
+  assert.deepEqual(unmapped, [], "every rendered template has its deploy/ file");
+  // The chart's CRDs (Helm installs crds/ before the templates), verbatim.
+  const crds = readdirSync(join(CHART, "crds"))
+    .filter((name) => name.endsWith(".yaml"))
+    .sort()
+    .map((name) => readFileSync(join(CHART, "crds", name), "utf8").trim());
+  files.set("crds.yaml", `${DEPLOY_HEADER}${crds.join("\n---\n")}\n`);
   return files;
 }
 

@@ -18,6 +18,7 @@ const baseSpec: RuntimeSpec = {
     args: ["/bin/app", "--help"],
     env: [],
     cwd: "/",
+    rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
   },
   root: { path: "rootfs" },
   mounts: [
@@ -71,6 +72,8 @@ void describe("kubelet runtime spec for OCI images", () => {
     assert.deepEqual(spec.process.user, { uid: 65532, gid: 65532 });
     assert.equal(spec.process.cwd, "/var/lib/gatehouse");
     assert.equal(spec.process.terminal, false);
+    // umoci's RLIMIT_NOFILE 1024:1024 is dropped, as a CRI runtime sets no rlimits (inherited).
+    assert.equal(spec.process["rlimits"], undefined);
   });
 
   void test("command replaces the entrypoint and drops Cmd", () => {

@@ -237,6 +237,8 @@ spec:
 `,
     );
 
+    const token = "smoke-test-admin-token-0123456789";
+    writeFileSync(join(work, "config", "admin-token"), `${token}\n`);
     const id = configure(
       "serve",
       [
@@ -244,6 +246,8 @@ spec:
         "serve",
         "--config=/config",
         "--admin=0.0.0.0:9901",
+        // The admin API beyond loopback needs a bearer token (the file provider reads only YAML).
+        "--admin-token-file=/config/admin-token",
         "--state-dir=/var/lib/gatehouse",
         "--log-format=text",
       ],
@@ -276,6 +280,14 @@ spec:
       assert.equal(answer.body, "backend saw app.example /hello\n");
       const missing = await curl(["-H", "Host: other.example", `http://${CONT_IP}/`]);
       assert.equal(missing.code, "404");
+      // /status needs the token; /ready did not.
+      const status = (auth?: string) =>
+        fetch(`http://${CONT_IP}:9901/status`, {
+          signal: AbortSignal.timeout(2000),
+          ...(auth !== undefined ? { headers: { authorization: auth } } : {}),
+        });
+      assert.equal((await status()).status, 401);
+      assert.equal((await status(`Bearer ${token}`)).status, 200);
     } catch (error) {
       process.stderr.write(`container output:\n${logs}\n`);
       throw error;

@@ -15,6 +15,7 @@ import { isNotFound, Kube } from "../../conformance/minicluster/kube.ts";
 import { linkExists, listNetns } from "../../conformance/minicluster/net.ts";
 import { isAlive, run, waitFor } from "../../conformance/minicluster/proc.ts";
 import type { ClusterState } from "../../conformance/minicluster/state.ts";
+import { tableExists } from "../../conformance/minicluster/services/host.ts";
 import type { Pod } from "../../conformance/minicluster/kubelet/types.ts";
 
 const skip =
@@ -40,6 +41,8 @@ describe("mini-cluster with the fake kubelet", { skip }, () => {
       nodeAddress: "10.246.0.1/16",
       podCIDR: "10.246.1.0/24",
       serviceCIDR: "10.97.0.0/16",
+      loadBalancerPool: "10.247.0.0/24",
+      loadBalancerRange: "10.247.0.0/16",
       log: () => undefined,
     });
     kube = Kube.fromFile(state.kubeconfig);
@@ -179,6 +182,53 @@ describe("mini-cluster with the fake kubelet", { skip }, () => {
     assert.equal(tail.trimEnd().split("\n").length, 1);
   });
 
+  test("Service networking: a load-balancer address from the pool, reachable from the host and pods; the kubernetes Service from a pod", async () => {
+    await kube.request(
+      "PATCH",
+      `/api/v1/namespaces/${NS}/services/echo`,
+      { spec: { type: "LoadBalancer" } },
+      { contentType: "application/merge-patch+json" },
+    );
+    const address = await waitFor("a load-balancer address", 20_000, async () => {
+      const svc = await kube.request<{
+        status?: { loadBalancer?: { ingress?: Array<{ ip?: string; ipMode?: string }> } };
+      }>("GET", `/api/v1/namespaces/${NS}/services/echo`);
+      return svc.status?.loadBalancer?.ingress?.[0];
+    });
+    assert.deepEqual(address, { ip: "10.247.0.1", ipMode: "VIP" });
+    const seen = new Set<string>();
+    for (let i = 0; i < 20 && seen.size < 2; i++) {
+      const body = (await (await fetch(`http://10.247.0.1/lb`)).json()) as { pod?: string };
+      seen.add(body.pod ?? "");
+    }
+    assert.deepEqual([...seen].sort(), (await pods("app=echo")).map((p) => p.metadata.name).sort());
+    const podNetns = (await listNetns()).find((n) => n.startsWith(state.netnsPrefix));
+    assert.ok(podNetns);
+    const viaLb = await run("ip", [
+      "netns",
+      "exec",
+      podNetns,
+      "curl",
+      "-s",
+      "-m",
+      "5",
+      "http://10.247.0.1/from-pod",
+    ]);
+    assert.match(viaLb, /"path": "\/from-pod"/);
+    // The kubernetes Service (10.97.0.1:443) reaches the API server; the kubelet points pods at it.
+    const version = await run("ip", [
+      "netns",
+      "exec",
+      podNetns,
+      "curl",
+      "-sk",
+      "-m",
+      "5",
+      "https://10.97.0.1/version",
+    ]);
+    assert.match(version, /"gitVersion": "v1\.36/);
+  });
+
   test("leaves a pod with an unknown image Pending with ErrImagePull", async () => {
     await kube.request("POST", `/api/v1/namespaces/${NS}/pods`, {
       metadata: { name: "unknown" },
@@ -214,6 +264,7 @@ describe("mini-cluster with the fake kubelet", { skip }, () => {
     await stopCluster(state, () => undefined);
     for (const p of state.processes) assert.equal(isAlive(p), false, p.name);
     assert.equal(await linkExists("gh-br9"), false);
+    assert.equal(await tableExists("gatehouse_mc_itest"), false);
     assert.equal(existsSync(state.runDir), false);
     assert.deepEqual(
       (await listNetns()).filter((n) => n.startsWith(state.netnsPrefix)),

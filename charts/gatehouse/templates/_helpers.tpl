@@ -41,11 +41,28 @@ Privileges follow from the network placement (values.yaml explains):
   root     an address pool needs NET_ADMIN, which only root can use in a container;
   netBind  hostNetwork without a pool: HAProxy binds low ports through its file capability.
 */}}
+{{- define "gatehouse.hostInfrastructure" -}}
+{{- if eq .Values.infrastructure "host" }}true{{ end -}}
+{{- end -}}
+{{- define "gatehouse.hostNetwork" -}}
+{{- if and (include "gatehouse.hostInfrastructure" .) .Values.hostNetwork }}true{{ end -}}
+{{- end -}}
 {{- define "gatehouse.runsAsRoot" -}}
-{{- if .Values.addressPool }}true{{ end -}}
+{{- if and (include "gatehouse.hostInfrastructure" .) .Values.addressPool }}true{{ end -}}
 {{- end -}}
 {{- define "gatehouse.netBindBinary" -}}
-{{- if and .Values.hostNetwork (not .Values.addressPool) }}true{{ end -}}
+{{- if and (include "gatehouse.hostNetwork" .) (not .Values.addressPool) }}true{{ end -}}
+{{- end -}}
+
+{{/* --infrastructure kubernetes: the data-plane image, the config stream's Service and address. */}}
+{{- define "gatehouse.dataplaneImage" -}}
+{{- printf "%s:%s" (default .Values.image.repository .Values.dataplane.image.repository) (default (default .Chart.AppVersion .Values.image.tag) .Values.dataplane.image.tag) -}}
+{{- end -}}
+{{- define "gatehouse.distributionService" -}}
+{{- printf "%s-distribution" (include "gatehouse.fullname" .) -}}
+{{- end -}}
+{{- define "gatehouse.distributionAddress" -}}
+{{- .Values.distribution.address | default (printf "%s.%s.svc:%v" (include "gatehouse.distributionService" .) .Release.Namespace .Values.distribution.port) -}}
 {{- end -}}
 
 {{/*

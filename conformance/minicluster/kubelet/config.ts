@@ -26,4 +26,11 @@ export interface KubeletConfig {
   /** Extra image mappings, `REGEX=BINARY` (tried before the built-in ones). */
   images: string[];
   kubeletVersion: string;
+  /** CIDRs routed via the node in every pod's network namespace (service CIDR, load-balancer range). */
+  routes?: string[];
+  /**
+   * The `kubernetes` Service (programmed by the mini-cluster's service proxy): pods that are not
+   * hostNetwork get it as KUBERNETES_SERVICE_HOST/PORT. Without it, the API server's own address.
+   */
+  kubernetesService?: { host: string; port: number };
 }

@@ -169,13 +169,25 @@ export function runtimeSpec(input: ContainerInput): RuntimeSpec {
   for (const cap of context.capabilities?.add ?? []) caps.add(capName(cap));
   const capList = [...caps].sort();
 
+  // umoci's template (runc's default spec) sets RLIMIT_NOFILE 1024:1024; a CRI runtime sets no
+  // rlimits (containerd/cri#515, cri-o#639): the container inherits the runtime's, here the
+  // kubelet's. HAProxy with a `maxconn` above ~500 cannot start under 1024.
+  delete spec.process["rlimits"];
   spec.process = {
     ...spec.process,
     terminal: false,
     user: {
       uid,
       gid,
-      ...(podContext.supplementalGroups ? { additionalGids: podContext.supplementalGroups } : {}),
+      // As the kubelet does: fsGroup is one of the container's groups (it owns the volumes).
+      ...(podContext.supplementalGroups !== undefined || podContext.fsGroup !== undefined
+        ? {
+            additionalGids: [
+              ...(podContext.supplementalGroups ?? []),
+              ...(podContext.fsGroup !== undefined ? [podContext.fsGroup] : []),
+            ],
+          }
+        : {}),
     },
     args,
     env: [...env].map(([name, value]) => `${name}=${value}`),

@@ -256,10 +256,17 @@ export class PodRunner {
       await ip("netns", "add", this.netns);
       await ip("link", "add", this.veth, "type", "veth", "peer", "name", "eth0", "netns", this.netns);
       await ip("link", "set", this.veth, "master", config.bridge, "up");
+      // Hairpin (the kubelet's hairpin-veth mode): with br_netfilter, a pod's connection to its own
+      // Service is DNATed in the bridge and must leave through the port it came in on.
+      await ip("link", "set", this.veth, "type", "bridge_slave", "hairpin", "on");
       await ip("-n", this.netns, "addr", "add", `${this.podIP}/${prefix}`, "dev", "eth0");
       await ip("-n", this.netns, "link", "set", "eth0", "up");
       await ip("-n", this.netns, "link", "set", "lo", "up");
-      // No default route: pods reach the node's subnet (the node, other pods) and nothing else.
+      // No default route: pods reach the node's subnet (the node, other pods) and, through the
+      // node, the service CIDR and load-balancer addresses (config.routes), nothing else.
+      for (const cidr of config.routes ?? []) {
+        await ip("-n", this.netns, "route", "add", cidr, "via", config.nodeIP, "dev", "eth0");
+      }
     }
     this.#sandboxReady = true;
     this.#updateStatus();
@@ -322,15 +329,26 @@ export class PodRunner {
     c.cwd = workingDir !== undefined && existsSync(workingDir) ? workingDir : this.dir;
   }
 
-  /** The kubelet's environment for every container: there is no kube-proxy, so the API server itself. */
+  /**
+   * The kubelet's environment for every container: the `kubernetes` Service when the mini-cluster
+   * programs Services (pods that are not hostNetwork), otherwise the API server itself.
+   */
   #baseEnv(): Map<string, string> {
     const api = new URL(this.#host.config.apiserverURL);
+    const service = this.#host.config.kubernetesService;
+    const viaService = service !== undefined && !this.hostNetwork;
+    const host = viaService ? service.host : api.hostname;
+    const port = viaService ? String(service.port) : api.port || "443";
     return new Map<string, string>([
       ["HOSTNAME", this.pod.spec.hostname ?? this.pod.metadata.name],
-      ["KUBERNETES_SERVICE_HOST", api.hostname],
-      ["KUBERNETES_SERVICE_PORT", api.port || "443"],
-      ["KUBERNETES_SERVICE_PORT_HTTPS", api.port || "443"],
-      ["KUBERNETES_PORT", `tcp://${api.hostname}:${api.port || "443"}`],
+      ["KUBERNETES_SERVICE_HOST", host],
+      ["KUBERNETES_SERVICE_PORT", port],
+      ["KUBERNETES_SERVICE_PORT_HTTPS", port],
+      ["KUBERNETES_PORT", `tcp://${host}:${port}`],
+      [`KUBERNETES_PORT_${port}_TCP`, `tcp://${host}:${port}`],
+      [`KUBERNETES_PORT_${port}_TCP_PROTO`, "tcp"],
+      [`KUBERNETES_PORT_${port}_TCP_PORT`, port],
+      [`KUBERNETES_PORT_${port}_TCP_ADDR`, host],
     ]);
   }
 
@@ -689,8 +707,12 @@ export class PodRunner {
 
   // --- stop ----------------------------------------------------------------------------------
 
-  /** Stops every process (SIGTERM, SIGKILL after the grace period, at most `maxGraceMs`) and removes the sandbox. */
-  stop(maxGraceMs = 5000): Promise<void> {
+  /**
+   * Stops every process (SIGTERM, SIGKILL after the grace period — the Pod's
+   * deletionGracePeriodSeconds or terminationGracePeriodSeconds, as the kubelet honours it, at most
+   * `maxGraceMs`) and removes the sandbox.
+   */
+  stop(maxGraceMs = MAX_DELETION_GRACE_MS): Promise<void> {
     this.#stopped ??= this.#stop(maxGraceMs);
     return this.#stopped;
   }
@@ -730,6 +752,14 @@ export class PodRunner {
     await rm(this.dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * The longest grace period a deleted Pod gets. The kubelet has no bound; this one has, so that a
+ * process ignoring SIGTERM cannot hold a test run for its full period (e.g. the data plane's 615 s,
+ * of which it needs ~5 s of drain and its soft stop). It was 5 s, which cut the data plane's drain
+ * (--shutdown-drain 5s) short: HAProxy was killed instead of stopping gracefully.
+ */
+export const MAX_DELETION_GRACE_MS = 60_000;
 
 function signal(pid: number, sig: NodeJS.Signals): void {
   try {

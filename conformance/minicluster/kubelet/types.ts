@@ -85,6 +85,7 @@ export interface PodSecurityContext {
   runAsGroup?: number;
   runAsNonRoot?: boolean;
   supplementalGroups?: number[];
+  fsGroup?: number;
   sysctls?: Array<{ name: string; value: string }>;
 }
 

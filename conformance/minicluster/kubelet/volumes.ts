@@ -1,7 +1,7 @@
 // Pod volumes as directories on the host: secret, configMap (honouring `items` and modes),
 // downwardAPI, projected (secrets, configMaps, downwardAPI, serviceAccountToken), emptyDir,
 // hostPath. Containers see them through path rewriting (env.ts), not mounts.
-import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { chmod, chown, lstat, mkdir, readdir, writeFile } from "node:fs/promises";
 import { dirname, join, normalize } from "node:path";
 import { fieldRefValue } from "./env.ts";
 import type { Container, DataObject, DownwardAPIVolumeFile, KeyToPath, Pod, Volume } from "./types.ts";
@@ -151,7 +151,11 @@ export async function materializeVolumes(
     }
     const target = join(dir, volume.name);
     await mkdir(target, { recursive: true });
+    const fsGroup = pod.spec.securityContext?.fsGroup;
     if (volume.emptyDir !== undefined) {
+      // As the kubelet makes it: owned by root, writable by everyone (pods run as other users).
+      await chmod(target, 0o777);
+      if (fsGroup !== undefined) await applyFsGroup(target, fsGroup, false);
       result.set(volume.name, target);
       continue;
     }
@@ -166,9 +170,30 @@ export async function materializeVolumes(
       await writeFile(full, file.data);
       await chmod(full, file.mode & 0o777);
     }
+    if (fsGroup !== undefined) await applyFsGroup(target, fsGroup, true);
     result.set(volume.name, target);
   }
   return result;
+}
+
+/**
+ * The kubelet's volume ownership for a pod with `fsGroup` (SetVolumeOwnership): every file and
+ * directory gets that group; files become group-readable (and group-writable unless the volume is
+ * read-only: secrets, configMaps, projections), directories group-searchable with the setgid bit.
+ */
+async function applyFsGroup(dir: string, gid: number, readOnly: boolean): Promise<void> {
+  const walk = async (path: string): Promise<void> => {
+    const info = await lstat(path);
+    if (info.isSymbolicLink()) return;
+    await chown(path, info.uid, gid);
+    if (info.isDirectory()) {
+      await chmod(path, (info.mode & 0o7777) | 0o2000 | (readOnly ? 0o050 : 0o070));
+      for (const name of await readdir(path)) await walk(join(path, name));
+    } else {
+      await chmod(path, (info.mode & 0o7777) | (readOnly ? 0o040 : 0o060));
+    }
+  };
+  await walk(dir);
 }
 
 /** mountPath → host path for one container (subPath honoured). */

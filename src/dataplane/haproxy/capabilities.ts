@@ -77,7 +77,7 @@ export const haproxyValidators: DataplaneValidators = {
       : `HAProxy 2.6 retry-on cannot retry on status ${code} (only ${[...RETRY_CODES].join(", ")})`,
   retryBackoff: () =>
     "HAProxy 2.6 cannot wait between retries (it retries at once), so a retry backoff cannot be honoured",
-  sessionPersistenceType: (type) =>
-    type === "Header" ? "header-based session persistence is not supported by HAProxy 2.6" : undefined,
-  sessionName: (name) => tokenIssue(name, "cookie name"),
+  sessionPersistenceType: () => undefined,
+  // A cookie name or a header name: both are RFC 9110 tokens.
+  sessionName: (name) => tokenIssue(name, "session name"),
 };

@@ -14,14 +14,14 @@ test("a rule the renderer refuses is left out, match included; everything else s
   const vh = ir.gateways[0]?.listeners[0]?.virtualHosts?.[0];
   const rule = vh?.rules[0];
   assert.ok(rule !== undefined && ir.backends[0] !== undefined);
-  // Header-based session persistence is something HAProxy 2.6 cannot do.
-  rule.sessionPersistence = { type: "Header", name: "x-session", lifetime: "Session" };
+  // A retry backoff is something HAProxy 2.6 cannot do.
+  rule.retry = { codes: [], backoffMs: 100 };
   rule.filters.push({
     type: "RequestHeaderModifier",
     headers: { set: [{ name: "x-a", value: "1" }], add: [], remove: [] },
   });
   const issues = checkRenderable(ir);
-  assert.ok(issues.length > 0, "header session persistence is expected to be refused by the renderer");
+  assert.ok(issues.length > 0, "a retry backoff is expected to be refused by the renderer");
   const out = degrade(ir, issues);
   assert.deepEqual(out.fatal, []);
   assert.deepEqual(checkRenderable(out.ir), []);

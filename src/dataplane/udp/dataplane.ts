@@ -4,6 +4,7 @@
 // refuses the IR (its listeners do not depend on HAProxy's); HAProxy's error is then rethrown.
 import type { ApplyOutcome } from "../haproxy/apply/applier.ts";
 import type { IR } from "../../ir/types.ts";
+import type { TLSBridge } from "../tlsbridge/bridge.ts";
 import type { UdpForwarder } from "./forwarder.ts";
 import type { UnavailableListener } from "../../status/feedback.ts";
 
@@ -20,16 +21,24 @@ export class CombinedDataplane {
   readonly #haproxy: HAProxyDataplane;
   readonly #udp: Pick<UdpForwarder, "apply">;
 
-  constructor(haproxy: HAProxyDataplane, udp: Pick<UdpForwarder, "apply">) {
+  readonly #bridge: Pick<TLSBridge, "apply"> | undefined;
+
+  /** `bridge`: serves backends whose subjectAltNames HAProxy cannot check, before HAProxy applies. */
+  constructor(
+    haproxy: HAProxyDataplane,
+    udp: Pick<UdpForwarder, "apply">,
+    bridge?: Pick<TLSBridge, "apply">,
+  ) {
     this.#haproxy = haproxy;
     this.#udp = udp;
+    this.#bridge = bridge;
   }
 
   async apply(ir: IR): Promise<CombinedOutcome> {
     let outcome: ApplyOutcome | undefined;
     let failure: { error: unknown } | undefined;
     try {
-      outcome = await this.#haproxy.apply(ir);
+      outcome = await this.#haproxy.apply(this.#bridge === undefined ? ir : await this.#bridge.apply(ir));
     } catch (error) {
       failure = { error };
     }

@@ -2,6 +2,11 @@
 // address as a host route (/32, /128). Kernels without the dummy driver (some sandboxes) get a
 // bridge without ports instead, which holds local addresses just the same. Side effects live behind AddressBinder: IpBinder runs
 // iproute2's `ip` (optionally in a network namespace, `ip -n NS`); FakeBinder records calls.
+//
+// An interface Gatehouse creates carries the alias `gatehouse` (ifalias). A Gatehouse killed with
+// SIGKILL cannot clean up; the next one on the host finds the alias, knows the interface is
+// Gatehouse's (not one the administrator made), takes it over (its stale addresses go at the first
+// reconciliation) and deletes it when it stops.
 import { execFile } from "node:child_process";
 import { isIP } from "node:net";
 import { GatehouseError } from "../../errors.ts";
@@ -9,7 +14,10 @@ import { GatehouseError } from "../../errors.ts";
 export interface AddressBinder {
   /** The interface Gatehouse owns. */
   readonly device: string;
-  /** Creates the interface (a dummy) if missing and brings it up; true when it was created now. */
+  /**
+   * Creates the interface (a dummy) if missing and brings it up; true when it is Gatehouse's to
+   * delete: created now, or created by an earlier Gatehouse that did not clean up (its mark).
+   */
   ensureInterface(): Promise<boolean>;
   /** Addresses on our interface (none when it does not exist). */
   list(): Promise<string[]>;
@@ -51,8 +59,12 @@ export interface IpBinderOptions {
   run?: CommandRunner;
 }
 
+/** The ifalias marking an interface Gatehouse created. */
+export const OWNED_ALIAS = "gatehouse";
+
 interface IpAddrJson {
   ifname?: string;
+  ifalias?: string;
   addr_info?: Array<{ local?: string; prefixlen?: number; family?: string; scope?: string }>;
 }
 
@@ -79,14 +91,21 @@ export class IpBinder implements AddressBinder {
     return this.#run(this.#ip, this.#netns === undefined ? args : ["-n", this.#netns, ...args]);
   }
 
-  async #exists(): Promise<boolean> {
+  async #link(): Promise<IpAddrJson | undefined> {
     const links = JSON.parse((await this.#cmd("-j", "link", "show")) || "[]") as IpAddrJson[];
-    return links.some((l) => l.ifname === this.device);
+    return links.find((l) => l.ifname === this.device);
+  }
+
+  async #exists(): Promise<boolean> {
+    return (await this.#link()) !== undefined;
   }
 
   async ensureInterface(): Promise<boolean> {
     let created = false;
-    if (!(await this.#exists())) {
+    const existing = await this.#link();
+    if (existing !== undefined) {
+      created = existing.ifalias === OWNED_ALIAS; // left by an earlier Gatehouse
+    } else {
       const type = this.#linkType === "bridge" ? "bridge" : "dummy";
       try {
         await this.#cmd("link", "add", this.device, "type", type);
@@ -98,6 +117,7 @@ export class IpBinder implements AddressBinder {
         this.created = "bridge";
       }
       created = true;
+      await this.#cmd("link", "set", "dev", this.device, "alias", OWNED_ALIAS);
     }
     await this.#cmd("link", "set", this.device, "up");
     return created;
@@ -149,6 +169,8 @@ export class FakeBinder implements AddressBinder {
   /** Addresses on other interfaces of the fake host. */
   readonly other: Set<string>;
   exists = false;
+  /** The interface carries Gatehouse's mark (created by a Gatehouse). */
+  marked = false;
   readonly calls: string[] = [];
   failAdd: ((address: string) => boolean) | undefined;
 
@@ -158,8 +180,9 @@ export class FakeBinder implements AddressBinder {
   }
 
   ensureInterface(): Promise<boolean> {
-    if (this.exists) return Promise.resolve(false);
+    if (this.exists) return Promise.resolve(this.marked);
     this.exists = true;
+    this.marked = true;
     this.calls.push(`link add ${this.device}`);
     return Promise.resolve(true);
   }
@@ -183,6 +206,7 @@ export class FakeBinder implements AddressBinder {
   }
   deleteInterface(): Promise<void> {
     this.exists = false;
+    this.marked = false;
     this.bound.clear();
     this.calls.push(`link del ${this.device}`);
     return Promise.resolve();

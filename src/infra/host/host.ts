@@ -8,8 +8,9 @@
 // - Every address reported is in status.addresses. A Gateway that cannot get an address (pool
 //   exhausted, `ip` failed) is left out of the IR and reports Programmed False (AddressNotAssigned,
 //   AddressNotUsable) instead of binding somewhere it should not.
-// - Addresses on our interface that no Gateway uses any more are removed; close() removes them all
-//   (and the interface, if we created it).
+// - Addresses on our interface that no Gateway uses any more are removed, those left by an earlier
+//   run (a controller killed with SIGKILL) at the first reconciliation; close() removes them all
+//   (and the interface, if a Gatehouse created it: see the mark in binder.ts).
 import type { IR, IRGateway } from "../../ir/types.ts";
 import type { Snapshot } from "../../resources/snapshot.ts";
 import type { Condition, StatusEntry } from "../../status/types.ts";
@@ -81,8 +82,10 @@ export class HostInfrastructure implements GatewayInfrastructure {
       for (const [key, addresses] of static_) {
         for (const a of addresses) if (bound.has(a) || !local.has(a)) need(a, key);
       }
-      // The interface is created only when there is something to put on it.
-      if (!this.#interfaceReady && [...wanted.keys()].some((a) => !bound.has(a))) {
+      // The interface is created only when there is something to put on it; one left over from an
+      // earlier run (it has addresses) is taken over: ensureInterface says whether it is ours to
+      // delete (Gatehouse's mark), e.g. after the previous controller was killed with SIGKILL.
+      if (!this.#interfaceReady && (bound.size > 0 || [...wanted.keys()].some((a) => !bound.has(a)))) {
         this.#createdInterface = (await this.#binder.ensureInterface()) || this.#createdInterface;
         this.#interfaceReady = true;
       }

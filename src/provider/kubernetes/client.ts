@@ -21,6 +21,10 @@ export interface RequestOptions {
   contentType?: string;
   /** Milliseconds before the request is abandoned (default the client's). */
   timeoutMs?: number;
+  /** The Accept header (default application/json). */
+  accept?: string;
+  /** Abandons the request when aborted (e.g. the moment this replica stops leading). */
+  signal?: AbortSignal | undefined;
 }
 
 /** The API server, reduced to one call. Implementations: HttpKubeApi (real), fakes in tests. */
@@ -121,7 +125,7 @@ export class HttpKubeApi implements KubeApi {
     await this.#config.applyToHTTPSOptions(opts);
     const headers: Record<string, string> = {
       ...(opts.headers as Record<string, string> | undefined),
-      accept: "application/json",
+      accept: options.accept ?? "application/json",
     };
     let payload: Buffer | undefined;
     if (body !== undefined) {
@@ -137,6 +141,9 @@ export class HttpKubeApi implements KubeApi {
         { statusCode, reason, method, path },
         cause === undefined ? undefined : { cause },
       );
+    const signal = options.signal;
+    if (signal?.aborted === true)
+      throw fail("aborted before it was sent", undefined, "Aborted", signal.reason);
     return new Promise<T>((resolve, reject) => {
       const transport = url.protocol === "http:" ? http : https;
       const req = transport.request(url, { ...opts, headers, timeout: timeoutMs }, (res) => {
@@ -163,7 +170,18 @@ export class HttpKubeApi implements KubeApi {
         });
       });
       req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on("error", (err) => reject(fail(describeError(err), undefined, undefined, err)));
+      const onAbort = (): void => {
+        req.destroy(new Error("aborted"));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      req.on("close", () => signal?.removeEventListener("abort", onAbort));
+      req.on("error", (err) =>
+        reject(
+          signal?.aborted === true
+            ? fail("aborted", undefined, "Aborted", err)
+            : fail(describeError(err), undefined, undefined, err),
+        ),
+      );
       if (payload !== undefined) req.write(payload);
       req.end();
     });

@@ -8,7 +8,8 @@ import { describe, test } from "node:test";
 import { parseAllDocuments } from "yaml";
 import { parseControllerArgs } from "../../cli/controller.ts";
 import { parseDocuments } from "../../resources/load.ts";
-import { LEASE_RESOURCE, STATUS_KINDS, WATCHED_RESOURCES, watchedResource } from "./resources.ts";
+import { DEFAULT_LEASE_NAME } from "../../status/leader.ts";
+import { infrastructurePermissions, LEASE_RESOURCE, permissions } from "./resources.ts";
 
 const DEPLOY = resolve(dirname(fileURLToPath(import.meta.url)), "../../../deploy");
 
@@ -21,7 +22,20 @@ interface Doc {
 interface Rule {
   apiGroups?: string[];
   resources?: string[];
+  resourceNames?: string[];
   verbs: string[];
+}
+
+/** Rules as `scope group/resource verb [name]` lines, one per grant. */
+function grants(scope: string, rules: readonly Rule[]): string[] {
+  const out: string[] = [];
+  for (const r of rules)
+    for (const g of r.apiGroups ?? [])
+      for (const res of r.resources ?? [])
+        for (const v of r.verbs)
+          for (const name of r.resourceNames ?? ["*"])
+            out.push(`${scope} ${g || "core"}/${res} ${v} ${name}`);
+  return out.sort();
 }
 
 function files(dir: string): string[] {
@@ -79,50 +93,45 @@ describe("deploy/ manifests", () => {
   const clusterRole = find("ClusterRole", "gatehouse-controller")[0];
   const rules = (clusterRole?.["rules"] ?? []) as Rule[];
 
-  test("the ClusterRole grants get/list/watch on every kind the provider watches", () => {
+  test("the ClusterRole and the lease Role grant exactly what the controller uses (resources.ts), no wildcards", () => {
     assert.ok(clusterRole !== undefined);
-    for (const r of WATCHED_RESOURCES) {
-      const verbs = granted(rules, r.group, r.plural);
-      for (const v of ["get", "list", "watch"])
-        assert.ok(verbs.has(v), `${v} ${r.group || "core"}/${r.plural}`);
-    }
-  });
-
-  test("the ClusterRole grants update on the status subresource of every kind whose status is written", () => {
-    for (const kind of STATUS_KINDS) {
-      const r = watchedResource(kind);
-      assert.ok(r !== undefined, kind);
-      assert.ok(granted(rules, r.group, `${r.plural}/status`).has("update"), `update ${r.plural}/status`);
-    }
-  });
-
-  test("least privilege: nothing else, no wildcards, no writes outside */status", () => {
-    const allowed = new Set([
-      ...WATCHED_RESOURCES.map((r) => `${r.group}|${r.plural}`),
-      ...STATUS_KINDS.map((k) => `${watchedResource(k)?.group}|${watchedResource(k)?.plural}/status`),
-    ]);
-    for (const rule of rules) {
-      for (const g of rule.apiGroups ?? []) {
-        for (const res of rule.resources ?? []) {
-          assert.ok(allowed.has(`${g}|${res}`), `unexpected resource ${g}/${res}`);
-          const write = rule.verbs.filter((v) => !["get", "list", "watch"].includes(v));
-          if (!res.endsWith("/status")) assert.deepEqual(write, [], `writes on ${g}/${res}`);
-          else
-            assert.ok(
-              write.every((v) => v === "update" || v === "patch"),
-              `${rule.verbs.join(",")} on ${res}`,
-            );
-        }
-      }
+    const leaseRole = find("Role", "gatehouse-leader-election")[0];
+    assert.ok(leaseRole !== undefined);
+    const deployment = find("Deployment", "gatehouse-controller")[0];
+    const args = parseControllerArgs(
+      (
+        (
+          deployment?.["spec"] as
+            { template: { spec: { containers: Array<{ args: string[] }> } } } | undefined
+        )?.template.spec.containers[0]?.args ?? []
+      ).slice(1),
+    );
+    const needed = [
+      ...permissions(DEFAULT_LEASE_NAME),
+      ...(args.infrastructure === "kubernetes" ? infrastructurePermissions() : []),
+    ];
+    const expected = [
+      ...new Set(
+        needed.flatMap((p) =>
+          p.verbs.flatMap((v) =>
+            (p.names ?? ["*"]).map((n) => `${p.scope} ${p.group || "core"}/${p.resource} ${v} ${n}`),
+          ),
+        ),
+      ),
+    ].sort();
+    const actual = [
+      ...new Set([...grants("cluster", rules), ...grants("lease", (leaseRole["rules"] ?? []) as Rule[])]),
+    ].sort();
+    assert.deepEqual(actual, expected);
+    for (const rule of [...rules, ...((leaseRole["rules"] ?? []) as Rule[])])
       assert.ok(
         !rule.verbs.includes("*") &&
           !(rule.resources ?? []).includes("*") &&
           !(rule.apiGroups ?? []).includes("*"),
       );
-    }
   });
 
-  test("leader election: get/create/update on leases, in the Deployment's lease namespace only, for its ServiceAccount", () => {
+  test("leader election: leases in the Deployment's lease namespace only, get/update by name, for its ServiceAccount", () => {
     const deployment = find("Deployment", "gatehouse-controller")[0];
     assert.ok(deployment !== undefined);
     const pod = (
@@ -142,6 +151,12 @@ describe("deploy/ manifests", () => {
     assert.equal(role.metadata.namespace, namespace);
     const verbs = granted(role["rules"] as Rule[], LEASE_RESOURCE.group, LEASE_RESOURCE.plural);
     assert.deepEqual([...verbs].sort(), ["create", "get", "update"]);
+    const named = (role["rules"] as Rule[]).filter((r) => r.resourceNames !== undefined);
+    assert.deepEqual(
+      named.map((r) => r.resourceNames),
+      [[args.leaseName]],
+      "get/update only on the Lease the Deployment uses",
+    );
     const sa = {
       kind: "ServiceAccount",
       name: pod.serviceAccountName,

@@ -65,7 +65,80 @@ async function advance(clock: ManualClock, ms: number, step = 10): Promise<void>
   }
 }
 
+const secret = (name: string, value: string, namespace = "default") => ({
+  apiVersion: "v1",
+  kind: "Secret",
+  metadata: { name, namespace },
+  type: "kubernetes.io/tls",
+  data: { "tls.crt": value, "tls.key": value },
+});
+const gatewayWithCert = (name: string, certificate: string | undefined) => ({
+  apiVersion: "gateway.networking.k8s.io/v1",
+  kind: "Gateway",
+  metadata: { name, namespace: "default" },
+  spec: {
+    gatewayClassName: "gh",
+    listeners: [
+      certificate === undefined
+        ? { name: "http", port: 80, protocol: "HTTP" }
+        : { name: "https", port: 443, protocol: "HTTPS", tls: { certificateRefs: [{ name: certificate }] } },
+    ],
+  },
+});
+
 describe("KubernetesProvider (fake API server)", () => {
+  test("Secrets: only referenced ones are read (GET) and held; changes are read again; unreferenced ones are forgotten", async () => {
+    const cluster = new FakeCluster();
+    cluster.apply(secret("cert", "v1"));
+    cluster.apply(secret("unrelated", "never-read"));
+    cluster.apply(gatewayWithCert("gw", "cert"));
+    const clock = new ManualClock();
+    const { provider, last } = await started(cluster, clock);
+    assert.deepEqual([...(last()?.snapshot.secrets.keys() ?? [])], ["default/cert"], "in the first snapshot");
+    assert.deepEqual(
+      (last()?.snapshot.secrets.get("default/cert") as { data?: Record<string, string> } | undefined)?.data,
+      { "tls.crt": "v1", "tls.key": "v1" },
+    );
+    assert.deepEqual(cluster.gets, ["secrets default/cert"]);
+    assert.deepEqual(provider.referencedCached, ["Secret default/cert"]);
+    // The metadata watch holds no data, not even of the unrelated Secret.
+    cluster.apply(secret("unrelated", "changed"));
+    await advance(clock, 300);
+    assert.deepEqual(
+      cluster.gets,
+      ["secrets default/cert"],
+      "a change to an unreferenced Secret reads nothing",
+    );
+    // A change to the referenced one: read again, delivered.
+    cluster.apply(secret("cert", "v2"));
+    await advance(clock, 300);
+    assert.deepEqual(cluster.gets, ["secrets default/cert", "secrets default/cert"]);
+    assert.equal(
+      (last()?.snapshot.secrets.get("default/cert") as { data?: Record<string, string> } | undefined)?.data?.[
+        "tls.crt"
+      ],
+      "v2",
+    );
+    // The Gateway stops referencing it: it leaves the snapshot and memory.
+    cluster.apply(gatewayWithCert("gw", undefined));
+    await advance(clock, 300);
+    assert.equal(last()?.snapshot.secrets.size, 0);
+    assert.deepEqual(provider.referencedCached, []);
+    // Referenced again, and deleted: gone from the snapshot (the translator reports it missing).
+    cluster.apply(gatewayWithCert("gw", "cert"));
+    await advance(clock, 300);
+    assert.ok(last()?.snapshot.secrets.has("default/cert"));
+    cluster.delete("Secret", "cert");
+    await advance(clock, 300);
+    assert.equal(last()?.snapshot.secrets.size, 0);
+    // A Secret created after the Gateway that references it arrives too.
+    cluster.apply(secret("cert", "v3"));
+    await advance(clock, 300);
+    assert.ok(last()?.snapshot.secrets.has("default/cert"));
+    assert.ok(!cluster.gets.some((g) => g.includes("unrelated")));
+    await provider.stop();
+  });
+
   test("the first snapshot holds every kind, with apiVersion/kind set on list items", async () => {
     const cluster = new FakeCluster();
     cluster.apply(svc("web"));
@@ -185,13 +258,18 @@ describe("KubernetesProvider (fake API server)", () => {
     await advance(clock, 3000, 50);
     assert.equal(updates.length, 1, "no snapshot while unreachable (the last one stays in effect)");
     assert.equal(provider.kinds().find((k) => k.kind === "Service")?.state, "failing");
-    const warnings = lines.filter((l) => l.startsWith("warn Service"));
-    assert.equal(warnings.length, 1, "one warning per kind, not one per retry");
-    // Retries: 500, 1000, 2000, 4000, 4000 ms ... (the cap).
+    assert.deepEqual(
+      lines.filter((l) => l.startsWith("warn")),
+      [
+        "warn API server: not ready or unreachable (GET /readyz: connect ECONNREFUSED); the last known objects stay in use",
+      ],
+      "one warning for the outage, not one per kind or per retry",
+    );
+    // Waiting kinds resume at the first ready /readyz probe (every 250–300 ms), not after a backoff.
     const listsBefore = cluster.lists.get("services") ?? 0;
     cluster.down = false;
     cluster.apply(svc("b"));
-    await advance(clock, 4000, 50);
+    await advance(clock, 700, 50);
     assert.equal(
       cluster.lists.get("services"),
       listsBefore,
@@ -199,7 +277,7 @@ describe("KubernetesProvider (fake API server)", () => {
     );
     assert.deepEqual([...(last()?.snapshot.services.keys() ?? [])], ["default/a", "default/b"]);
     assert.ok(
-      lines.some((l) => l.startsWith("info Service: watching v1 again")),
+      lines.some((l) => l.startsWith("info API server: working again after")),
       lines.join("\n"),
     );
     await provider.stop();

@@ -9,9 +9,12 @@
 //   `missingGraceMs`: an API server that restarts answers 404 for CRD kinds for a moment, and
 //   dropping every Gateway then would take traffic down.
 // - ListWatch lists, then watches from the list's resourceVersion, and relists on 410 Gone. When the
-//   API server cannot be reached, ListWatch reports an error and stops; we restart it with
-//   exponential backoff (`retryMs` doubling up to `maxRetryMs`) on the injected clock. Its cache is
-//   kept meanwhile, so the pipeline keeps the last snapshot while the API server is unreachable.
+//   API server cannot be reached, ListWatch reports an error and stops; the kind then waits for the
+//   API server to be ready again (reachability.ts: one shared /readyz probe every `probeMs`), and
+//   every waiting kind resumes at once when it is, from its last resourceVersion. A kind whose own
+//   requests fail while the API server is fine restarts with exponential backoff (`retryMs`
+//   doubling up to `maxRetryMs`) on the injected clock. Its cache is kept meanwhile, so the pipeline
+//   keeps the last snapshot while the API server is unreachable.
 // - 403 Forbidden is logged once and retried with the same backoff: missing RBAC rules, but also
 //   an API server that just restarted and has not loaded its RBAC rules yet.
 //
@@ -23,6 +26,11 @@
 //
 // Objects are the API server's JSON (already validated and defaulted): the snapshot is built with
 // buildSnapshot directly. `metadata.managedFields` is dropped from cached objects to save memory.
+//
+// Secrets and ConfigMaps are watched metadata-only (`metadataWatch`, PartialObjectMetadata): the
+// snapshot holds only those a Gateway, ListenerSet or BackendTLSPolicy references, read with a GET
+// before the snapshot that first needs them is delivered, and again when their resourceVersion
+// moves (references.ts). Everything else of theirs is never read.
 import {
   ListWatch,
   type KubernetesListObject,
@@ -35,6 +43,10 @@ import { buildSnapshot } from "../../resources/snapshot.ts";
 import { systemClock, type Clock, type TimerHandle } from "../clock.ts";
 import type { Provider, SnapshotListener } from "../types.ts";
 import { describeError, statusCodeOf, type KubeApi } from "./client.ts";
+import { OutageLog } from "../../observability/outage.ts";
+import { METADATA_LIST_ACCEPT } from "./metawatch.ts";
+import { ApiServerReachability, isUnreachable } from "./reachability.ts";
+import { referencedObjects, ReferencedObjects, type ReferenceKey } from "./references.ts";
 import {
   apiVersionOf,
   groupVersionPath,
@@ -58,6 +70,8 @@ export interface KubernetesProviderOptions {
   api: KubeApi;
   /** Watches (the library's `new Watch(kubeConfig)`). */
   watch: WatchLike;
+  /** Metadata-only watches for Secrets and ConfigMaps (MetadataWatch; default `watch`). */
+  metadataWatch?: WatchLike;
   /** Kinds to watch (default WATCHED_RESOURCES). */
   resources?: readonly WatchedResource[];
   /** Quiet time after the last change before a snapshot is delivered (default 30 ms). */
@@ -74,6 +88,8 @@ export interface KubernetesProviderOptions {
   missingGraceMs?: number;
   /** Page size of lists (default 500). */
   pageSize?: number;
+  /** Time between /readyz probes while the API server is away (default 250 ms). */
+  probeMs?: number;
   /** Timers (default the real ones); also drives ListWatch's reconnect delays. */
   clock?: Clock;
   log?: ProviderLog;
@@ -88,6 +104,11 @@ const silent: ProviderLog = { info: () => undefined, warn: () => undefined };
 export class KubernetesProvider implements Provider {
   readonly #o: Required<Omit<KubernetesProviderOptions, "log">> & { log: ProviderLog };
   readonly #kinds: KindWatcher[];
+  readonly #reachability: ApiServerReachability;
+  readonly #references: ReferencedObjects;
+  readonly #fetchOutage: OutageLog;
+  #fetching = false;
+  #deliverAgain = false;
   #state: "new" | "running" | "stopped" = "new";
   #listener: SnapshotListener | undefined;
   #generation = 0;
@@ -102,6 +123,7 @@ export class KubernetesProvider implements Provider {
     this.#o = {
       api: options.api,
       watch: options.watch,
+      metadataWatch: options.metadataWatch ?? options.watch,
       resources: options.resources ?? WATCHED_RESOURCES,
       debounceMs: options.debounceMs ?? 30,
       maxDelayMs: Math.max(options.maxDelayMs ?? 500, options.debounceMs ?? 30),
@@ -110,15 +132,33 @@ export class KubernetesProvider implements Provider {
       discoveryRetryMs: options.discoveryRetryMs ?? 30_000,
       missingGraceMs: options.missingGraceMs ?? 10_000,
       pageSize: options.pageSize ?? 500,
+      probeMs: options.probeMs ?? 250,
       clock: options.clock ?? systemClock,
       log: options.log ?? silent,
     };
-    this.#kinds = this.#o.resources.map((r) => new KindWatcher(r, this.#o, this));
+    this.#reachability = new ApiServerReachability({
+      api: this.#o.api,
+      clock: this.#o.clock,
+      probeMs: this.#o.probeMs,
+      log: this.#o.log,
+    });
+    this.#kinds = this.#o.resources.map((r) => new KindWatcher(r, this.#o, this, this.#reachability));
+    this.#references = new ReferencedObjects(this.#o.api);
+    this.#fetchOutage = new OutageLog({
+      what: "reading referenced Secrets and ConfigMaps",
+      clock: this.#o.clock,
+      log: this.#o.log,
+    });
   }
 
   /** Generation of the last delivered update (0 before the first). */
   get generation(): number {
     return this.#generation;
+  }
+
+  /** The Secrets and ConfigMaps held in full (the referenced ones): `Kind ns/name`. */
+  get referencedCached(): ReferenceKey[] {
+    return this.#references.cached;
   }
 
   /** Each kind's state and the version watched. */
@@ -136,7 +176,7 @@ export class KubernetesProvider implements Provider {
     await settled;
     if (this.#state !== "running") return;
     this.#started = true;
-    this.#deliver();
+    await this.#deliver();
   }
 
   async stop(): Promise<void> {
@@ -146,6 +186,7 @@ export class KubernetesProvider implements Provider {
     if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#settled?.();
+    this.#reachability.stop();
     await Promise.all(this.#kinds.map((k) => k.stop()));
   }
 
@@ -176,24 +217,74 @@ export class KubernetesProvider implements Provider {
     if (this.#state !== "running") return;
     const due = Math.min(this.#lastChangeAt + this.#o.debounceMs, this.#firstChangeAt + this.#o.maxDelayMs);
     if (due > this.#o.clock.now()) this.#arm();
-    else this.#deliver();
+    else void this.#deliver();
   }
 
-  #deliver(): void {
+  /** Objects of the fully watched kinds, and which metadata-only objects exist (at which version). */
+  #collect(): { objects: KubeObject[]; existing: Map<ReferenceKey, string> } {
+    const objects: KubeObject[] = [];
+    const existing = new Map<ReferenceKey, string>();
+    for (const kind of this.#kinds) {
+      if (kind.resource.metadataOnly === true) {
+        for (const o of kind.objects())
+          existing.set(
+            `${kind.resource.kind} ${o.metadata.namespace ?? ""}/${o.metadata.name}`,
+            o.metadata.resourceVersion ?? "",
+          );
+      } else {
+        objects.push(...kind.objects());
+      }
+    }
+    return { objects, existing };
+  }
+
+  async #deliver(): Promise<void> {
     this.#dirty = false;
+    if (this.#state !== "running" || this.#listener === undefined) return;
+    if (this.#fetching) {
+      this.#deliverAgain = true; // after the fetch in flight
+      return;
+    }
+    let { objects, existing } = this.#collect();
+    let referenced = referencedObjects(objects);
+    const stale = this.#references.stale(referenced, existing);
+    if (stale.length > 0) {
+      this.#fetching = true;
+      let failures: string[];
+      try {
+        failures = await this.#references.fetch(stale);
+      } finally {
+        this.#fetching = false;
+      }
+      if (failures.length > 0) {
+        // The last version read (if any) stays in use; try again shortly.
+        this.#fetchOutage.failed(
+          `${failures[0] ?? ""}${failures.length > 1 ? ` (+${failures.length - 1} more)` : ""}`,
+        );
+        this.#o.clock.setTimeout(() => this.changed(), this.#o.retryMs);
+      } else {
+        this.#fetchOutage.succeeded();
+      }
+      if (this.#state !== "running") return;
+      ({ objects, existing } = this.#collect());
+      referenced = referencedObjects(objects);
+    }
     const listener = this.#listener;
     if (this.#state !== "running" || listener === undefined) return;
-    const objects: Array<{ object: KubeObject; source: { description: string } }> = [];
-    for (const kind of this.#kinds) {
-      for (const object of kind.objects()) objects.push({ object, source: { description: "kubernetes" } });
-    }
-    const { snapshot, duplicates } = buildSnapshot(objects);
+    objects.push(...(this.#references.objects(referenced, existing) as KubeObject[]));
+    const { snapshot, duplicates } = buildSnapshot(
+      objects.map((object) => ({ object, source: { description: "kubernetes" } })),
+    );
     const warnings = duplicates.map((d) => `${d.kind} ${d.key} listed twice`);
     this.#generation++;
     try {
       listener({ snapshot, errors: [], warnings, generation: this.#generation });
     } catch (error) {
       this.#o.log.warn(`snapshot listener failed: ${describeError(error)}`);
+    }
+    if (this.#deliverAgain) {
+      this.#deliverAgain = false;
+      this.changed();
     }
   }
 }
@@ -206,6 +297,10 @@ class KindWatcher {
   readonly resource: WatchedResource;
   readonly #o: Options;
   readonly #provider: KubernetesProvider;
+  readonly #reachability: ApiServerReachability;
+  #cancelWait: (() => void) | undefined;
+  /** The last failure was the API server being away (logged by the reachability probe). */
+  #unreachable = false;
   state: KindState = "discovering";
   version: string | undefined;
   /** Synced once, or known to be missing or forbidden: the first snapshot need not wait for it. */
@@ -218,10 +313,16 @@ class KindWatcher {
   /** When discovery first said "not served" for a kind we were watching (our clock). */
   #goneSince: number | undefined;
 
-  constructor(resource: WatchedResource, options: Options, provider: KubernetesProvider) {
+  constructor(
+    resource: WatchedResource,
+    options: Options,
+    provider: KubernetesProvider,
+    reachability: ApiServerReachability,
+  ) {
     this.resource = resource;
     this.#o = options;
     this.#provider = provider;
+    this.#reachability = reachability;
     this.#delayMs = options.retryMs;
   }
 
@@ -241,6 +342,8 @@ class KindWatcher {
     this.state = "stopped";
     if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#cancelWait?.();
+    this.#cancelWait = undefined;
     const informer = this.#informer;
     if (informer !== undefined) await informer.stop();
   }
@@ -258,18 +361,40 @@ class KindWatcher {
   }
 
   /** Logs a state once (the same message is not repeated until the state changes). */
-  #report(key: string, level: "info" | "warn", message: string): void {
+  #report(key: string, level: "info" | "warn" | "debug", message: string): void {
     if (this.#reported === key) return;
     this.#reported = key;
-    this.#o.log[level](message);
+    if (level === "debug") this.#o.log.debug?.(message);
+    else this.#o.log[level](message);
   }
 
   #schedule(ms: number, action: () => void): void {
     if (this.#isStopped()) return;
     if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
+    this.#cancelWait?.();
+    this.#cancelWait = undefined;
     this.#timer = this.#o.clock.setTimeout(() => {
       this.#timer = undefined;
       if (!this.#isStopped()) action();
+    }, ms);
+  }
+
+  /** After a failure: `action` when `error` says the API server is away and it is back, else after `ms`. */
+  #retry(error: unknown, ms: number, action: () => void): void {
+    this.#unreachable = isUnreachable(error);
+    if (!this.#unreachable) {
+      this.#schedule(ms, action);
+      return;
+    }
+    if (this.#isStopped()) return;
+    if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#cancelWait?.();
+    this.#cancelWait = this.#reachability.waitForRecovery((recovered) => {
+      this.#cancelWait = undefined;
+      if (this.#isStopped()) return;
+      if (recovered) this.#delayMs = this.#o.retryMs; // the outage is over: no backoff left over
+      action();
     }, ms);
   }
 
@@ -289,10 +414,10 @@ class KindWatcher {
       this.state = "failing";
       this.#report(
         "discovery-failed",
-        "warn",
+        isUnreachable(error) ? "debug" : "warn",
         `${this.#name}: API discovery failed (${describeError(error)}); retrying`,
       );
-      this.#schedule(this.#backoff(), () => void this.#discover());
+      this.#retry(error, this.#backoff(), () => void this.#discover());
       return;
     }
     if (this.#isStopped()) return;
@@ -363,6 +488,7 @@ class KindWatcher {
 
   #makeInformer(version: string): ListWatch<KubernetesObject> {
     const apiVersion = apiVersionOf(this.resource.group, version);
+    const metadataOnly = this.resource.metadataOnly === true;
     const path = resourcePath({ group: this.resource.group, version, plural: this.resource.plural });
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
       const items: KubernetesObject[] = [];
@@ -371,9 +497,10 @@ class KindWatcher {
       do {
         const page = await this.#o.api.request<RawList>("GET", path, undefined, {
           query: { limit: this.#o.pageSize, continue: token },
+          ...(metadataOnly ? { accept: METADATA_LIST_ACCEPT } : {}),
         });
         for (const item of page.items ?? [])
-          items.push(slim({ ...item, apiVersion, kind: this.resource.kind }));
+          items.push(slim({ ...item, apiVersion, kind: this.resource.kind }, metadataOnly));
         resourceVersion = page.metadata?.resourceVersion;
         token = page.metadata?.continue;
         if (token === "") token = undefined;
@@ -384,7 +511,7 @@ class KindWatcher {
     const clock = this.#o.clock;
     const informer = new ListWatch<KubernetesObject>(
       path,
-      this.#o.watch as Watch,
+      (metadataOnly ? this.#o.metadataWatch : this.#o.watch) as Watch,
       list,
       false,
       undefined,
@@ -393,7 +520,7 @@ class KindWatcher {
     );
     const onChange = (obj: KubernetesObject): void => {
       if (this.#informer !== informer) return;
-      slim(obj);
+      slim(obj, metadataOnly);
       this.#provider.changed();
     };
     informer.on("add", onChange);
@@ -428,7 +555,7 @@ class KindWatcher {
     if (wasFailing || this.#reported !== undefined) {
       this.#report(
         "synced",
-        "info",
+        this.#unreachable ? "debug" : "info",
         `${this.#name}: watching ${apiVersionOf(this.resource.group, this.version ?? "")} again`,
       );
     } else {
@@ -465,11 +592,11 @@ class KindWatcher {
     const delay = this.#backoff();
     this.#report(
       "failing",
-      "warn",
-      `${this.#name}: list/watch failed (${describeError(error)}); keeping the last known objects, retrying with backoff`,
+      // The API server being away is logged once for every kind by the reachability probe.
+      isUnreachable(error) ? "debug" : "warn",
+      `${this.#name}: list/watch failed (${describeError(error)}); keeping the last known objects, retrying`,
     );
-    this.#o.log.debug?.(`${this.#name}: retry in ${delay} ms`);
-    this.#schedule(delay, () => void this.#restart());
+    this.#retry(error, delay, () => void this.#restart());
   }
 }
 
@@ -479,9 +606,22 @@ interface RawList {
   items: KubernetesObject[];
 }
 
-/** Drops what Gatehouse never reads and costs memory (in place: the informer caches this object). */
-function slim<T extends KubernetesObject>(obj: T): T {
+/**
+ * Drops what Gatehouse never reads and costs memory (in place: the informer caches this object).
+ * `metadataOnly`: keeps name, namespace, uid and resourceVersion only (a metadata watch sends no
+ * data anyway; this also holds when a watch sends more).
+ */
+const METADATA_KEPT = new Set(["name", "namespace", "uid", "resourceVersion"]);
+
+function slim<T extends KubernetesObject>(obj: T, metadataOnly = false): T {
   const meta = obj.metadata as { managedFields?: unknown } | undefined;
   if (meta?.managedFields !== undefined) delete meta.managedFields;
+  if (metadataOnly) {
+    for (const key of Object.keys(obj))
+      if (key !== "apiVersion" && key !== "kind" && key !== "metadata") Reflect.deleteProperty(obj, key);
+    const m = obj.metadata;
+    if (m !== undefined)
+      for (const key of Object.keys(m)) if (!METADATA_KEPT.has(key)) Reflect.deleteProperty(m, key);
+  }
   return obj;
 }

@@ -1,5 +1,7 @@
-// The Kubernetes resources Gatehouse reads and writes. The RBAC manifests under deploy/ are checked
-// against these lists (deploy/deploy.test.ts), so a kind added here without a rule fails a test.
+// The Kubernetes resources Gatehouse reads and writes, and the permissions that takes. The chart's
+// RBAC rules (and deploy/, rendered from it) must grant exactly PERMISSIONS
+// (src/provider/kubernetes/deploy.test.ts), and apiserver.test.ts proves, running as that
+// ServiceAccount against a real API server, that every request is allowed and every verb is used.
 
 /** A resource the Kubernetes provider lists and watches (one informer each). */
 export interface WatchedResource {
@@ -15,6 +17,11 @@ export interface WatchedResource {
    * all these versions share).
    */
   versions: readonly string[];
+  /**
+   * Watched metadata-only; the provider reads in full only the objects that are referenced (see
+   * references.ts). Secrets and ConfigMaps.
+   */
+  metadataOnly?: true;
 }
 
 export const GATEWAY_API_GROUP = "gateway.networking.k8s.io";
@@ -94,9 +101,36 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
     namespaced: true,
     versions: ["v1"],
   },
-  { kind: "Secret", group: "", plural: "secrets", namespaced: true, versions: ["v1"] },
-  { kind: "ConfigMap", group: "", plural: "configmaps", namespaced: true, versions: ["v1"] },
+  { kind: "Secret", group: "", plural: "secrets", namespaced: true, versions: ["v1"], metadataOnly: true },
+  {
+    kind: "ConfigMap",
+    group: "",
+    plural: "configmaps",
+    namespaced: true,
+    versions: ["v1"],
+    metadataOnly: true,
+  },
 ];
+
+/**
+ * gatehouse.dev GatehouseProxy (the parameters of `--infrastructure kubernetes`). Not in
+ * WATCHED_RESOURCES: watched only in that mode (watchedResources), so a cluster without the CRD and
+ * a controller without the RBAC rule for it work as before.
+ */
+export const GATEHOUSE_PROXY_RESOURCE: WatchedResource = {
+  kind: "GatehouseProxy",
+  group: "gatehouse.dev",
+  plural: "gatehouseproxies",
+  namespaced: true,
+  versions: ["v1alpha1"],
+};
+
+/** The kinds the provider watches for an infrastructure mode (pass as KubernetesProviderOptions.resources). */
+export function watchedResources(options: { gatehouseProxies?: boolean } = {}): readonly WatchedResource[] {
+  return options.gatehouseProxies === true
+    ? [...WATCHED_RESOURCES, GATEHOUSE_PROXY_RESOURCE]
+    : WATCHED_RESOURCES;
+}
 
 /** Kinds whose status Gatehouse writes (through the `status` subresource). */
 export const STATUS_KINDS: readonly string[] = [
@@ -150,4 +184,75 @@ export function resourcePath(
   if (where.name !== undefined) path += `/${encodeURIComponent(where.name)}`;
   if (where.subresource !== undefined) path += `/${where.subresource}`;
   return path;
+}
+
+/** The Event resource Gatehouse creates (and patches, for series counts). */
+export const EVENT_RESOURCE = { group: "events.k8s.io", version: "v1", plural: "events" } as const;
+
+export type Verb = "get" | "list" | "watch" | "create" | "update" | "patch" | "delete";
+
+/** One RBAC grant: verbs on a resource, cluster-wide or in the Lease namespace, maybe by name. */
+export interface Permission {
+  group: string;
+  /** Plural, or `plural/subresource`. */
+  resource: string;
+  verbs: readonly Verb[];
+  /** "cluster" (ClusterRole) or "lease" (the Role in the Lease namespace). */
+  scope: "cluster" | "lease";
+  /** Names the rule is limited to (resourceNames); absent: any. */
+  names?: readonly string[];
+}
+
+/** Everything the controller does with the API server, as RBAC rules must grant it. */
+export function permissions(leaseName: string): Permission[] {
+  const out: Permission[] = WATCHED_RESOURCES.map((r) => ({
+    group: r.group,
+    resource: r.plural,
+    // The status writer GETs an object again after a 409 Conflict; the provider GETs the Secrets
+    // and ConfigMaps that are referenced (it watches them metadata-only).
+    verbs:
+      STATUS_KINDS.includes(r.kind) || r.metadataOnly === true ? ["get", "list", "watch"] : ["list", "watch"],
+    scope: "cluster",
+  }));
+  for (const kind of STATUS_KINDS) {
+    const r = watchedResource(kind);
+    if (r !== undefined)
+      out.push({ group: r.group, resource: `${r.plural}/status`, verbs: ["update"], scope: "cluster" });
+  }
+  out.push({ group: EVENT_RESOURCE.group, resource: "events", verbs: ["create", "patch"], scope: "cluster" });
+  out.push({ group: LEASE_RESOURCE.group, resource: "leases", verbs: ["create"], scope: "lease" });
+  out.push({
+    group: LEASE_RESOURCE.group,
+    resource: "leases",
+    verbs: ["get", "update"],
+    scope: "lease",
+    names: [leaseName],
+  });
+  return out;
+}
+
+/**
+ * What `--infrastructure kubernetes` adds to permissions(): watching GatehouseProxies, and the
+ * objects of every Gateway's data plane (server-side apply is PATCH, and creating an object that way also needs create; the reconciler
+ * lists them by label at the start and deletes those of Gateways no longer ours), and setting
+ * blockOwnerDeletion on owner references to Gateways (gateways/finalizers, where the
+ * OwnerReferencesPermissionEnforcement admission plugin is on).
+ */
+export function infrastructurePermissions(): Permission[] {
+  const manage: readonly Verb[] = ["list", "create", "patch", "delete"];
+  return [
+    {
+      group: GATEHOUSE_PROXY_RESOURCE.group,
+      resource: GATEHOUSE_PROXY_RESOURCE.plural,
+      verbs: ["list", "watch"],
+      scope: "cluster",
+    },
+    { group: "", resource: "serviceaccounts", verbs: manage, scope: "cluster" },
+    { group: "", resource: "secrets", verbs: manage, scope: "cluster" },
+    { group: "", resource: "services", verbs: manage, scope: "cluster" },
+    { group: "apps", resource: "deployments", verbs: manage, scope: "cluster" },
+    { group: "policy", resource: "poddisruptionbudgets", verbs: manage, scope: "cluster" },
+    { group: "autoscaling", resource: "horizontalpodautoscalers", verbs: manage, scope: "cluster" },
+    { group: GATEWAY_API_GROUP, resource: "gateways/finalizers", verbs: ["update"], scope: "cluster" },
+  ];
 }

@@ -61,12 +61,18 @@ export function settleHostnameConflicts(routes: readonly AttachedRoute[]): void 
         continue;
       }
       for (const { listener, hostnames } of a.listeners) {
-        let list = claims.get(listener.id);
-        if (list === undefined) claims.set(listener.id, (list = []));
+        const key = claimKey(listener.id, kind);
+        let list = claims.get(key);
+        if (list === undefined) claims.set(key, (list = []));
         for (const hostname of hostnames) list.push({ kind, owner, hostname });
       }
     }
   }
+}
+
+/** Claims are kept per listener and kind. */
+function claimKey(listenerId: string, kind: HTTPLikeKind): string {
+  return `${listenerId}\0${kind}`;
 }
 
 /** A message describing the first conflict of the parentRef, if any. */
@@ -75,9 +81,10 @@ function findConflict(
   a: ParentAttachment,
   claims: ReadonlyMap<string, readonly Claim[]>,
 ): string | undefined {
+  const other: HTTPLikeKind = kind === "HTTPRoute" ? "GRPCRoute" : "HTTPRoute";
   for (const { listener, hostnames } of a.listeners) {
-    for (const claim of claims.get(listener.id) ?? []) {
-      if (claim.kind === kind) continue;
+    // Only the other kind's claims can conflict (looking at this kind's too made this quadratic).
+    for (const claim of claims.get(claimKey(listener.id, other)) ?? []) {
       const hostname = hostnames.find((h) => listenerHostnamesOverlap(h, claim.hostname));
       if (hostname === undefined) continue;
       return (

@@ -1,7 +1,14 @@
 // HTTPRoute and GRPCRoute filters → IR filters (a GRPCRouteFilter is an HTTPRouteFilter restricted to
 // the header modifiers, RequestMirror and ExtensionRef). Redirects and prefix rewrites depend on the
 // listener and on the match they apply to, so conversion happens per (listener, match).
-import type { IRHeaderModifier, IRHTTPFilter, IRMirror, IRPathModifier, IRRedirect } from "../../ir/types.ts";
+import type {
+  IRExternalAuth,
+  IRHeaderModifier,
+  IRHTTPFilter,
+  IRMirror,
+  IRPathModifier,
+  IRRedirect,
+} from "../../ir/types.ts";
 import type { HTTPRouteSpec } from "../../resources/generated/types.ts";
 
 export type HTTPRouteRule = NonNullable<HTTPRouteSpec["rules"]>[number];
@@ -12,12 +19,14 @@ export type HTTPBackendRef = NonNullable<HTTPRouteRule["backendRefs"]>[number];
  * Why Gatehouse cannot apply a filter, if it cannot. Either way the filter "MUST NOT be skipped":
  * the requests it applies to get HTTP 500. An ExtensionRef names a resource of a kind Gatehouse does
  * not know, an unresolvable reference ("ResolvedRefs" False, reason InvalidKind: "a reference to an
- * unknown or unsupported Group and/or Kind"); a filter type Gatehouse does not implement (ExternalAuth)
- * makes the rule invalid (PartiallyInvalid, or Accepted False when every rule is).
+ * unknown or unsupported Group and/or Kind"); a filter Gatehouse does not implement (ExternalAuth on
+ * a backendRef: the API defines it for rules only) makes the rule invalid (PartiallyInvalid, or
+ * Accepted False when every rule is).
  */
 export function filterProblem(
   f: HTTPRouteFilter,
   at: string,
+  onBackendRef = false,
 ): { unresolvedRef: boolean; message: string } | undefined {
   if (f.type === "ExtensionRef") {
     const ref = f.extensionRef;
@@ -27,8 +36,11 @@ export function filterProblem(
       message: `${at}: ExtensionRef${what}: Gatehouse supports no filter extensions`,
     };
   }
-  if (f.type === "ExternalAuth") {
-    return { unresolvedRef: false, message: `${at}: ExternalAuth is not supported by Gatehouse` };
+  if (f.type === "ExternalAuth" && onBackendRef) {
+    return {
+      unresolvedRef: false,
+      message: `${at}: ExternalAuth is supported on rules only, not on backendRefs`,
+    };
   }
   return undefined;
 }
@@ -40,6 +52,8 @@ export interface FilterContext {
   prefix: string | undefined;
   /** Mirror filters already resolved, by filter index (undefined: the mirror backend is invalid). */
   mirrors: ReadonlyMap<number, IRMirror | undefined>;
+  /** ExternalAuth filters already resolved, by filter index (rule-level only). */
+  externalAuths?: ReadonlyMap<number, IRExternalAuth>;
 }
 
 const DEFAULT_PORT: Record<"http" | "https", number> = { http: 80, https: 443 };
@@ -151,6 +165,13 @@ export function convertFilters(
         });
         break;
       }
+      case "ExternalAuth": {
+        // An unresolved auth service fails the rule closed before conversion (rules.ts).
+        const auth = ctx.externalAuths?.get(i);
+        if (auth === undefined) return { error: `filters[${i}]: ExternalAuth has no resolved service` };
+        out.push({ type: "ExternalAuth", auth });
+        break;
+      }
       default:
         return { error: `filters[${i}]: filter type ${f.type} is not supported by Gatehouse` };
     }
@@ -166,4 +187,26 @@ export function mirrorPercent(spec: NonNullable<HTTPRouteFilter["requestMirror"]
     return denominator === 0 ? 0 : (spec.fraction.numerator / denominator) * 100;
   }
   return 100;
+}
+
+/**
+ * The IR of an ExternalAuth filter whose service resolved to IRBackend `backend`. Header names are
+ * compared in lower case (HTTP header names are case-insensitive); the path prefix loses a trailing
+ * slash (it is joined with the request path, which starts with one).
+ */
+export function externalAuth(
+  spec: NonNullable<HTTPRouteFilter["externalAuth"]>,
+  backend: string,
+): IRExternalAuth {
+  const lower = (names: readonly string[] | undefined): string[] =>
+    [...new Set((names ?? []).map((n) => n.toLowerCase()))].sort();
+  const http = spec.protocol === "HTTP" ? spec.http : undefined;
+  return {
+    protocol: spec.protocol,
+    backend,
+    pathPrefix: (http?.path ?? "").replace(/\/+$/, ""),
+    allowedRequestHeaders: lower(spec.protocol === "GRPC" ? spec.grpc?.allowedHeaders : http?.allowedHeaders),
+    allowedResponseHeaders: lower(http?.allowedResponseHeaders),
+    forwardBodyMaxSize: spec.forwardBody?.maxSize ?? 0,
+  };
 }

@@ -4,6 +4,7 @@ import type { Snapshot } from "../../resources/snapshot.ts";
 import * as cond from "../conditions.ts";
 import type { ConditionSpec } from "../conditions.ts";
 import { GATEWAY_GROUP, type GatewayNode, type ListenerNode } from "../gateway.ts";
+import type { ListenerSetNode } from "../listenersets.ts";
 import { intersectHostnames, isHostname } from "../hostname.ts";
 import { selectorMatches } from "../labels.ts";
 
@@ -52,31 +53,60 @@ export function attachRoute(
   kind: RouteKind,
   route: RouteObject,
   gateways: ReadonlyMap<string, GatewayNode>,
+  listenerSets: ReadonlyMap<string, ListenerSetNode> = new Map(),
 ): ParentAttachment[] {
   const routeNs = route.metadata.namespace ?? "default";
   const out: ParentAttachment[] = [];
   for (const parentRef of route.spec.parentRefs ?? []) {
     const group = parentRef.group ?? GATEWAY_GROUP;
     const pkind = parentRef.kind ?? "Gateway";
-    if (group !== GATEWAY_GROUP || pkind !== "Gateway") continue;
-    const gwNs = parentRef.namespace ?? routeNs;
-    const gateway = gateways.get(`${gwNs}/${parentRef.name}`);
-    if (gateway === undefined) continue;
-    out.push(attachToGateway(snapshot, kind, route, routeNs, parentRef, gateway));
+    if (group !== GATEWAY_GROUP) continue;
+    const key = `${parentRef.namespace ?? routeNs}/${parentRef.name}`;
+    if (pkind === "Gateway") {
+      const gateway = gateways.get(key);
+      if (gateway === undefined) continue;
+      // A Gateway parentRef covers the Gateway's own listeners, not its ListenerSets'.
+      const parent = { gateway, listeners: gateway.listeners, label: `Gateway ${gateway.key}` };
+      out.push(attachToParent(snapshot, kind, route, routeNs, parentRef, parent));
+    } else if (pkind === "ListenerSet") {
+      const set = listenerSets.get(key);
+      if (set === undefined) continue;
+      const parent = { gateway: set.gateway, listeners: set.listeners, label: `ListenerSet ${set.key}` };
+      if (!set.accepted) {
+        out.push({
+          parentRef,
+          gateway: set.gateway,
+          listeners: [],
+          conditions: [
+            cond.routeNoMatchingParent(`${parent.label} is not accepted by Gateway ${set.gateway.key}`),
+          ],
+          accepted: false,
+        });
+      } else out.push(attachToParent(snapshot, kind, route, routeNs, parentRef, parent));
+    }
   }
   return out;
 }
 
-function attachToGateway(
+/** A parent a route can name: a Gateway (its own listeners) or a ListenerSet (its listeners). */
+interface Parent {
+  gateway: GatewayNode;
+  listeners: readonly ListenerNode[];
+  /** `Gateway ns/name` or `ListenerSet ns/name`, for messages. */
+  label: string;
+}
+
+function attachToParent(
   snapshot: Snapshot,
   kind: RouteKind,
   route: RouteObject,
   routeNs: string,
   parentRef: ParentRef,
-  gateway: GatewayNode,
+  parent: Parent,
 ): ParentAttachment {
+  const { gateway } = parent;
   const result: ParentAttachment = { parentRef, gateway, listeners: [], conditions: [], accepted: false };
-  const selected = gateway.listeners.filter(
+  const selected = parent.listeners.filter(
     (l) =>
       (parentRef.sectionName === undefined || l.listener.name === parentRef.sectionName) &&
       (parentRef.port === undefined || l.listener.port === parentRef.port),
@@ -88,14 +118,14 @@ function attachToGateway(
     ]
       .filter((s) => s !== "")
       .join(" and ");
-    result.conditions.push(cond.routeNoMatchingParent(`Gateway ${gateway.key} has no listener with ${what}`));
+    result.conditions.push(cond.routeNoMatchingParent(`${parent.label} has no listener with ${what}`));
     return result;
   }
   const attachable = selected.filter((l) => l.attachable);
   if (attachable.length === 0) {
     result.conditions.push(
       cond.routeNotAllowedByListeners(
-        `No accepted listener among ${selected.map((l) => l.listener.name).join(", ")} of Gateway ${gateway.key}`,
+        `No accepted listener among ${selected.map((l) => l.listener.name).join(", ")} of ${parent.label}`,
       ),
     );
     return result;
@@ -104,7 +134,7 @@ function attachToGateway(
   if (allowed.length === 0) {
     result.conditions.push(
       cond.routeNotAllowedByListeners(
-        `Listeners ${attachable.map((l) => l.listener.name).join(", ")} of Gateway ${gateway.key} do not allow ${kind} from namespace ${routeNs}`,
+        `Listeners ${attachable.map((l) => l.listener.name).join(", ")} of ${parent.label} do not allow ${kind} from namespace ${routeNs}`,
       ),
     );
     return result;
@@ -124,7 +154,7 @@ function attachToGateway(
   if (result.listeners.length === 0) {
     result.conditions.push(
       cond.routeNoMatchingListenerHostname(
-        `Hostnames ${routeHostnames.map((h) => JSON.stringify(h)).join(", ")} match no listener hostname of Gateway ${gateway.key} (${allowed
+        `Hostnames ${routeHostnames.map((h) => JSON.stringify(h)).join(", ")} match no listener hostname of ${parent.label} (${allowed
           .map((l) => `${l.listener.name}: ${l.listener.hostname ?? "any"}`)
           .join(", ")})`,
       ),
@@ -141,12 +171,12 @@ function kindAllowed(l: ListenerNode, kind: RouteKind): boolean {
 }
 
 function namespaceAllowed(snapshot: Snapshot, l: ListenerNode, routeNs: string): boolean {
-  const gwNs = l.gateway.metadata.namespace ?? "default";
   switch (l.allowedNamespaces.from) {
     case "All":
       return true;
     case "Same":
-      return routeNs === gwNs;
+      // The namespace of the Gateway, or of the ListenerSet, that declares the listener.
+      return routeNs === l.owner.namespace;
     case "Selector": {
       const ns = snapshot.namespaces.get(routeNs);
       return (

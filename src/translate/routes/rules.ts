@@ -4,6 +4,7 @@
 // can use, and in their precedence comparator.
 import type {
   IRBackend,
+  IRExternalAuth,
   IRHTTPMatch,
   IRHTTPRule,
   IRMirror,
@@ -25,7 +26,7 @@ import {
 } from "../precedence.ts";
 import type { DataplaneValidators } from "../../dataplane/capabilities.ts";
 import { behaviourProblems, filterProblems } from "./capabilities.ts";
-import { convertFilters, filterProblem, mirrorPercent, type HTTPRouteRule } from "./filters.ts";
+import { convertFilters, externalAuth, filterProblem, mirrorPercent, type HTTPRouteRule } from "./filters.ts";
 import type { ListenerAttachment, ParentAttachment } from "./parents.ts";
 
 /** Route kinds whose rules go onto HTTP and HTTPS virtual hosts. */
@@ -77,6 +78,8 @@ export interface RuleDraft {
   matches: MatchDraft[];
   backends: IRWeightedBackend[];
   mirrors: Map<number, IRMirror | undefined>;
+  /** ExternalAuth filters whose service resolved, by filter index. */
+  externalAuths: Map<number, IRExternalAuth>;
   /** Why the rule cannot be served as written (it then answers with an error). */
   invalid?: string;
   /** A rule-level filter cannot be applied (unresolved ExtensionRef): the rule answers with an error. */
@@ -124,7 +127,14 @@ export function translateRules<R extends CommonRule>(
     const field = `spec.rules[${index}]`;
     const problems: string[] = [];
     const matches = input.matchesOf(rule, field, problems, input.validators);
-    const draft: RuleDraft = { index, rule, matches, backends: [], mirrors: new Map() };
+    const draft: RuleDraft = {
+      index,
+      rule,
+      matches,
+      backends: [],
+      mirrors: new Map(),
+      externalAuths: new Map(),
+    };
     for (const [i, f] of (rule.filters ?? []).entries()) {
       problems.push(...filterProblems(input.validators, f, `${field}.filters[${i}]`, false));
       const problem = filterProblem(f, `${field}.filters[${i}]`);
@@ -149,6 +159,22 @@ export function translateRules<R extends CommonRule>(
       }
     }
 
+    // An authorization service that cannot be resolved must not let requests through: the rule
+    // answers with an error (fail closed), and ResolvedRefs says why.
+    for (const [i, f] of (rule.filters ?? []).entries()) {
+      if (f.type !== "ExternalAuth" || f.externalAuth === undefined) continue;
+      const afield = `${field}.filters[${i}].externalAuth.backendRef`;
+      const family = f.externalAuth.protocol === "GRPC" ? "grpc" : "http";
+      const r = resolveBackendRef(snapshot, from, f.externalAuth.backendRef, family, afield);
+      if (r.ok) {
+        resolved.set(r.backend.id, r.backend);
+        draft.externalAuths.set(i, externalAuth(f.externalAuth, r.backend.id));
+      } else {
+        if (r.policyFailure !== true) refFailures.push(r);
+        draft.failClosed = true;
+      }
+    }
+
     for (const [i, ref] of (rule.backendRefs ?? []).entries()) {
       const bfield = `${field}.backendRefs[${i}]`;
       const weight = ref.weight ?? 1;
@@ -160,7 +186,7 @@ export function translateRules<R extends CommonRule>(
           unusable = true;
           problems.push(...valueProblems);
         }
-        const problem = filterProblem(f, `${bfield}.filters[${j}]`);
+        const problem = filterProblem(f, `${bfield}.filters[${j}]`, true);
         if (problem === undefined) continue;
         unusable = true;
         if (problem.unresolvedRef) refFailures.push({ reason: "InvalidKind", message: problem.message });
@@ -184,7 +210,11 @@ export function translateRules<R extends CommonRule>(
   // Register only the backends of rules that will forward traffic (rules answering an error use none).
   for (const d of drafts) {
     if (d.invalid !== undefined || d.failClosed === true) continue;
-    const ids = [...d.backends.map((b) => b.backend), ...[...d.mirrors.values()].map((m) => m?.backend)];
+    const ids = [
+      ...d.backends.map((b) => b.backend),
+      ...[...d.mirrors.values()].map((m) => m?.backend),
+      ...[...d.externalAuths.values()].map((a) => a.backend),
+    ];
     for (const id of ids) {
       const backend = id === undefined ? undefined : resolved.get(id);
       if (backend !== undefined) backends.set(backend.id, backend);
@@ -323,6 +353,7 @@ export function emitRoute(
           listenerPort: listener.listener.port,
           prefix: match.path.type === "PathPrefix" ? match.path.value : undefined,
           mirrors: draft.mirrors,
+          externalAuths: draft.externalAuths,
         } as const;
         const rule = buildRule(kind, identity, draft, match, matchIndex, ctx);
         const candidate: RouteMatchCandidate = { ...order, ...identity, ruleIndex: draft.index, matchIndex };

@@ -195,6 +195,33 @@ for (const name of NAMES) {
   });
 }
 
+/** A header session persistence name reaches req.hdr() arguments and http-response set-header. */
+function sessionHeaderIR(name: string): IR {
+  return ir({
+    match: { path: { type: "PathPrefix", value: "/" }, headers: [], queryParams: [] },
+    filters: [],
+    sessionPersistence: { type: "Header", name, lifetime: "Session", absoluteTimeoutMs: 60_000 },
+  });
+}
+
+const benignSession = skeleton(parse(render(sessionHeaderIR("x-benign"), GOLDEN_OPTIONS).config));
+
+for (const name of NAMES) {
+  test(`hostile session header name ${JSON.stringify(name)}: literal, same structure, haproxy -c`, () => {
+    const directives = parse(render(sessionHeaderIR(name), GOLDEN_OPTIONS).config);
+    assert.deepEqual(skeleton(directives), benignSession);
+    const set = directives.filter((d) => d.words[0] === "http-response" && d.words[1] === "set-header");
+    assert.equal(set.length, 2);
+    for (const d of set) assert.equal(d.words[2], name);
+    const quoted = /^[A-Za-z0-9_.:/@=+-]+$/.test(name) ? name : `"${name}"`;
+    assert.ok(directives.some((d) => d.words.includes(`req.hdr(${quoted}),field(1,.)`)));
+    if (haproxyAvailable()) {
+      const check = haproxyCheck(sessionHeaderIR(name));
+      assert.ok(check.ok, check.output);
+    }
+  });
+}
+
 const REGEXES = [
   "'[^']*'",
   "\\$HOME|\\$\\{HOME\\}",

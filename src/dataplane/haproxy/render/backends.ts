@@ -11,7 +11,7 @@
 // with their servers disabled. Anything else adds a section, i.e. changes the structure.
 import { isIP } from "node:net";
 import type { IRBackend, IREndpoint } from "../../../ir/types.ts";
-import { comment, word } from "./escape.ts";
+import { arg, comment, word } from "./escape.ts";
 import {
   digest,
   type BackendLayout,
@@ -55,11 +55,13 @@ const PLAIN: Profile = { mode: "http", h2: false };
 /** Identity of a profile (variant names carry a digest of it: keep the format). */
 function profileKey(p: Profile): string {
   // The common profiles without the JSON encoding (called for every rule and section).
-  if (p.retry === undefined && p.cookie === undefined) {
+  if (p.retry === undefined && p.cookie === undefined && p.header === undefined) {
     if (p.mode === "tcp") return p.h2 ? TCP_H2_KEY : TCP_KEY;
     return p.h2 ? H2_KEY : PLAIN_KEY;
   }
-  return JSON.stringify([p.mode, p.h2, p.retry ?? null, p.cookie ?? null]);
+  const key: unknown[] = [p.mode, p.h2, p.retry ?? null, p.cookie ?? null];
+  if (p.header !== undefined) key.push(p.header);
+  return JSON.stringify(key);
 }
 
 const PLAIN_KEY = JSON.stringify(["http", false, null, null]);
@@ -72,6 +74,7 @@ function variantSuffix(p: Profile, key: string): string {
   const parts: string[] = [p.mode === "tcp" ? "tcp" : p.h2 ? "h2" : "http"];
   if (p.retry !== undefined) parts.push("retry");
   if (p.cookie !== undefined) parts.push("cookie");
+  if (p.header !== undefined) parts.push("session");
   if (parts.length > 1) {
     if (parts[0] === "http") parts.shift();
     parts.push(digest(key, 8));
@@ -316,8 +319,12 @@ export class BackendSet {
       `# ${comment(`${b.id} (${b.source.kind} ${b.source.namespace}/${b.source.name}, ${b.protocol})`)}`,
     ];
     const tls = b.tls === undefined ? undefined : { ...b.tls, base: src.base };
-    const tag = src.profile.cookie === undefined ? undefined : this.tag(b.id);
-    return this.lines(header, head, src.profile, tls, o.slots, endpoints, tag);
+    const persistent = src.profile.cookie !== undefined || src.profile.header !== undefined;
+    const tag = persistent ? this.tag(b.id) : undefined;
+    // subjectAltNames are checked by the TLS bridge; without it (no data plane has set it up, e.g.
+    // `translate` or a test) the servers stay disabled: fail closed, never unchecked TLS.
+    const unchecked = tls !== undefined && tls.subjectAltNames.length > 0 && tls.bridge === undefined;
+    return this.lines(header, head, src.profile, tls, o.slots, unchecked ? [] : endpoints, tag);
   }
 
   private lines(
@@ -351,8 +358,19 @@ export class BackendSet {
       if (c.maxAgeS !== undefined) opts.push(`attr ${word(`Max-Age=${c.maxAgeS}`)}`);
       lines.push(`cookie ${word(c.name)} ${opts.join(" ")}`);
     }
+    if (profile.header !== undefined && tag !== undefined) {
+      lines.push(...headerSessionLines(this.ctx, profile.header, tag, slots));
+      for (const [i, ep] of endpoints.slice(0, slots).entries()) {
+        this.ctx.map(MAP_SESSIONS).add(`${tag}.${endpointKey(ep)}`, `s${i + 1}`);
+        this.ctx.map(MAP_SESSION_KEYS).add(`${tag}.s${i + 1}`, endpointKey(ep));
+      }
+    }
     const server: string[] = [];
-    if (tls !== undefined) {
+    if (tls !== undefined && tls.subjectAltNames.length > 0) {
+      // The TLS bridge (src/dataplane/tlsbridge) opens TLS and checks the subjectAltNames; HAProxy
+      // asks it, as a SOCKS4 proxy, for a connection to each server and speaks clear HTTP/1.1 to it.
+      if (tls.bridge !== undefined) lines.push(`default-server socks4 ${tls.bridge}`);
+    } else if (tls !== undefined) {
       const ca =
         tls.wellKnownCACertificates === "System"
           ? "@system-ca"
@@ -390,4 +408,58 @@ export class BackendSet {
     this.ctx.addFile(rel, pems.map((pem) => `${pem.trim()}\n`).join(""));
     return rel;
   }
+}
+
+export const MAP_SESSIONS = "sessions";
+export const MAP_SESSION_KEYS = "session-keys";
+
+/** The session token's name for an endpoint: hex of `address:port` (no `.`, the token separator). */
+export function endpointKey(ep: IREndpoint): string {
+  return Buffer.from(serverAddress(ep.address, ep.port)).toString("hex");
+}
+
+/**
+ * Header session persistence (GEP-1619 "Header"): the response carries the session header
+ * `<tag>.<endpoint>[.<expiry>]`, naming the IRBackend (its tag, which the frontend's pin reads to
+ * pick the backendRef) and the endpoint (not the server slot: slots move when endpoints come and go,
+ * a session must not). Two runtime-updated maps translate: sessions.map `<tag>.<endpoint>` → slot
+ * (requests), session-keys.map `<tag>.<slot>` → endpoint (responses). A request presenting a session
+ * goes to that endpoint while it exists and is up, and the session has not expired (`use-server` is
+ * ignored for a server that is down: the request is balanced and gets a new session). The absolute
+ * timeout is an expiry time (epoch seconds) in the token, kept unchanged while the session lives.
+ */
+function headerSessionLines(
+  ctx: RenderContext,
+  h: NonNullable<Profile["header"]>,
+  tag: string,
+  slots: number,
+): string[] {
+  const presented = word(`req.hdr(${arg(h.name)})`);
+  const sessions = ctx.mapPath(MAP_SESSIONS);
+  const keys = ctx.mapPath(MAP_SESSION_KEYS);
+  const lines = [
+    `http-request set-var(txn.gh_hs) ${presented} if { ${presented} -m found }`,
+    `http-request set-var-fmt(txn.gh_hkey) ${word("%[var(txn.gh_hs),field(1,.)].%[var(txn.gh_hs),field(2,.)]")} if { var(txn.gh_hs),field(1,.) -m str ${tag} }`,
+    `http-request set-var(txn.gh_hslot) var(txn.gh_hkey),map_str(${sessions}) if { var(txn.gh_hkey) -m found }`,
+  ];
+  const live = h.maxLifeS === undefined ? "" : " { var(txn.gh_hs),field(3,.),sub(txn.gh_now) -m int gt 0 }";
+  if (h.maxLifeS !== undefined) lines.push("http-request set-var(txn.gh_now) date");
+  for (let n = 1; n <= slots; n++)
+    lines.push(`use-server s${n} if { var(txn.gh_hslot) -m str s${n} }${live}`);
+  // The session the request presented is kept when its server served it; otherwise a new one.
+  lines.push("http-response set-var(txn.gh_srv) srv_name");
+  lines.push(
+    `http-response set-var(txn.gh_hk) var(txn.gh_hs) if { var(txn.gh_hslot),strcmp(txn.gh_srv) -m int eq 0 }${live}`,
+  );
+  lines.push(
+    `http-response set-header ${word(h.name)} ${word("%[var(txn.gh_hk)]")} if { var(txn.gh_hk) -m found }`,
+  );
+  lines.push(
+    `http-response set-var(txn.gh_hep) ${word(`str(${tag}.),concat(,txn.gh_srv),map_str(${keys})`)} if !{ var(txn.gh_hk) -m found }`,
+  );
+  const expiry = h.maxLifeS === undefined ? "" : `.%[date(${h.maxLifeS})]`;
+  lines.push(
+    `http-response set-header ${word(h.name)} ${word(`${tag}.%[var(txn.gh_hep)]${expiry}`)} if { var(txn.gh_hep) -m found }`,
+  );
+  return lines;
 }

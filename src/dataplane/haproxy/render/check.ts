@@ -13,7 +13,8 @@ import type {
 import type { RenderIssue } from "./errors.ts";
 import type { RenderOptions } from "./model.ts";
 import { haproxyValidators } from "../capabilities.ts";
-import { hostnameIssue } from "./syntax.ts";
+import { controlIssue, hostnameIssue } from "./syntax.ts";
+import { BRIDGE_ADDRESS } from "./extauth.ts";
 
 const REDIRECT_CODES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 const SAFE_PATH = /^\/[A-Za-z0-9._/-]*$/;
@@ -64,6 +65,16 @@ export function checkOptions(options: RenderOptions): RenderIssue[] {
   ) {
     report("metricsAddress", `${JSON.stringify(options.metricsAddress)} must be a loopback host:port`);
   }
+  const bounded = (field: string, value: number | undefined, min: number, max: number): void => {
+    if (value !== undefined && (!Number.isInteger(value) || value < min || value > max))
+      report(field, `${value} must be an integer in ${min}..${max}`);
+  };
+  bounded("threads", options.threads, 1, 64);
+  bounded("maxconn", options.maxconn, 1, 10_000_000);
+  // HAProxy's timers take at most 2^31-1 ms (about 24 days).
+  bounded("timeouts.connectMs", options.timeouts?.connectMs, 1, 2_147_483_647);
+  bounded("timeouts.clientMs", options.timeouts?.clientMs, 1, 2_147_483_647);
+  bounded("timeouts.serverMs", options.timeouts?.serverMs, 1, 2_147_483_647);
   if (!DURATION.test(options.hardStopAfter)) {
     report("hardStopAfter", `${JSON.stringify(options.hardStopAfter)} is not a duration like "30s"`);
   }
@@ -184,12 +195,12 @@ function checkBackend(b: IRBackend, path: string, issues: RenderIssue[]): void {
         "HAProxy cannot combine system CAs with explicit CA certificates",
       );
     }
-    if (b.tls.subjectAltNames.length > 0 && !b.tls.subjectAltNames.includes(b.tls.sni)) {
-      report(
-        ".tls.subjectAltNames",
-        "HAProxy 2.6 verifies the server certificate against the SNI hostname only; subjectAltNames that do not include it cannot be expressed",
-      );
+    for (const [i, san] of b.tls.subjectAltNames.entries()) {
+      if (!/^(?:DNS|URI):/.test(san) || controlIssue(san) !== undefined)
+        report(`.tls.subjectAltNames[${i}]`, `${JSON.stringify(san)} is not DNS:<name> or URI:<uri>`);
     }
+    if (b.tls.bridge !== undefined && !/^127\.0\.0\.1:\d{1,5}$/.test(b.tls.bridge))
+      report(".tls.bridge", `${JSON.stringify(b.tls.bridge)} is not a loopback address`);
   }
 }
 
@@ -327,6 +338,19 @@ function checkFilters(
           optional(report, `${path}.cors.exposeHeaders[${j}]`, v.corsHeaderName(h));
         if (!Number.isInteger(c.maxAgeSeconds) || c.maxAgeSeconds < 0)
           report(`${path}.cors.maxAgeSeconds`, `${c.maxAgeSeconds} must be a non-negative integer`);
+        break;
+      }
+      case "ExternalAuth": {
+        const a = f.auth;
+        if (!ruleLevel) report(path, "ExternalAuth applies to rules only");
+        if (
+          !Number.isInteger(a.forwardBodyMaxSize) ||
+          a.forwardBodyMaxSize < 0 ||
+          a.forwardBodyMaxSize > 65535
+        )
+          report(`${path}.auth.forwardBodyMaxSize`, `${a.forwardBodyMaxSize} is outside 0..65535`);
+        if (a.bridge !== undefined && !BRIDGE_ADDRESS.test(a.bridge))
+          report(`${path}.auth.bridge`, `${JSON.stringify(a.bridge)} is not an address and port`);
         break;
       }
     }

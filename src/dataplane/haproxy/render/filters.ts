@@ -10,6 +10,7 @@ import type {
   IRRedirect,
 } from "../../../ir/types.ts";
 import { lf, regexLiteral, word } from "./escape.ts";
+import { externalAuthLines } from "./extauth.ts";
 import { mirrorLine } from "./mirror.ts";
 import { normalizePrefix } from "./routing.ts";
 
@@ -216,6 +217,9 @@ export function filterLines(filters: readonly IRHTTPFilter[], scope: FilterScope
         out.request.push(mirrorLine(scope.mirrorProxy(f.mirror.backend), f.mirror.percent, scope.cond));
         break;
       }
+      case "ExternalAuth":
+        out.request.push(...externalAuthLines(f.auth, scope.cond));
+        break;
     }
   }
   return out;

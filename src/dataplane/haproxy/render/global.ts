@@ -39,8 +39,19 @@ export function globalSection(ctx: RenderContext): Section {
       "ssl-default-bind-options ssl-min-ver TLSv1.2",
       "ssl-default-server-options ssl-min-ver TLSv1.2",
       "tune.ssl.default-dh-param 2048",
+      ...(o.threads !== undefined ? [`nbthread ${o.threads}`] : []),
+      ...(o.maxconn !== undefined ? [`maxconn ${o.maxconn}`] : []),
     ],
   };
+}
+
+/** A timeout in ms as HAProxy reads it: whole seconds as `Ns`, else `Nms`. */
+export function haproxyTime(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+function timeout(ms: number | undefined, fallback: string): string {
+  return ms === undefined ? fallback : haproxyTime(ms);
 }
 
 export function httpDefaults(ctx: RenderContext): Section {
@@ -54,9 +65,9 @@ export function httpDefaults(ctx: RenderContext): Section {
       // a connection being closed would get a reset (HTTP clients do not retry non-idempotent requests).
       "option idle-close-on-response",
       "option forwardfor",
-      "timeout connect 5s",
-      "timeout client 60s",
-      "timeout server 300s",
+      `timeout connect ${timeout(ctx.options.timeouts?.connectMs, "5s")}`,
+      `timeout client ${timeout(ctx.options.timeouts?.clientMs, "60s")}`,
+      `timeout server ${timeout(ctx.options.timeouts?.serverMs, "300s")}`,
       "timeout http-request 10s",
       "timeout http-keep-alive 60s",
       "timeout queue 30s",
@@ -87,12 +98,12 @@ export function metricsFrontend(ctx: RenderContext): Section[] {
   ];
 }
 
-export function tcpDefaults(): Section {
+export function tcpDefaults(ctx: RenderContext): Section {
   return {
     header: "defaults tcp",
     lines: [
       "mode tcp",
-      "timeout connect 5s",
+      `timeout connect ${timeout(ctx.options.timeouts?.connectMs, "5s")}`,
       "timeout client 1h",
       "timeout server 1h",
       "timeout client-fin 5s",

@@ -11,6 +11,7 @@ import { httpFrontend, tcpFrontend, type L4Prepared } from "./frontends.ts";
 import { accessLogRing } from "./logging.ts";
 import { ruleStatsSections } from "./metrics.ts";
 import { mirrorFrontend, mirrorGlobalLines } from "./mirror.ts";
+import { externalAuthGlobalLines } from "./extauth.ts";
 import { globalSection, httpDefaults, metricsFrontend, tcpDefaults, writeErrorPages } from "./global.ts";
 import { addTLSRoutes, addVirtualHosts } from "./hosts.ts";
 import {
@@ -44,7 +45,7 @@ const CHECK_OPTIONS: RenderOptions = {
 };
 
 /**
- * Everything in `ir` (and `options`, when given) that the renderer cannot express: header session persistence, unsupported retry codes/backoff, unsafe strings (control characters,
+ * Everything in `ir` (and `options`, when given) that the renderer cannot express: unsupported retry codes/backoff, unsafe strings (control characters,
  * unbalanced regexes), protocol conflicts on a port, ... Empty when `render` will succeed.
  */
 export function checkRenderable(ir: IR, options?: RenderOptions): RenderIssue[] {
@@ -122,6 +123,8 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
 
   const global = globalSection(ctx);
   global.lines.push(...mirrorGlobalLines(ctx, ir));
+  global.lines.push(...externalAuthGlobalLines(ctx, ir));
+  const httpBackendSections = backends.sections("http");
   const sections: Section[] = [
     global,
     ...accessLogRing(ctx),
@@ -129,10 +132,10 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
     ...metricsFrontend(ctx),
     ...mirrorFrontend(ctx, ir),
     ...httpSections,
-    ...backends.sections("http"),
+    ...httpBackendSections,
     ...(fastRouting ? statusBackends() : []),
     ...ruleStatsSections(ctx),
-    tcpDefaults(),
+    tcpDefaults(ctx),
     ...tcpSections,
     ...backends.sections("tcp"),
     ...loops,
@@ -145,7 +148,8 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
     backends: backends.runtime(),
     layout: backends.layout(),
     maps: ctx.allMaps(),
-    lookups: mapLookups(ctx, [...httpSections, ...tcpSections]),
+    // Backend sections look maps up too (header session persistence), after the frontends.
+    lookups: mapLookups(ctx, [...httpSections, ...tcpSections, ...httpBackendSections]),
     structure,
   };
 }

@@ -21,6 +21,15 @@ export interface RenderOptions {
    * `previous`). Default 0.
    */
   spareBackends?: number;
+  /** `nbthread` in global; HAProxy's default (one per CPU it may run on) when absent. */
+  threads?: number;
+  /** `maxconn` in global (per process); HAProxy's default when absent. */
+  maxconn?: number;
+  /**
+   * `timeout connect` (both defaults sections) and `timeout client` / `timeout server` (the HTTP
+   * defaults; TCP keeps its long 1h ones), in milliseconds; Gatehouse's defaults when absent.
+   */
+  timeouts?: { connectMs?: number; clientMs?: number; serverMs?: number };
   /** Per-rule request, status-class and byte counters in a stick table (see metrics.ts). */
   ruleCounters?: boolean;
   /**
@@ -38,6 +47,8 @@ export interface Profile {
   /** `timeout`: also retry when the server timeout strikes before a response (`response-timeout`). */
   retry?: { attempts: number; codes: number[]; timeout?: true };
   cookie?: { name: string; maxIdleS?: number; maxLifeS?: number; maxAgeS?: number };
+  /** Header session persistence: the header's name, and the session's absolute lifetime. */
+  header?: { name: string; maxLifeS?: number };
 }
 
 /** One HAProxy backend section with server slots, as rendered. */

@@ -162,7 +162,7 @@ test("checkRenderable lists every issue without throwing", () => {
     [
       rule("mirror", "/", ["service/default/a/80"], {
         filters: [{ type: "RequestMirror", mirror: { backend: "service/default/a/80", percent: 150 } }],
-        sessionPersistence: { type: "Header", name: "x-session", lifetime: "Session" },
+        retry: { codes: [], backoffMs: 100 },
       }),
     ],
     [backend("service/default/a/80", 1)],
@@ -172,7 +172,7 @@ test("checkRenderable lists every issue without throwing", () => {
     issues.map((i) => [i.subject, i.path]),
     [
       ["mirror", "gateways[0].listeners[0].virtualHosts[0].rules[0].filters[0].mirror.percent"],
-      ["mirror", "gateways[0].listeners[0].virtualHosts[0].rules[0].sessionPersistence.type"],
+      ["mirror", "gateways[0].listeners[0].virtualHosts[0].rules[0].retry.backoffMs"],
     ],
   );
   assert.throws(

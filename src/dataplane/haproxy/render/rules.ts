@@ -6,7 +6,7 @@ import { ERROR_BACKEND } from "./fast.ts";
 import { filterLines, type FilterLines } from "./filters.ts";
 import type { RenderContext } from "./model.ts";
 import type { RuleInstance } from "./routing.ts";
-import { addChoices, MAP_TIMEOUTS, pinLine, ruleTimeoutMs } from "./weights.ts";
+import { addChoices, headerPinLine, MAP_TIMEOUTS, pinLine, ruleTimeoutMs } from "./weights.ts";
 
 export interface PreparedRule {
   instance: RuleInstance;
@@ -71,15 +71,21 @@ function ruleProfile(backends: BackendSet, id: string, rule: IRHTTPRule): Profil
     }
     profile.cookie = cookie;
   }
+  if (sp?.type === "Header") {
+    profile.header = {
+      name: sp.name,
+      ...(sp.absoluteTimeoutMs !== undefined ? { maxLifeS: seconds(sp.absoluteTimeoutMs) } : {}),
+    };
+  }
   return profile;
 }
 
 export function prepareRule(ctx: RenderContext, backends: BackendSet, r: RuleInstance): PreparedRule {
   const rule = r.rule;
   const redirects = rule.filters.some((f) => f.type === "RequestRedirect");
-  const cookie = rule.sessionPersistence?.type === "Cookie" ? rule.sessionPersistence.name : undefined;
+  const sp = rule.sessionPersistence;
   // backendRef filters and persistence read the per-choice state (txn.gh_choice): no direct lookup.
-  const direct = cookie === undefined && rule.backends.every((wb) => wb.filters.length === 0);
+  const direct = sp === undefined && rule.backends.every((wb) => wb.filters.length === 0);
   const choices = redirects
     ? 0
     : addChoices(
@@ -87,7 +93,7 @@ export function prepareRule(ctx: RenderContext, backends: BackendSet, r: RuleIns
         r.rid,
         rule.backends,
         (wb) => backends.proxy(wb.backend ?? "", ruleProfile(backends, wb.backend ?? "", rule)),
-        cookie === undefined ? { direct } : { tagFor: (wb) => backends.tag(wb.backend ?? "") },
+        sp === undefined ? { direct } : { tagFor: (wb) => backends.tag(wb.backend ?? "") },
       );
   // Mirrored copies go to the mirror backend's plain profile (no retries, no persistence).
   const mirrorProxy = (id: string): string =>
@@ -112,7 +118,8 @@ export function prepareRule(ctx: RenderContext, backends: BackendSet, r: RuleIns
       }),
     ),
   };
-  if (cookie !== undefined && choices > 0) prepared.pin = pinLine(r.rid, cookie);
+  if (sp !== undefined && choices > 0)
+    prepared.pin = sp.type === "Cookie" ? pinLine(r.rid, sp.name) : headerPinLine(r.rid, sp.name);
   const fast = fastBackend(rule, timeout, (id) => backends.proxy(id, ruleProfile(backends, id, rule)));
   if (fast !== undefined) prepared.fast = fast;
   return prepared;

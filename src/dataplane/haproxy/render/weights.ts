@@ -61,6 +61,11 @@ export function pinLine(rid: string, cookieName: string): string {
   return `http-request set-var(txn.gh_pin) ${word(`req.cook(${arg(cookieName)}),field(1,.)`)} if { var(txn.gh_rule) -m str ${rid} }`;
 }
 
+/** Header persistence: read the IRBackend tag from the session header of rule `rid` into txn.gh_pin. */
+export function headerPinLine(rid: string, headerName: string): string {
+  return `http-request set-var(txn.gh_pin) ${word(`req.hdr(${arg(headerName)}),field(1,.)`)} if { var(txn.gh_rule) -m str ${rid} }`;
+}
+
 /**
  * The choice lines of a frontend: `action` is `http-request` or `tcp-request content`; `slots` the
  * largest entry count of its rules; `pins` the per-rule cookie lines (HTTP only); `direct` whether

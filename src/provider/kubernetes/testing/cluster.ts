@@ -43,6 +43,8 @@ export class FakeCluster {
   readonly watches: ActiveWatch[] = [];
   /** Counts of list requests per plural. */
   readonly lists = new Map<string, number>();
+  /** Object GETs, as `plural ns/name`. */
+  readonly gets: string[] = [];
   pageSize: number | undefined;
 
   constructor(resources: readonly WatchedResource[] = WATCHED_RESOURCES) {
@@ -135,6 +137,17 @@ export class FakeCluster {
 
   #request(method: HttpMethod, path: string, options?: RequestOptions): unknown {
     if (this.down) throw this.#unreachable(method, path);
+    if (path === "/readyz") return "ok";
+    // One namespaced object: /api/v1/namespaces/NS/PLURAL/NAME, /apis/G/V/namespaces/NS/PLURAL/NAME.
+    const one = /^\/(?:api\/v1|apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(path);
+    if (method === "GET" && one !== null) {
+      const [, namespace = "", plural = "", name = ""] = one;
+      this.gets.push(`${plural} ${namespace}/${name}`);
+      const found = this.objects.get(plural)?.get(`${namespace}/${name}`);
+      if (found === undefined)
+        throw new KubeApiError(`GET ${path}: 404 NotFound`, { statusCode: 404, method, path });
+      return structuredClone(found);
+    }
     const fail = (statusCode: number, reason: string) =>
       new KubeApiError(`${method} ${path}: ${statusCode} ${reason}`, { statusCode, reason, method, path });
     for (const r of WATCHED_RESOURCES) {

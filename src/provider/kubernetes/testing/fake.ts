@@ -1,7 +1,7 @@
 // An in-memory stand-in for the API server, enough for unit tests of code that GETs, creates and
 // updates objects (status writer, leader election): objects by path, resourceVersions, 404, 409 on a
 // stale resourceVersion or an existing name. `status` subresource PUTs change only the status.
-import { KubeApiError, type HttpMethod, type KubeApi } from "../client.ts";
+import { KubeApiError, type HttpMethod, type KubeApi, type RequestOptions } from "../client.ts";
 
 interface Stored {
   metadata: { name: string; namespace?: string; resourceVersion?: string; [k: string]: unknown };
@@ -12,6 +12,7 @@ export interface RecordedRequest {
   method: HttpMethod;
   path: string;
   body: unknown;
+  options: RequestOptions | undefined;
 }
 
 export class FakeKubeApi implements KubeApi {
@@ -40,8 +41,13 @@ export class FakeKubeApi implements KubeApi {
     return this.requests.filter((r) => r.method !== "GET");
   }
 
-  request<T = unknown>(method: HttpMethod, path: string, body?: unknown): Promise<T> {
-    this.requests.push({ method, path, body: structuredClone(body) });
+  request<T = unknown>(
+    method: HttpMethod,
+    path: string,
+    body?: unknown,
+    options?: RequestOptions,
+  ): Promise<T> {
+    this.requests.push({ method, path, body: structuredClone(body), options });
     try {
       const answer = this.intercept?.(method, path, body);
       if (answer !== undefined) return Promise.resolve(answer as T);
@@ -86,10 +92,30 @@ export class FakeKubeApi implements KubeApi {
         : { ...obj, metadata: { ...current.metadata, ...obj.metadata } };
       return this.put(objectPath, next);
     }
+    if (method === "PATCH") {
+      // A JSON merge patch (RFC 7386).
+      const current = this.objects.get(objectPath);
+      if (current === undefined) throw this.#error(method, path, 404, "NotFound");
+      return this.put(objectPath, mergePatch(current, body) as Record<string, unknown>);
+    }
     if (method === "DELETE") {
       if (!this.objects.delete(objectPath)) throw this.#error(method, path, 404, "NotFound");
       return {};
     }
     throw this.#error(method, path, 405, "MethodNotAllowed");
   }
+}
+
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
+  const base =
+    typeof target === "object" && target !== null && !Array.isArray(target)
+      ? (target as Record<string, unknown>)
+      : {};
+  const entries = new Map(Object.entries(base));
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) entries.delete(key);
+    else entries.set(key, mergePatch(entries.get(key), value));
+  }
+  return Object.fromEntries(entries);
 }
