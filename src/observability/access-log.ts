@@ -11,6 +11,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { hostname } from "node:os";
 import { createInterface } from "node:readline";
 import { GatehouseError, UsageError } from "../errors.ts";
+import { ACCESS_LOG_ENTRY_FIELDS } from "./access-log-fields.ts";
 import type { RuleCounterIdentity } from "../dataplane/haproxy/render/metrics.ts";
 
 /** One request as HAProxy logged it (field names of ACCESS_LOG_FIELDS). */
@@ -144,32 +145,7 @@ export function toEntry(r: HAProxyRecord, id: RuleCounterIdentity | undefined): 
 export type AccessLogFormat =
   { kind: "off" } | { kind: "json" } | { kind: "text" } | { kind: "custom"; template: string };
 
-const FIELDS = new Set<string>([
-  "time",
-  "request_id",
-  "client",
-  "method",
-  "host",
-  "path",
-  "query",
-  "protocol",
-  "status",
-  "gateway",
-  "listener",
-  "route_kind",
-  "route_namespace",
-  "route",
-  "rule",
-  "backend",
-  "endpoint",
-  "ttfb_ms",
-  "duration_ms",
-  "bytes_in",
-  "bytes_out",
-  "user_agent",
-  "termination",
-  "retries",
-]);
+const FIELDS = new Set<string>(ACCESS_LOG_ENTRY_FIELDS);
 
 /** `off`, `json`, `text` or `custom:<template>` (fields as `{name}`); anything else is a UsageError. */
 export function parseAccessLogFormat(value: string): AccessLogFormat {
@@ -182,6 +158,9 @@ export function parseAccessLogFormat(value: string): AccessLogFormat {
           `--access-log-format: unknown field {${m[1]}}; known: ${[...FIELDS].join(", ")}`,
         );
     if (template === "") throw new UsageError("--access-log-format custom: needs a template");
+    // eslint-disable-next-line no-control-regex
+    if (/[\x00-\x1f\x7f]/.test(template))
+      throw new UsageError("--access-log-format custom: the template must not hold control characters");
     return { kind: "custom", template };
   }
   throw new UsageError("--access-log-format must be off, json, text or custom:<template with {field}s>");
