@@ -180,13 +180,11 @@ export async function openLocalDataplane(o: LocalDataplaneOptions): Promise<Loca
     },
     combine(metricsRegistry, onHAProxyApplied) {
       if (udp !== undefined) throw new Error("LocalDataplane.combine: called twice");
-      // Always made: the access log takes its Gateway API names from it. Without the counters in
-      // HAProxy there is nothing to read, and the counters stay empty.
+      // Always made: the access log takes its Gateway API names from it, and it reports HAProxy's
+      // version. Without the counters in HAProxy only `show info` is read; the counters stay empty.
       routeMetrics = createRouteMetrics(
         metricsRegistry.registry,
-        renderOptions.ruleCounters === true
-          ? runtimeRuleStatsSource(workerRuntimeApi(masterSocket))
-          : { read: () => Promise.resolve({ pid: 0, rows: new Map() }) },
+        runtimeRuleStatsSource(workerRuntimeApi(masterSocket), renderOptions.ruleCounters === true),
         renderOptions,
         (err) => logger.debug({ err }, "could not read HAProxy's rule counters"),
       );

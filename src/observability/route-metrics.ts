@@ -8,7 +8,7 @@
 // worker are kept as a base, so the totals only grow. (What the old worker counted after that last
 // read — since the previous scrape — is not seen.) Durations are not in HAProxy's counters: the
 // histogram is fed by the access log (see access-log.ts), so it exists only with access logs on.
-import { Counter, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { IR } from "../ir/types.ts";
 import {
   RULE_STATS_TABLE,
@@ -32,6 +32,8 @@ export interface RuleCounts {
 export interface RuleStatsRead {
   pid: number;
   rows: Map<string, RuleCounts>;
+  /** HAProxy's version (`show info`), when known. */
+  version?: string;
 }
 
 /** Where the counts come from (the runtime API in production). */
@@ -62,12 +64,20 @@ export function parseRuleStats(text: string): Map<string, RuleCounts> {
   return rows;
 }
 
-export function runtimeRuleStatsSource(api: RuntimeApi): RuleStatsSource {
+/** Reads `show info` (pid, version) and, with `table` (default true), the rule counters. */
+export function runtimeRuleStatsSource(api: RuntimeApi, table = true): RuleStatsSource {
   return {
     async read() {
-      const [info, table] = await api.commands(["show info", `show table ${RULE_STATS_TABLE}`]);
+      const [info, rows] = await api.commands(
+        table ? ["show info", `show table ${RULE_STATS_TABLE}`] : ["show info"],
+      );
       const pid = Number(/^Pid:\s*(\d+)/m.exec(info ?? "")?.[1] ?? 0);
-      return { pid, rows: parseRuleStats(table ?? "") };
+      const version = /^Version:\s*(\S+)/m.exec(info ?? "")?.[1];
+      return {
+        pid,
+        rows: parseRuleStats(table ? (rows ?? "") : ""),
+        ...(version !== undefined ? { version } : {}),
+      };
     },
   };
 }
@@ -175,10 +185,13 @@ export function createRouteMetrics(
   // The table is read once per scrape: the registry starts every metric's collect() in the same turn
   // of the event loop, so they share one read (forgotten on the next turn).
   let pending: Promise<Map<string, RuleCounts>> | undefined;
+  let version: string | undefined;
   const read = (): Promise<Map<string, RuleCounts>> =>
     (pending ??= (async () => {
       try {
-        totals.update(await source.read());
+        const got = await source.read();
+        totals.update(got);
+        if (got.version !== undefined) version = got.version;
       } catch (error) {
         onError(error);
       }
@@ -232,6 +245,17 @@ export function createRouteMetrics(
     [],
     (c, l, n) => c.inc(l, n.bytesOut),
   );
+  const info: Gauge<"version"> = new Gauge({
+    name: "gatehouse_haproxy_info",
+    help: "1, labelled with the version of the HAProxy serving (read with the per-route counters)",
+    labelNames: ["version"],
+    registers: [registry],
+    collect: async () => {
+      await read();
+      info.reset();
+      if (version !== undefined) info.set({ version }, 1);
+    },
+  });
   const duration = new Histogram({
     name: "gatehouse_route_request_duration_seconds",
     help: "Total time of requests matched by a route rule (HAProxy's Ta: from the first request byte to the last response byte), from the access log",

@@ -49,6 +49,8 @@ export interface HarnessOptions {
   hardStopAfter?: string;
   /** Access logs (default off), passed to startServe. */
   accessLog?: ServeOptions["accessLog"];
+  /** A bearer token the admin server requires (written to a token file); default none. */
+  adminToken?: string;
 }
 
 export interface Applied {
@@ -152,7 +154,13 @@ export class Harness {
         provider,
         stateDir: h.stateDir,
         logger,
-        admin: { host: ip, port: adminPort },
+        admin: {
+          host: ip,
+          port: adminPort,
+          ...(options.adminToken !== undefined
+            ? { tokenFile: await tokenFile(root, options.adminToken) }
+            : {}),
+        },
         metricsAddress: `${ip}:${metricsPort}`,
         hostAddresses: [ip],
         serverSlots: options.serverSlots ?? 4,
@@ -369,6 +377,12 @@ export class Harness {
  * Starts a harness in a `before` hook of the current suite and closes it in an `after` hook (which
  * runs even when a test or the start failed). Returns an accessor for the tests.
  */
+async function tokenFile(root: string, token: string): Promise<string> {
+  const path = join(root, "admin-token");
+  await writeFile(path, `${token}\n`, { mode: 0o600 });
+  return path;
+}
+
 export function useHarness(options: HarnessOptions): () => Harness {
   let harness: Harness | undefined;
   before(async () => {
