@@ -35,6 +35,15 @@ test("a line is decoded, HAProxy's \\] escape included", () => {
   assert.throws(() => parseRecord('{"status":200,"x":"\\'), /unparsable/);
 });
 
+test("the accept milliseconds zero-padded and redispatched retries ('+1') are read as numbers", () => {
+  // HAProxy writes %ms as "064" and %rc as "+1": both are quoted in the log-format (logging.ts).
+  const line = DATAGRAM.replace('"ms":780', '"ms":"064"').replace('"retries":0', '"retries":"+1"');
+  const e = toEntry(parseRecord(line), identity);
+  assert.equal(e.time, new Date(1796294152 * 1000 + 64).toISOString());
+  assert.equal(e.retries, 1);
+  assert.equal(toEntry(parseRecord(DATAGRAM.replace('"retries":0', '"retries":"0"')), identity).retries, 0);
+});
+
 test("entries carry the Gateway API identity, timings and the client's request id", () => {
   const e = toEntry(parseRecord(DATAGRAM), identity);
   assert.equal(e.time, "2026-12-03T10:35:52.780Z");

@@ -19,7 +19,8 @@ export interface HAProxyRecord {
   /** The instance's token (see AccessLogReceiver.token). */
   k: string;
   ts: number;
-  ms: number;
+  /** Milliseconds of the accept date, zero-padded ("064"). */
+  ms: string | number;
   rid: string;
   fe: string;
   be: string;
@@ -46,7 +47,8 @@ export interface HAProxyRecord {
   ua: string;
   id: string;
   term: string;
-  retries: number;
+  /** Retries, "+N" when the request was redispatched. */
+  retries: string | number;
 }
 
 /** One access log entry as Gatehouse writes it (JSON field order = this order). */
@@ -114,7 +116,7 @@ export function toEntry(r: HAProxyRecord, id: RuleCounterIdentity | undefined): 
   const backend =
     serviceOf(r.be) ?? (id !== undefined && id.backends.length === 1 ? (id.backends[0] ?? null) : null);
   return {
-    time: new Date(r.ts * 1000 + r.ms).toISOString(),
+    time: new Date(r.ts * 1000 + Number(r.ms)).toISOString(),
     request_id: absent(r.xrid) ?? r.id,
     client: `${r.ci}:${r.cp}`,
     method: r.method,
@@ -137,7 +139,7 @@ export function toEntry(r: HAProxyRecord, id: RuleCounterIdentity | undefined): 
     bytes_out: r.out,
     user_agent: absent(r.ua),
     termination: r.term,
-    retries: r.retries,
+    retries: Number(String(r.retries).replace(/^\+/, "")) || 0,
   };
 }
 

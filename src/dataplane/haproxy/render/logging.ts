@@ -13,7 +13,8 @@
 // - the path and query come from HAProxy's request line, where control characters, spaces and `"`
 //   are already `#XX`-encoded; the `E` flag escapes `"`, `\` and `]` with a backslash (the reader
 //   turns the one escape JSON lacks, `\]`, back into `]`);
-// - every other field is a number, an address, an HAProxy name or a rule id.
+// - every other field is a number, an address, an HAProxy name or a rule id (numbers HAProxy may
+//   pad or sign, %ms and %rc, are quoted and read back as numbers).
 import { word } from "./escape.ts";
 import type { RenderContext, Section } from "./model.ts";
 
@@ -24,7 +25,8 @@ const CAPTURE_LENGTH = 256;
 /** Field name → log-format value, in output order. Strings are quoted here, numbers are bare. */
 export const ACCESS_LOG_FIELDS: ReadonlyArray<readonly [string, string]> = [
   ["ts", "%Ts"],
-  ["ms", "%ms"],
+  // Quoted: %ms is left-padded with zeros ("064"), which JSON does not take as a number.
+  ["ms", '"%ms"'],
   ["rid", '"%[var(txn.gh_rule)]"'],
   ["fe", '"%f"'],
   ["be", '"%b"'],
@@ -52,7 +54,8 @@ export const ACCESS_LOG_FIELDS: ReadonlyArray<readonly [string, string]> = [
   ]),
   ["id", '"%ID"'],
   ["term", '"%ts"'],
-  ["retries", "%rc"],
+  // Quoted: %rc is prefixed with "+" when the request was redispatched.
+  ["retries", '"%rc"'],
 ];
 
 /**
