@@ -100,8 +100,12 @@ export function fastFrontend(
   // Rules with filters: their lines are conditioned on txn.gh_rule, found by a second lookup of the
   // same key in fast-rules.map (the same keys, so the same longest prefix wins).
   const filtered = mine.filter((p) => p.filters.request.length > 0 || p.filters.response.length > 0);
-  // Rule counters need the rule id too (metrics.ts).
-  const needRule = filtered.length > 0 || ctx.options.ruleCounters === true;
+  // The rule id in txn.gh_rule: for the filters and for the access log (its `rid`). Rule counters
+  // need the id too (metrics.ts), but when nothing else does they track the lookup itself.
+  const needRuleVar = filtered.length > 0 || ctx.options.accessLog !== undefined;
+  const needRule = needRuleVar || ctx.options.ruleCounters === true;
+  // (mapPath declares the map file: only when it is used.)
+  const ruleLookup = (): string => `var(txn.gh_k),map_beg(${ctx.mapPath(MAP_FAST_RULES)})`;
   // A listener bound on several addresses has several frontends: their identical entries are added
   // once (a map file keeps the first entry of a key).
   for (const [k, backend, rid] of entries) {
@@ -111,10 +115,7 @@ export function fastFrontend(
   const lookups: string[] = [
     `http-request set-var(txn.gh_be) ${word(`var(txn.gh_k),map_beg(${ctx.mapPath(MAP_FAST)})`)}`,
   ];
-  if (needRule)
-    lookups.push(
-      `http-request set-var(txn.gh_rule) ${word(`var(txn.gh_k),map_beg(${ctx.mapPath(MAP_FAST_RULES)})`)}`,
-    );
+  if (needRuleVar) lookups.push(`http-request set-var(txn.gh_rule) ${word(ruleLookup())}`);
   const lines = [
     "mode http",
     `bind ${fe.bind}`,
@@ -131,7 +132,8 @@ export function fastFrontend(
     lines.push(...[...lookups].reverse().map((l) => `${l} if ${notFound}`));
   }
   lines.push("http-request return status 404 default-errorfiles if !{ var(txn.gh_be) -m found }");
-  lines.push(...ruleTrackLines(ctx));
+  if (ctx.options.ruleCounters === true)
+    lines.push(...(needRuleVar ? ruleTrackLines(ctx) : ruleTrackLines(ctx, ruleLookup())));
   lines.push(...requestFilterLines(filtered));
   for (const p of filtered) lines.push(...p.filters.response);
   lines.push(...statusClassLines(ctx));

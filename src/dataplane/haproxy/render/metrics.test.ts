@@ -98,3 +98,28 @@ test(
     }
   },
 );
+
+test("fast routing: the counters track the rule lookup itself unless the rule id is needed in txn.gh_rule", () => {
+  const fe = (config: string): string[] =>
+    config
+      .split("\n")
+      .filter((l) => /set-var\(txn\.gh_rule\)|track-sc0|after-response .*sc_inc_gpc/.test(l))
+      .map((l) => l.trim().replace(/\/\S+\/maps\//g, "maps/"));
+  // Counters alone: no variable, one lookup in the track line, one status-class rule.
+  assert.deepEqual(fe(render(fastIR, { ...GOLDEN_OPTIONS, ruleCounters: true }).config), [
+    "http-request track-sc0 var(txn.gh_k),map_beg(maps/fast-rules.map) table gh_rule_stats",
+    "http-after-response unset-var(txn.gh_n) if { status 200:299 } { sc_inc_gpc(1,0) -m found } || " +
+      "{ status 300:399 } { sc_inc_gpc(2,0) -m found } || { status 400:499 } { sc_inc_gpc(3,0) -m found } || " +
+      "{ status 500:599 } { sc_inc_gpc(4,0) -m found } || { status 100:199 } { sc_inc_gpc(0,0) -m found }",
+  ]);
+  // With the access log the id is logged: the variable is set and tracked.
+  assert.deepEqual(fe(render(fastIR, ON).config).slice(0, 2), [
+    "http-request set-var(txn.gh_rule) var(txn.gh_k),map_beg(maps/fast-rules.map)",
+    "http-request track-sc0 var(txn.gh_rule) table gh_rule_stats",
+  ]);
+  // The access log without counters still names the rule (the id was never set before).
+  const logOnly = { ...GOLDEN_OPTIONS, accessLog: ON.accessLog };
+  assert.deepEqual(fe(render(fastIR, logOnly).config), [
+    "http-request set-var(txn.gh_rule) var(txn.gh_k),map_beg(maps/fast-rules.map)",
+  ]);
+});

@@ -14,6 +14,7 @@
 // a configuration has; when full, HAProxy drops the oldest entries first. A reload starts a new,
 // empty table: the reader turns the per-worker counts into monotonic totals.
 import type { IR } from "../../../ir/types.ts";
+import { word } from "./escape.ts";
 import { RenderContext, type RenderOptions, type Section } from "./model.ts";
 import { planFrontends } from "./plan.ts";
 import { RouteChain } from "./routing.ts";
@@ -37,11 +38,15 @@ export function ruleStatsSections(ctx: RenderContext): Section[] {
   ];
 }
 
-/** The line tracking the matched rule; place it where `txn.gh_rule` is set and before any filter. */
-export function ruleTrackLines(ctx: RenderContext): string[] {
+/**
+ * The line tracking the matched rule; place it where `txn.gh_rule` is set and before any filter.
+ * `key` is the sample giving the rule id (default the variable; fast routing passes its map lookup
+ * when nothing else needs the variable: one `set-var` less, ≈ 760 instructions per request).
+ */
+export function ruleTrackLines(ctx: RenderContext, key = "var(txn.gh_rule)"): string[] {
   if (ctx.options.ruleCounters !== true) return [];
   // No rule id (no match): the key fetch fails and nothing is tracked, so no condition is needed.
-  return [`http-request track-sc0 var(txn.gh_rule) table ${RULE_STATS_TABLE}`];
+  return [`http-request track-sc0 ${word(key)} table ${RULE_STATS_TABLE}`];
 }
 
 /**
