@@ -130,6 +130,8 @@ ${ADMIN_AUTH_HELP}
       --udp-idle-timeout S   UDP listeners: seconds an idle client flow is kept (default 60).
       --udp-max-flows N      UDP listeners: client flows kept at most (default 4096).
 ${OBSERVABILITY_HELP}
+                             These three apply to --infrastructure host; with kubernetes each
+                             Gateway's pods log as its GatehouseProxy spec.accessLog says.
   -h, --help                 Show this help.
 `;
 
