@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only throughput,propagation,churn,memory,translate-10k,memory-scale]`
+// `npm run bench [-- --quick] [-- --only throughput,propagation,churn,memory,translate-10k,memory-scale,distribution]`
 // Runs the benchmark modules one after the other (each also runnable alone: node bench/<module>.ts)
 // and writes bench/results/latest.{json,md} (--quick: quick.{json,md}); with --only, the file names
 // carry the modules run (latest-translate-10k.md), so a partial run does not replace a full one. Every number that can be is a
@@ -23,8 +23,18 @@ import { runTranslate10k, translate10kMarkdown } from "./translate-10k.ts";
 import type { Translate10kResult } from "./translate-10k.ts";
 import { memoryScaleMarkdown, runMemoryScale } from "./memory-scale.ts";
 import type { MemoryScaleResult } from "./memory-scale.ts";
+import { distributionMarkdown, runDistribution } from "./distribution.ts";
+import type { DistributionResult } from "./distribution.ts";
 
-const MODULES = ["throughput", "propagation", "churn", "memory", "translate-10k", "memory-scale"] as const;
+const MODULES = [
+  "throughput",
+  "propagation",
+  "churn",
+  "memory",
+  "translate-10k",
+  "memory-scale",
+  "distribution",
+] as const;
 type Module = (typeof MODULES)[number];
 
 export interface BenchResults {
@@ -41,6 +51,7 @@ export interface BenchResults {
   memory?: MemoryResult;
   "translate-10k"?: Translate10kResult;
   "memory-scale"?: MemoryScaleResult;
+  distribution?: DistributionResult;
   errors: Partial<Record<Module, string>>;
 }
 
@@ -109,6 +120,20 @@ export function summaryMarkdown(r: BenchResults): string {
       );
     }
   }
+  const d = r.distribution;
+  if (d !== undefined) {
+    const [ref, big] = d.scales;
+    for (const [name, key] of [
+      ["every Gateway", "all"],
+      ["one Gateway", "one"],
+    ] as const)
+      rows.push(
+        `| Config push to the pods of ${big?.label ?? "?"}, change of ${name}: median / p95 ms to the last ack (controller CPU ${fmt(big?.[key].cpuMs)} ms) | ${fmt(big?.[key].medianMs)} / ${fmt(big?.[key].p95Ms)} | ${ref?.label ?? "?"}: ${fmt(ref?.[key].medianMs)} | ${fmt(d.ratios[key], 2)}× | ${key === "all" ? `p95 ≤ ${d.check.targetMs} ms` : "—"} | ${key === "all" ? yes(d.check.met) : "—"} |`,
+      );
+    rows.push(
+      `| Controller RSS with ${big?.label ?? "?"}, idle / peak MiB (no forced GC) | ${fmt(big?.controller.memory.idleRssMiB, 1)} / ${fmt(big?.controller.memory.peakRssMiB, 1)} | ${ref?.label ?? "?"}: ${fmt(ref?.controller.memory.idleRssMiB, 1)} / ${fmt(ref?.controller.memory.peakRssMiB, 1)} | ${fmt((big?.controller.memory.idleRssMiB ?? Number.NaN) / (ref?.controller.memory.idleRssMiB ?? Number.NaN), 2)}× | — | — |`,
+    );
+  }
   return rows.join("\n");
 }
 
@@ -129,6 +154,7 @@ export function resultsMarkdown(r: BenchResults): string {
   if (r.memory !== undefined) parts.push(``, memoryMarkdown(r.memory));
   if (r["translate-10k"] !== undefined) parts.push(``, translate10kMarkdown(r["translate-10k"]));
   if (r["memory-scale"] !== undefined) parts.push(``, memoryScaleMarkdown(r["memory-scale"]));
+  if (r.distribution !== undefined) parts.push(``, distributionMarkdown(r.distribution));
   const errors = Object.entries(r.errors);
   if (errors.length > 0)
     parts.push(``, `## Errors`, ``, ...errors.map(([k, v]) => `- ${k}: ${v.split("\n")[0] ?? ""}`));
@@ -177,6 +203,7 @@ async function main(): Promise<number> {
     memory: async () => void (results.memory = await runMemory(options)),
     "translate-10k": async () => void (results["translate-10k"] = await runTranslate10k(options)),
     "memory-scale": async () => void (results["memory-scale"] = await runMemoryScale(options)),
+    distribution: async () => void (results.distribution = await runDistribution(options)),
   };
   for (const m of MODULES) {
     if (!only.includes(m)) continue;

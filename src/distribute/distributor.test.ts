@@ -61,6 +61,56 @@ test("irForGateway: each Gateway gets its own certificate and backend only", () 
   assert.ok(!textB.includes(body(gws[0]?.tls?.keyPem)), "A's key is not in B's cut");
 });
 
+test("irForGateway: backends shared between Gateways, in the IR's order, from the IR cut", () => {
+  const three: TestGateway[] = [
+    ...gws,
+    { name: "gw-c", port: 7080, host: "c.test", endpoint: "10.0.0.3:80" },
+  ];
+  const shared = {
+    apiVersion: "gateway.networking.k8s.io/v1",
+    kind: "HTTPRoute",
+    metadata: { name: "shared", namespace: "default" },
+    spec: {
+      parentRefs: [{ name: "gw-a" }, { name: "gw-b" }],
+      hostnames: ["shared.test"],
+      rules: [{ backendRefs: [{ name: "gw-c-svc", port: 80 }] }],
+    },
+  };
+  const ir = irOf([...gatewayObjects(three), shared]);
+  assert.equal(ir.backends.length, 3);
+  const ids = (cut: ReturnType<typeof irForGateway>): string[] => cut.backends.map((b) => b.id);
+  for (const [gateway, expected] of [
+    ["default/gw-a", ["service/default/gw-a-svc/80", "service/default/gw-c-svc/80"]],
+    ["default/gw-b", ["service/default/gw-b-svc/80", "service/default/gw-c-svc/80"]],
+    ["default/gw-c", ["service/default/gw-c-svc/80"]],
+  ] as const) {
+    const cut = irForGateway(ir, gateway);
+    assert.deepEqual(ids(cut), expected, gateway);
+    // Exactly the IR's backends the Gateway uses, in the IR's order, the same objects.
+    const wanted = new Set<string>(expected);
+    assert.deepEqual(
+      cut.backends,
+      ir.backends.filter((b) => wanted.has(b.id)),
+    );
+    assert.deepEqual(irForGateway(ir, gateway), cut, "cutting again gives the same");
+  }
+  // Another IR (the shared Service's endpoint changed): its own backends, not the first IR's.
+  const ir2 = irOf([
+    ...gatewayObjects([
+      gws[0] as TestGateway,
+      gws[1] as TestGateway,
+      { ...(three[2] as TestGateway), endpoint: "10.0.0.9:80" },
+    ]),
+    shared,
+  ]);
+  const c2 = irForGateway(ir2, "default/gw-a").backends.find((b) => b.id === "service/default/gw-c-svc/80");
+  assert.deepEqual(
+    c2?.endpoints.map((e) => e.address),
+    ["10.0.0.9"],
+  );
+  assert.deepEqual(irForGateway(ir2, "default/nope"), { gateways: [], backends: [] });
+});
+
 test("distributor: current config on connect, only changed Gateways pushed", () => {
   const d = new ConfigDistributor();
   const changes: string[] = [];

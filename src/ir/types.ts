@@ -235,9 +235,9 @@ export interface IRInvalidBackendRef {
 export interface IRSessionPersistence {
   type: "Cookie" | "Header";
   name: string;
+  /** The session's absolute lifetime (none: the session lasts while its endpoint does). */
   absoluteTimeoutMs?: number;
-  idleTimeoutMs?: number;
-  /** Cookie lifetime: Session cookies have no Max-Age. */
+  /** Cookie lifetime: Session cookies have no Max-Age (Permanent ones: the absolute timeout). */
   lifetime: "Permanent" | "Session";
 }
 

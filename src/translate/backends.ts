@@ -201,6 +201,28 @@ function tlsProtocol(port: ServicePort): IRBackendProtocol | undefined {
 }
 
 /** Ready endpoints of a Service port, sorted and deduplicated. */
+type Slice = Snapshot["endpointSlices"] extends ReadonlyMap<string, infer S> ? S : never;
+
+/** EndpointSlices by `namespace/kubernetes.io/service-name`, built once per snapshot. */
+const slicesByService = new WeakMap<Snapshot, Map<string, Slice[]>>();
+
+function slicesOf(snapshot: Snapshot, namespace: string, serviceName: string): readonly Slice[] {
+  let index = slicesByService.get(snapshot);
+  if (index === undefined) {
+    index = new Map();
+    for (const slice of snapshot.endpointSlices.values()) {
+      const name = slice.metadata.labels?.["kubernetes.io/service-name"];
+      if (name === undefined) continue;
+      const key = `${slice.metadata.namespace ?? "default"}/${name}`;
+      const list = index.get(key);
+      if (list === undefined) index.set(key, [slice]);
+      else list.push(slice);
+    }
+    slicesByService.set(snapshot, index);
+  }
+  return index.get(`${namespace}/${serviceName}`) ?? [];
+}
+
 function endpointsOf(snapshot: Snapshot, service: Service, port: ServicePort): IREndpoint[] {
   const namespace = service.metadata.namespace ?? "default";
   const found = new Map<string, IREndpoint>();
@@ -215,9 +237,7 @@ function endpointsOf(snapshot: Snapshot, service: Service, port: ServicePort): I
       if (parsed !== undefined) add(parsed.address, parsed.port ?? defaultPort);
     }
   } else {
-    for (const slice of snapshot.endpointSlices.values()) {
-      if ((slice.metadata.namespace ?? "default") !== namespace) continue;
-      if (slice.metadata.labels?.["kubernetes.io/service-name"] !== service.metadata.name) continue;
+    for (const slice of slicesOf(snapshot, namespace, service.metadata.name)) {
       if (slice.addressType === "FQDN") continue;
       // "The port name must match the Service port name" (EndpointPort.name; unnamed ports are "").
       const slicePort = (slice.ports ?? []).find((p) => (p.name ?? "") === (port.name ?? ""));

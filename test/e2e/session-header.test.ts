@@ -124,11 +124,11 @@ describe("header session persistence", () => {
       sessions.set(res.echo?.backend ?? "", tokenOf(res));
     }
     assert.equal(sessions.size, 3, "a session on every endpoint");
-    // The endpoint in the first server slot goes (endpoints are sorted: same address, lowest port),
-    // so the others move to other slots; their sessions must not move with the slots.
+    // The endpoint in the first server slot goes (endpoints are sorted: same address, lowest port);
+    // the others keep their slots (render/slots.ts) and their sessions, through the runtime API.
     const names = ["e1", "e2", "e3"].sort((a, b) => h.backend(a).port - h.backend(b).port);
     const [gone = "", ...left] = names;
-    await h.write({
+    const applied = await h.write({
       "gateway.yaml": docs(
         gatewayClass(),
         gateway("gw", h.ip, [{ name: "http", port: h.port }]),
@@ -136,6 +136,7 @@ describe("header session persistence", () => {
         service("other", { endpoints: [h.backend("other").endpoint] }),
       ),
     });
+    assert.equal(applied.method, "runtime");
     for (const name of left) {
       const token = sessions.get(name) ?? "";
       for (let i = 0; i < 10; i++) {

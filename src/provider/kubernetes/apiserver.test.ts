@@ -849,7 +849,12 @@ spec:
           `stepped down ${steppedDownMs} ms after the API server was killed (renew deadline 2000 ms)`,
         );
         assert.ok(steppedDownMs < 2_000 + 300 + 500, `${steppedDownMs} ms`);
-        assert.match(await metrics(), /^gatehouse_leader 0$/m);
+        // /metrics is answered by the admin worker from the latest published snapshot: eventually.
+        await eventually(
+          "gatehouse_leader 0 on /metrics",
+          async () => (/^gatehouse_leader 0$/m.test(await metrics()) ? true : undefined),
+          3_000,
+        );
         // A 17 s outage (plus the API server's start): per-kind exponential backoff from 0.5 s would
         // have retried at 7.5 and 15.5 s and wait until 31.5 s, 10 s or more after it is ready.
         await new Promise((resolve) => setTimeout(resolve, 17_000 - (Date.now() - killedAt)));
@@ -895,7 +900,12 @@ spec:
           () => Promise.resolve(c.elector?.isLeader === true ? true : undefined),
           5_000,
         );
-        assert.match(await metrics(), /^gatehouse_leader 1$/m);
+        // /metrics is answered by the admin worker from the latest published snapshot: eventually.
+        await eventually(
+          "gatehouse_leader 1 on /metrics",
+          async () => (/^gatehouse_leader 1$/m.test(await metrics()) ? true : undefined),
+          3_000,
+        );
         await srv().admin.request("DELETE", `${GW}/namespaces/${ns}/httproutes/after-restart`);
       } finally {
         if (!resumed) await srv().resume();

@@ -35,6 +35,7 @@ export function translateGRPCRoute(
     {
       kind: "GRPCRoute",
       namespace: route.metadata.namespace ?? "default",
+      name: route.metadata.name,
       // Unlike HTTPRoute, the CRD gives GRPCRoute no default rule: a route without rules routes nothing.
       rules: route.spec.rules ?? [],
       family: "grpc",

@@ -20,6 +20,7 @@ export function translateHTTPRoute(
     {
       kind: "HTTPRoute",
       namespace: route.metadata.namespace ?? "default",
+      name: route.metadata.name,
       // The CRD defaults rules to one rule matching PathPrefix "/"; objects that skipped defaulting
       // get the same.
       rules: route.spec.rules ?? [{}],

@@ -2,6 +2,7 @@
 // (with their own filters) and session persistence, and both become IR HTTP rules on virtual hosts;
 // they differ only in their matches (routes/http.ts, routes/grpc.ts), in the backend protocols they
 // can use, and in their precedence comparator.
+import { createHash } from "node:crypto";
 import type {
   IRBackend,
   IRExternalAuth,
@@ -100,6 +101,8 @@ export interface RouteResult {
 export interface RulesInput<R extends CommonRule> {
   kind: HTTPLikeKind;
   namespace: string;
+  /** The route's name (with kind and namespace, it names a rule's default session). */
+  name: string;
   rules: readonly R[];
   /** Backend protocols the kind can use (HTTP routes: "http"; gRPC routes: "grpc", i.e. HTTP/2). */
   family: ProtocolFamily;
@@ -202,7 +205,7 @@ export function translateRules<R extends CommonRule>(
       draft.backends.push({ backend: r.backend.id, weight, filters: [] });
     }
 
-    addTimingAndPersistence(draft, field, problems, input.validators);
+    addTimingAndPersistence(draft, field, problems, input.validators, () => defaultSessionName(input, index));
     if (problems.length > 0) draft.invalid = problems.join("; ");
     return draft;
   });
@@ -249,14 +252,28 @@ export function translateRules<R extends CommonRule>(
   return result;
 }
 
+/**
+ * The session name of a rule without `sessionName`: "If SessionName is not specified, then a unique
+ * cookie name should be generated" (GEP-1619), so rules never share sessions by accident. Stable
+ * while the route keeps its name and the rule its place.
+ */
+export function defaultSessionName(
+  route: { kind: string; namespace: string; name: string },
+  index: number,
+): string {
+  const id = `${route.kind}\0${route.namespace}\0${route.name}\0${index}`;
+  return `gh-session-${createHash("sha256").update(id).digest("hex").slice(0, 12)}`;
+}
+
 /** Timeouts and retry (HTTPRoute only) and session persistence (both kinds). */
 function addTimingAndPersistence(
   draft: RuleDraft,
   field: string,
   problems: string[],
   validators: DataplaneValidators,
+  defaultName: () => string,
 ): void {
-  const { rule, index } = draft;
+  const { rule } = draft;
   const timeouts = rule.timeouts;
   if (timeouts !== undefined) {
     const request = timeouts.request !== undefined ? parseDuration(timeouts.request) : undefined;
@@ -282,15 +299,21 @@ function addTimingAndPersistence(
   }
   if (rule.sessionPersistence !== undefined) {
     const sp = rule.sessionPersistence;
+    // v1.6.1 has no idle timeout (removed from the API: GEP-1619 "Alternatives"). An absolute timeout
+    // of zero disables it, as the zero duration does for a route's timeouts; a Permanent cookie's
+    // lifetime is the absolute timeout, so it cannot be zero.
     const absolute = sp.absoluteTimeout !== undefined ? parseDuration(sp.absoluteTimeout) : undefined;
-    const idle = (sp as { idleTimeout?: string }).idleTimeout;
-    const idleMs = idle !== undefined ? parseDuration(idle) : undefined;
+    const type = sp.type ?? "Cookie";
+    const lifetime = sp.cookieConfig?.lifetimeType ?? "Session";
+    if (type === "Cookie" && lifetime === "Permanent" && absolute === 0)
+      problems.push(
+        `${field}.sessionPersistence.absoluteTimeout (${sp.absoluteTimeout}) is the lifetime of a Permanent cookie and must not be zero`,
+      );
     draft.sessionPersistence = {
-      type: sp.type ?? "Cookie",
-      name: sp.sessionName ?? `gatehouse-session-${index}`,
-      lifetime: sp.cookieConfig?.lifetimeType ?? "Session",
-      ...(absolute !== undefined ? { absoluteTimeoutMs: absolute } : {}),
-      ...(idleMs !== undefined ? { idleTimeoutMs: idleMs } : {}),
+      type,
+      name: sp.sessionName ?? defaultName(),
+      lifetime,
+      ...(absolute !== undefined && absolute > 0 ? { absoluteTimeoutMs: absolute } : {}),
     };
   }
   problems.push(

@@ -187,7 +187,14 @@ for (const name of NAMES) {
     const quoted = /^[A-Za-z0-9_.:/@=+-]+$/.test(name) ? name : `"${name}"`;
     assert.ok(directives.some((d) => d.words[0] === "acl" && d.words[2] === `req.fhdr(${quoted})`));
     assert.ok(directives.some((d) => d.words[0] === "acl" && d.words[2] === `url_param(${quoted})`));
-    assert.ok(directives.some((d) => d.words[0] === "cookie" && d.words[1] === name));
+    // The session cookie: read by name, set as `<name>=` in a log-format string (`%` doubled).
+    assert.ok(directives.some((d) => d.words.includes(`req.cook(${quoted}),field(1,.)`)));
+    const setCookie = directives.filter(
+      (d) => d.words[0] === "http-response" && d.words[1] === "add-header" && d.words[2] === "Set-Cookie",
+    );
+    assert.equal(setCookie.length, 2);
+    for (const d of setCookie)
+      assert.ok(d.words[3]?.startsWith(`${name.replaceAll("%", "%%")}=`), d.words[3]);
     if (haproxyAvailable()) {
       const check = haproxyCheck(nameIR(name));
       assert.ok(check.ok, check.output);

@@ -4,6 +4,8 @@
 // endpoints, the rest `disabled` at 0.0.0.0:0, so endpoints change at runtime with
 // `set server <proxy>/<sN> addr <ip> port <port>` and `set server ... state ready|maint`.
 //
+// Slots: a section rendered against the previous layout keeps each endpoint in its slot (slots.ts).
+//
 // Spares: `gh_spare_<n>` sections with the plain HTTP profile and no servers, whose text does not
 // depend on what they serve. Rendered against the previous layout, the set and order of sections is
 // kept: known (IRBackend, profile) pairs keep their section, a new IRBackend needing the plain HTTP
@@ -11,7 +13,7 @@
 // with their servers disabled. Anything else adds a section, i.e. changes the structure.
 import { isIP } from "node:net";
 import type { IRBackend, IREndpoint } from "../../../ir/types.ts";
-import { arg, comment, word } from "./escape.ts";
+import { comment } from "./escape.ts";
 import {
   digest,
   type BackendLayout,
@@ -21,6 +23,8 @@ import {
   type RenderedBackend,
   type Section,
 } from "./model.ts";
+import { addSessionEntries, sessionLines } from "./session.ts";
+import { arrangeSlots, type SlotArrangement } from "./slots.ts";
 
 export type { Profile } from "./model.ts";
 
@@ -48,6 +52,10 @@ interface Out {
   current?: IRBackend;
   /** Canonical sections: what the text is rendered from (the IRBackend's endpoints are not used). */
   source?: { backend: IRBackend; base: string; profile: Profile };
+  /** The previous layout's IRBackend and slot arrangement of this section (a kept section). */
+  previous?: { backend: string | undefined; endpoints: SlotArrangement };
+  /** The slot arrangement of `current`'s endpoints (computed once, see `slotted`). */
+  slotted?: SlotArrangement;
 }
 
 const PLAIN: Profile = { mode: "http", h2: false };
@@ -141,9 +149,10 @@ export class BackendSet {
 
   /** Takes over a section of the previous layout (its name is reserved in the context). */
   private keep(s: BackendSection): void {
+    const previous = { backend: s.backend, endpoints: s.endpoints };
     if (s.spare) {
       this.ctx.claim("proxy", s.name, `spare\0${s.name}`);
-      this.outs.set(s.name, { name: s.name, profile: PLAIN, slots: s.slots, spare: true });
+      this.outs.set(s.name, { name: s.name, profile: PLAIN, slots: s.slots, spare: true, previous });
       if (s.backend === undefined) this.free.push(s.name);
       else this.known.set(`${s.backend}\0${PLAIN_KEY}`, s.name);
     } else if (s.source !== undefined) {
@@ -151,7 +160,14 @@ export class BackendSet {
       const key = profileKey(profile);
       const natural = key === profileKey(naturalProfile(backend));
       this.ctx.claim("proxy", s.name, owner(backend.id, key, natural), ":");
-      this.outs.set(s.name, { name: s.name, profile, slots: s.slots, spare: false, source: s.source });
+      this.outs.set(s.name, {
+        name: s.name,
+        profile,
+        slots: s.slots,
+        spare: false,
+        source: s.source,
+        previous,
+      });
       this.known.set(`${backend.id}\0${key}`, s.name);
     } else {
       throw new Error(`internal: previous layout section ${s.name} has no source`);
@@ -233,6 +249,7 @@ export class BackendSet {
     // A kept section has this name (the IRBackend's natural profile changed, e.g. http → h2c). Unused:
     // it goes (the structure changes anyway); in use (not expected): another name.
     const kept = this.outs.get(name);
+    const previous = kept?.current === undefined ? kept?.previous : undefined;
     if (kept !== undefined && kept.current === undefined) this.kept.splice(this.kept.indexOf(name), 1);
     else if (kept !== undefined)
       name = this.ctx.claim("proxy", name, `${owner(e.backend.id, key, false)}\0new`, ":");
@@ -243,6 +260,7 @@ export class BackendSet {
       spare: false,
       current: e.backend,
       source: { backend: e.backend, base: e.base, profile },
+      ...(previous !== undefined ? { previous } : {}),
     });
     this.created.push(name);
     return name;
@@ -284,7 +302,7 @@ export class BackendSet {
         const s: BackendSection = {
           name: o.name,
           slots: o.slots,
-          endpoints: o.current?.endpoints ?? [],
+          endpoints: this.slotted(o),
           spare: o.spare,
         };
         if (o.current !== undefined) s.backend = o.current.id;
@@ -294,12 +312,23 @@ export class BackendSet {
     };
   }
 
+  /** The slot arrangement of a section's endpoints: kept from the previous layout for the same IRBackend. */
+  private slotted(o: Out): SlotArrangement {
+    if (o.slotted !== undefined) return o.slotted;
+    const current = o.current;
+    const previous =
+      current !== undefined && o.previous?.backend === current.id ? o.previous.endpoints : undefined;
+    o.slotted = current === undefined ? [] : arrangeSlots(previous, current.endpoints, o.slots);
+    return o.slotted;
+  }
+
   private section(o: Out): Section {
     const header = `backend ${o.name}`;
-    const endpoints: readonly IREndpoint[] = o.current?.endpoints ?? [];
+    const endpoints = this.slotted(o);
     if (o.spare) {
       // Nothing here may depend on what the spare serves: see the file comment.
       return this.lines(
+        o.name,
         header,
         ["# spare: takes a new Service at runtime"],
         PLAIN,
@@ -324,16 +353,17 @@ export class BackendSet {
     // subjectAltNames are checked by the TLS bridge; without it (no data plane has set it up, e.g.
     // `translate` or a test) the servers stay disabled: fail closed, never unchecked TLS.
     const unchecked = tls !== undefined && tls.subjectAltNames.length > 0 && tls.bridge === undefined;
-    return this.lines(header, head, src.profile, tls, o.slots, unchecked ? [] : endpoints, tag);
+    return this.lines(o.name, header, head, src.profile, tls, o.slots, unchecked ? [] : endpoints, tag);
   }
 
   private lines(
+    name: string,
     header: string,
     head: string[],
     profile: Profile,
     tls: (NonNullable<IRBackend["tls"]> & { base: string }) | undefined,
     slots: number,
-    endpoints: readonly IREndpoint[],
+    endpoints: ReadonlyArray<IREndpoint | undefined>,
     tag: string | undefined,
   ): Section {
     const lines = [...head, `mode ${profile.mode}`];
@@ -350,20 +380,9 @@ export class BackendSet {
       lines.push(["retry-on", ...on, ...r.codes.map(String)].join(" "));
       lines.push("option redispatch 1");
     }
-    const c = profile.cookie;
-    if (c !== undefined) {
-      const opts = ["insert", "indirect", "nocache"];
-      if (c.maxIdleS !== undefined) opts.push(`maxidle ${c.maxIdleS}s`);
-      if (c.maxLifeS !== undefined) opts.push(`maxlife ${c.maxLifeS}s`);
-      if (c.maxAgeS !== undefined) opts.push(`attr ${word(`Max-Age=${c.maxAgeS}`)}`);
-      lines.push(`cookie ${word(c.name)} ${opts.join(" ")}`);
-    }
-    if (profile.header !== undefined && tag !== undefined) {
-      lines.push(...headerSessionLines(this.ctx, profile.header, tag, slots));
-      for (const [i, ep] of endpoints.slice(0, slots).entries()) {
-        this.ctx.map(MAP_SESSIONS).add(`${tag}.${endpointKey(ep)}`, `s${i + 1}`);
-        this.ctx.map(MAP_SESSION_KEYS).add(`${tag}.s${i + 1}`, endpointKey(ep));
-      }
+    if ((profile.cookie !== undefined || profile.header !== undefined) && tag !== undefined) {
+      lines.push(...sessionLines(this.ctx, profile, tag, slots));
+      addSessionEntries(this.ctx, name, tag, endpoints, slots);
     }
     const server: string[] = [];
     if (tls !== undefined && tls.subjectAltNames.length > 0) {
@@ -393,12 +412,11 @@ export class BackendSet {
     // The structure: everything but the slots' addresses and states, i.e. the other lines and what
     // every `server` line is made of.
     const common = server.length === 0 ? "" : ` ${server.join(" ")}`;
-    const cookie = c !== undefined && tag !== undefined;
-    const structure = [...lines, `server s1..s${slots} <slot>${common}${cookie ? ` cookie ${tag}.<n>` : ""}`];
+    const structure = [...lines, `server s1..s${slots} <slot>${common}`];
     for (let n = 1; n <= slots; n++) {
       const ep = endpoints[n - 1];
       const addr = ep === undefined ? "0.0.0.0:0 disabled" : serverAddress(ep.address, ep.port);
-      lines.push(`server s${n} ${addr}${common}${cookie ? ` cookie ${tag}.${n}` : ""}`);
+      lines.push(`server s${n} ${addr}${common}`);
     }
     return { header, lines, structure };
   }
@@ -408,58 +426,4 @@ export class BackendSet {
     this.ctx.addFile(rel, pems.map((pem) => `${pem.trim()}\n`).join(""));
     return rel;
   }
-}
-
-export const MAP_SESSIONS = "sessions";
-export const MAP_SESSION_KEYS = "session-keys";
-
-/** The session token's name for an endpoint: hex of `address:port` (no `.`, the token separator). */
-export function endpointKey(ep: IREndpoint): string {
-  return Buffer.from(serverAddress(ep.address, ep.port)).toString("hex");
-}
-
-/**
- * Header session persistence (GEP-1619 "Header"): the response carries the session header
- * `<tag>.<endpoint>[.<expiry>]`, naming the IRBackend (its tag, which the frontend's pin reads to
- * pick the backendRef) and the endpoint (not the server slot: slots move when endpoints come and go,
- * a session must not). Two runtime-updated maps translate: sessions.map `<tag>.<endpoint>` → slot
- * (requests), session-keys.map `<tag>.<slot>` → endpoint (responses). A request presenting a session
- * goes to that endpoint while it exists and is up, and the session has not expired (`use-server` is
- * ignored for a server that is down: the request is balanced and gets a new session). The absolute
- * timeout is an expiry time (epoch seconds) in the token, kept unchanged while the session lives.
- */
-function headerSessionLines(
-  ctx: RenderContext,
-  h: NonNullable<Profile["header"]>,
-  tag: string,
-  slots: number,
-): string[] {
-  const presented = word(`req.hdr(${arg(h.name)})`);
-  const sessions = ctx.mapPath(MAP_SESSIONS);
-  const keys = ctx.mapPath(MAP_SESSION_KEYS);
-  const lines = [
-    `http-request set-var(txn.gh_hs) ${presented} if { ${presented} -m found }`,
-    `http-request set-var-fmt(txn.gh_hkey) ${word("%[var(txn.gh_hs),field(1,.)].%[var(txn.gh_hs),field(2,.)]")} if { var(txn.gh_hs),field(1,.) -m str ${tag} }`,
-    `http-request set-var(txn.gh_hslot) var(txn.gh_hkey),map_str(${sessions}) if { var(txn.gh_hkey) -m found }`,
-  ];
-  const live = h.maxLifeS === undefined ? "" : " { var(txn.gh_hs),field(3,.),sub(txn.gh_now) -m int gt 0 }";
-  if (h.maxLifeS !== undefined) lines.push("http-request set-var(txn.gh_now) date");
-  for (let n = 1; n <= slots; n++)
-    lines.push(`use-server s${n} if { var(txn.gh_hslot) -m str s${n} }${live}`);
-  // The session the request presented is kept when its server served it; otherwise a new one.
-  lines.push("http-response set-var(txn.gh_srv) srv_name");
-  lines.push(
-    `http-response set-var(txn.gh_hk) var(txn.gh_hs) if { var(txn.gh_hslot),strcmp(txn.gh_srv) -m int eq 0 }${live}`,
-  );
-  lines.push(
-    `http-response set-header ${word(h.name)} ${word("%[var(txn.gh_hk)]")} if { var(txn.gh_hk) -m found }`,
-  );
-  lines.push(
-    `http-response set-var(txn.gh_hep) ${word(`str(${tag}.),concat(,txn.gh_srv),map_str(${keys})`)} if !{ var(txn.gh_hk) -m found }`,
-  );
-  const expiry = h.maxLifeS === undefined ? "" : `.%[date(${h.maxLifeS})]`;
-  lines.push(
-    `http-response set-header ${word(h.name)} ${word(`${tag}.%[var(txn.gh_hep)]${expiry}`)} if { var(txn.gh_hep) -m found }`,
-  );
-  return lines;
 }

@@ -269,11 +269,9 @@ function checkRule(rule: IRHTTPRule, report: Report, backends: ReadonlyMap<strin
   if (sp !== undefined) {
     optional(report, ".sessionPersistence.type", v.sessionPersistenceType(sp.type));
     optional(report, ".sessionPersistence.name", v.sessionName(sp.name));
-    for (const field of ["absoluteTimeoutMs", "idleTimeoutMs"] as const) {
-      const value = sp[field];
-      if (value !== undefined && (!Number.isInteger(value) || value < 0))
-        report(`.sessionPersistence.${field}`, `${value} must be a non-negative integer`);
-    }
+    const value = sp.absoluteTimeoutMs;
+    if (value !== undefined && (!Number.isInteger(value) || value <= 0))
+      report(".sessionPersistence.absoluteTimeoutMs", `${value} must be a positive integer`);
   }
 }
 

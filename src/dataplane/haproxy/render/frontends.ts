@@ -91,7 +91,7 @@ export function httpFrontend(
       `http-request set-var(txn.gh_to) ${word(`var(txn.gh_rule),map_str_int(${ctx.mapPath(MAP_TIMEOUTS)})`)}`,
     );
   const slots = Math.max(0, ...mine.map((p) => p.choices));
-  const pins = mine.flatMap((p) => (p.pin === undefined ? [] : [p.pin]));
+  const pins = mine.flatMap((p) => p.pin ?? []);
   lines.push(...choiceLines(ctx, "http-request", slots, pins, true));
   if (mine.some((p) => p.instance.rule.grpc === true))
     lines.push(`${GRPC_UNAVAILABLE} if !{ var(txn.gh_be) -m found } ${GRPC_REQUEST}`);

@@ -46,7 +46,11 @@ export interface Profile {
   h2: boolean;
   /** `timeout`: also retry when the server timeout strikes before a response (`response-timeout`). */
   retry?: { attempts: number; codes: number[]; timeout?: true };
-  cookie?: { name: string; maxIdleS?: number; maxLifeS?: number; maxAgeS?: number };
+  /**
+   * Cookie session persistence: the cookie's name and `Path`, the session's absolute lifetime
+   * (tracked in the cookie's value), and `Max-Age` (Permanent cookies only).
+   */
+  cookie?: { name: string; path: string; maxLifeS?: number; maxAgeS?: number };
   /** Header session persistence: the header's name, and the session's absolute lifetime. */
   header?: { name: string; maxLifeS?: number };
 }
@@ -57,8 +61,12 @@ export interface BackendSection {
   name: string;
   /** Server slots `s1..s<slots>`. */
   slots: number;
-  /** What fills the slots in order (the other slots are `disabled` at 0.0.0.0:0). */
-  endpoints: readonly IREndpoint[];
+  /**
+   * What fills the slots: entry n-1 is slot `s<n>`'s endpoint; an absent entry (a hole, or past the
+   * end) is a `disabled` slot at 0.0.0.0:0. A section rendered against a previous layout keeps its
+   * endpoints in their slots (see BackendSet), so holes appear when endpoints go.
+   */
+  endpoints: ReadonlyArray<IREndpoint | undefined>;
   /** IRBackend.id whose endpoints the section carries; absent for a free spare or an orphan. */
   backend?: string;
   /**
@@ -86,7 +94,7 @@ export interface RenderedBackend {
   id: string;
   /** HAProxy backend names, the base one first, then per-rule variants (retries, cookies, h2, tcp). */
   proxies: string[];
-  /** Server slots in each proxy, named `s1`..`s<slots>`; endpoints fill them in order. */
+  /** Server slots in each proxy, named `s1`..`s<slots>` (which endpoint is in which: `layout`). */
   slots: number;
 }
 

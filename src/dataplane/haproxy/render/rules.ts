@@ -6,13 +6,15 @@ import { ERROR_BACKEND } from "./fast.ts";
 import { filterLines, type FilterLines } from "./filters.ts";
 import type { RenderContext } from "./model.ts";
 import type { RuleInstance } from "./routing.ts";
-import { addChoices, headerPinLine, MAP_TIMEOUTS, pinLine, ruleTimeoutMs } from "./weights.ts";
+import { pinLines, sessionProfile } from "./session.ts";
+import { addChoices, MAP_TIMEOUTS, ruleTimeoutMs } from "./weights.ts";
 
 export interface PreparedRule {
   instance: RuleInstance;
   /** Number of weighted entries (choice lines needed); 0 when the rule never routes. */
   choices: number;
-  pin?: string;
+  /** The frontend lines reading the session's backendRef (session persistence). */
+  pin?: string[];
   /**
    * For fast routing (fast.ts): the HAProxy backend of a rule that matches a PathPrefix only and goes
    * to a single backend with no per-choice work (ERROR_BACKEND when none is valid). Its rule-level
@@ -21,10 +23,6 @@ export interface PreparedRule {
   fast?: string;
   filters: FilterLines;
   backendFilters: FilterLines[];
-}
-
-function seconds(ms: number): number {
-  return Math.max(1, Math.ceil(ms / 1000));
 }
 
 /**
@@ -61,22 +59,7 @@ function ruleProfile(backends: BackendSet, id: string, rule: IRHTTPRule): Profil
   const retry = retryProfile(rule);
   if (retry !== undefined) profile.retry = retry;
   const sp = rule.sessionPersistence;
-  if (sp?.type === "Cookie") {
-    const cookie: NonNullable<Profile["cookie"]> = { name: sp.name };
-    if (sp.idleTimeoutMs !== undefined) cookie.maxIdleS = seconds(sp.idleTimeoutMs);
-    if (sp.absoluteTimeoutMs !== undefined) {
-      cookie.maxLifeS = seconds(sp.absoluteTimeoutMs);
-      // Session cookies carry no Max-Age; Permanent ones expire with the absolute timeout.
-      if (sp.lifetime === "Permanent") cookie.maxAgeS = seconds(sp.absoluteTimeoutMs);
-    }
-    profile.cookie = cookie;
-  }
-  if (sp?.type === "Header") {
-    profile.header = {
-      name: sp.name,
-      ...(sp.absoluteTimeoutMs !== undefined ? { maxLifeS: seconds(sp.absoluteTimeoutMs) } : {}),
-    };
-  }
+  if (sp !== undefined) Object.assign(profile, sessionProfile(sp, rule.match));
   return profile;
 }
 
@@ -118,8 +101,7 @@ export function prepareRule(ctx: RenderContext, backends: BackendSet, r: RuleIns
       }),
     ),
   };
-  if (sp !== undefined && choices > 0)
-    prepared.pin = sp.type === "Cookie" ? pinLine(r.rid, sp.name) : headerPinLine(r.rid, sp.name);
+  if (sp !== undefined && choices > 0) prepared.pin = pinLines(r.rid, sp);
   const fast = fastBackend(rule, timeout, (id) => backends.proxy(id, ruleProfile(backends, id, rule)));
   if (fast !== undefined) prepared.fast = fast;
   return prepared;

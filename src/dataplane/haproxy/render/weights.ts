@@ -1,7 +1,7 @@
 // Weighted backend choice as data. For a rule (or TCP/TLS route) id R with weighted entries k:
 //   weights.map  R → total weight;  R/k → cumulative upper bound of entry k (weight-0 entries absent)
 //   choices.map  R/k → HAProxy backend name (no entry for an invalid backendRef: → 500/reject)
-//   pins.map     R/p<tag> → R/k for cookie session persistence (tag identifies the IRBackend)
+//   pins.map     R/p<tag> → R/k for session persistence (tag identifies the IRBackend, session.ts)
 //   direct.map   R → HAProxy backend name, for HTTP rules whose weights leave one choice and that
 //                need no per-choice state (no backendRef filters, no persistence): one lookup
 // The frontend first looks R up in direct.map; otherwise it draws `rand mod total` once and takes
@@ -9,7 +9,7 @@
 // (no entries, all weights 0, an invalid ref drawn) leaves txn.gh_be unset: HTTP answers 500, TCP
 // rejects the connection.
 import type { IRWeightedBackend } from "../../../ir/types.ts";
-import { arg, word } from "./escape.ts";
+import { word } from "./escape.ts";
 import type { RenderContext } from "./model.ts";
 
 export const MAP_WEIGHTS = "weights";
@@ -48,27 +48,22 @@ export function addChoices(
   for (const [k, wb] of drawn) {
     bound += wb.weight;
     weights.add(`${key}/${k}`, bound);
-    if (!valid(wb)) continue;
+  }
+  // With session persistence, an entry of weight 0 keeps its choice and pin: "the persistence to a
+  // single backend MUST be maintained across services, even if the weight is set to 0" (GEP-1619);
+  // it has no bound, so new sessions never draw it.
+  const tagFor = options.tagFor;
+  for (const [k, wb] of entries.entries()) {
+    if (!valid(wb) || (wb.weight <= 0 && tagFor === undefined)) continue;
     ctx.map(MAP_CHOICES).add(`${key}/${k}`, proxyFor(wb, k));
-    const tagFor = options.tagFor;
     if (tagFor !== undefined) ctx.map(MAP_PINS).add(`${key}/p${tagFor(wb)}`, `${key}/${k}`);
   }
   return entries.length;
 }
 
-/** Cookie persistence: read the IRBackend tag from the cookie of rule `rid` into txn.gh_pin. */
-export function pinLine(rid: string, cookieName: string): string {
-  return `http-request set-var(txn.gh_pin) ${word(`req.cook(${arg(cookieName)}),field(1,.)`)} if { var(txn.gh_rule) -m str ${rid} }`;
-}
-
-/** Header persistence: read the IRBackend tag from the session header of rule `rid` into txn.gh_pin. */
-export function headerPinLine(rid: string, headerName: string): string {
-  return `http-request set-var(txn.gh_pin) ${word(`req.hdr(${arg(headerName)}),field(1,.)`)} if { var(txn.gh_rule) -m str ${rid} }`;
-}
-
 /**
  * The choice lines of a frontend: `action` is `http-request` or `tcp-request content`; `slots` the
- * largest entry count of its rules; `pins` the per-rule cookie lines (HTTP only); `direct` whether
+ * largest entry count of its rules; `pins` the per-rule session pin lines (HTTP only); `direct` whether
  * direct.map is consulted first (HTTP). The weighted draw only runs when direct.map had no answer.
  */
 export function choiceLines(
