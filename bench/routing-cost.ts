@@ -9,6 +9,7 @@
 //   node bench/routing-cost.ts [--quick]
 //
 // Needs valgrind (installed with apt-get when missing and root).
+import { createServer as createNetServer } from "node:net";
 import { createServer, request, Agent, type Server } from "node:http";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -34,7 +35,15 @@ export interface RoutingCostResult {
   requests: number;
   haproxy: string;
   valgrind: string;
-  cases: Array<{ name: string; description: string; instructions: number; overReference: number }>;
+  cases: Array<{
+    name: string;
+    description: string;
+    instructions: number;
+    overReference: number;
+    /** Instructions per request in process_stream (all of the stream's work). */
+    stream: number;
+    streamOverReference: number;
+  }>;
 }
 
 function rule(path: string, backends: Array<[string, number]>, extra: Partial<IRHTTPRule> = {}): IRHTTPRule {
@@ -69,13 +78,24 @@ function hosts(root: IRHTTPRule, wildcard = false): IRVirtualHost[] {
   ];
 }
 
+/** Where the access-log cases forward their ring (a TCP server that reads and drops the lines). */
+let logAddress = "127.0.0.1:9";
+
 /** Renders `vhosts` into `dir` and makes it a standalone HAProxy on 127.0.0.1:port (no master, no socket). */
-function rendered(dir: string, port: number, vhosts: IRVirtualHost[], backendPort: number): string {
+function rendered(
+  dir: string,
+  port: number,
+  vhosts: IRVirtualHost[],
+  backendPort: number,
+  observe: { counters?: boolean; log?: boolean } = {},
+): string {
   const out = render(ir(vhosts, backendPort), {
     stateDir: dir,
     runtimeSocket: join(dir, "haproxy.sock"),
     serverSlots: 1,
     hardStopAfter: "10s",
+    ...(observe.counters === true ? { ruleCounters: true } : {}),
+    ...(observe.log === true ? { accessLog: { address: logAddress, token: "bench" } } : {}),
   });
   for (const [file, content] of Object.entries(out.files)) {
     mkdirSync(dirname(join(dir, file)), { recursive: true });
@@ -122,6 +142,19 @@ const CASES: Case[] = [
     description: "the throughput bench's routes: exact hostnames, PathPrefix rules, one backend each",
     host: HOST,
     config: (dir, port, bp) => rendered(dir, port, hosts(rule("/", [["web", 1]])), bp),
+  },
+  {
+    name: "fast routing + rule counters",
+    description: "the same with per-rule counters (rule id lookup, track-sc0, status-class lines)",
+    host: HOST,
+    config: (dir, port, bp) => rendered(dir, port, hosts(rule("/", [["web", 1]])), bp, { counters: true }),
+  },
+  {
+    name: "fast routing + counters + access log",
+    description: "the same plus the JSON access log line (header captures, log-format, the ring write)",
+    host: HOST,
+    config: (dir, port, bp) =>
+      rendered(dir, port, hosts(rule("/", [["web", 1]])), bp, { counters: true, log: true }),
   },
   {
     name: "fast routing: a filter",
@@ -199,8 +232,13 @@ async function waitListening(port: number, deadlineMs: number): Promise<void> {
   }
 }
 
-/** Instructions per request in http_process_req_common for `config`, over `n` identical requests. */
-async function measure(c: Case, backendPort: number, n: number): Promise<number> {
+/**
+ * Instructions per request in `fn` (and what it calls) for `config`, over `n` identical requests:
+ * `http_process_req_common` runs the `http-request` rules; `process_stream` is all of a request's
+ * stream work (analysers, `http-after-response`, stick counters, the log line; not the kernel's
+ * share of system calls, which callgrind does not see).
+ */
+async function measure(c: Case, backendPort: number, n: number, fn: string): Promise<number> {
   const dir = tempDir("rc"); // short: unix socket paths under the state dir are limited
   const port = await freePort();
   writeFileSync(join(dir, "haproxy.cfg"), c.config(dir, port, backendPort));
@@ -210,7 +248,7 @@ async function measure(c: Case, backendPort: number, n: number): Promise<number>
   mkdirSync(cg);
   const proc = start(`valgrind-${c.name}`, "valgrind", [
     "--tool=callgrind",
-    "--toggle-collect=http_process_req_common",
+    `--toggle-collect=${fn}`,
     `--callgrind-out-file=${join(cg, "out.%p")}`,
     "haproxy",
     "-f",
@@ -262,35 +300,49 @@ export async function runRoutingCost(o: CommonOptions): Promise<RoutingCostResul
   const backend: Server = createServer((_req, res) => res.end("ok"));
   await new Promise<void>((resolve) => backend.listen(backendPort, "127.0.0.1", resolve));
   const cases: RoutingCostResult["cases"] = [];
+  const logSink = createNetServer((socket) => socket.resume());
+  await new Promise<void>((resolve) => logSink.listen(0, "127.0.0.1", resolve));
+  const sinkAddress = logSink.address();
+  logAddress = `127.0.0.1:${typeof sinkAddress === "object" && sinkAddress !== null ? sinkAddress.port : 0}`;
   try {
     let reference = 0;
+    let streamReference = 0;
     for (const c of CASES) {
-      const instructions = await measure(c, backendPort, n);
-      if (c.name === "hand-written") reference = instructions;
+      const instructions = await measure(c, backendPort, n, "http_process_req_common");
+      const stream = await measure(c, backendPort, n, "process_stream");
+      if (c.name === "hand-written") {
+        reference = instructions;
+        streamReference = stream;
+      }
       cases.push({
         name: c.name,
         description: c.description,
         instructions,
         overReference: instructions - reference,
+        stream,
+        streamOverReference: stream - streamReference,
       });
-      o.log(`${c.name}: ${instructions} instructions per request`);
+      o.log(`${c.name}: ${instructions} (rules), ${stream} (stream) instructions per request`);
     }
   } finally {
     await new Promise((resolve) => backend.close(resolve));
+    logSink.close();
+    logSink.unref();
   }
   return { requests: n, haproxy, valgrind, cases };
 }
 
 export function routingCostMarkdown(r: RoutingCostResult): string {
+  const n = (v: number): string => v.toLocaleString("en-US");
   const rows = r.cases.map(
     (c) =>
-      `| ${c.name} | ${c.instructions.toLocaleString("en-US")} | ${c.overReference.toLocaleString("en-US")} | ${c.description} |`,
+      `| ${c.name} | ${n(c.instructions)} | ${n(c.overReference)} | ${n(c.stream)} | ${n(c.streamOverReference)} | ${c.description} |`,
   );
   return [
-    `HAProxy instructions per request in \`http_process_req_common\` (frontend and backend \`http-request\` rules), callgrind, ${r.requests} identical keep-alive requests per case; ${r.haproxy}; ${r.valgrind}.`,
+    `HAProxy instructions per request, callgrind, ${r.requests} identical keep-alive requests per case; ${r.haproxy}; ${r.valgrind}. "rules": in \`http_process_req_common\` (frontend and backend \`http-request\` rules); "stream": in \`process_stream\` (all of the request's stream work: analysers, \`http-after-response\`, stick counters, the log line written into the ring; not the ring's forwarding to Gatehouse, a task of its own, nor the kernel's share of system calls).`,
     "",
-    "| Configuration | instructions / request | over hand-written | what |",
-    "| --- | ---: | ---: | --- |",
+    "| Configuration | rules | over hand-written | stream | over hand-written | what |",
+    "| --- | ---: | ---: | ---: | ---: | --- |",
     ...rows,
   ].join("\n");
 }

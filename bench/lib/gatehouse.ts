@@ -118,6 +118,8 @@ export interface GatehouseOptions {
   /** How long to wait for /ready (default 120 s; 5,000 routes take a while). */
   readyTimeoutMs?: number;
   label?: string;
+  /** More `gatehouse serve` flags (e.g. `--access-log-format off`). */
+  extraArgs?: readonly string[];
 }
 
 export interface Gatehouse {
@@ -217,6 +219,7 @@ export async function startGatehouse(options: GatehouseOptions): Promise<Gatehou
       `${LOOPBACK}:${metricsPort}`,
       "--log-format",
       "json",
+      ...(options.extraArgs ?? []),
     ],
     { cpus: options.cpus, env: { ...process.env, ...options.env }, logFile: join(dir, "gatehouse.log") },
   );

@@ -6,6 +6,11 @@
 //   GET /config           the IR in effect, private keys replaced by fingerprints (503 when none yet)
 //   GET /metrics          Gatehouse's metrics (Prometheus text format)
 //   GET /metrics/haproxy  HAProxy's own exporter output, proxied (404 when not configured)
+//   GET /                 the read-only dashboard (src/admin/dashboard: a page, its script and style)
+//
+// The dashboard's three files are static and hold no state: they are served without the token (a
+// browser cannot send a bearer token when it opens a page); everything they show comes from
+// /status and /metrics, which the page fetches with the token the user gives it.
 //
 // With a token configured, every path but /healthz and /ready needs `Authorization: Bearer <token>`
 // (401 otherwise). HAProxy's metrics are served on their own path rather than appended to /metrics:
@@ -15,6 +20,7 @@
 // Answers are the main thread's current state when it replies within a few milliseconds, else the
 // last snapshot it published; such answers carry `X-Gatehouse-Snapshot-Age: <ms>`.
 // HEAD is answered like GET (without a body); any other method gets 405 with `Allow: GET, HEAD`.
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -26,6 +32,30 @@ import type { Part, SnapshotParts } from "./protocol.ts";
 
 export const ROUTES = ["/healthz", "/ready", "/status", "/config", "/metrics", "/metrics/haproxy"] as const;
 type Route = (typeof ROUTES)[number];
+
+/** The dashboard's files (read once, when the worker starts), by path. */
+const DASHBOARD: ReadonlyMap<string, { file: string; type: string }> = new Map([
+  ["/", { file: "index.html", type: "text/html; charset=utf-8" }],
+  ["/ui/app.js", { file: "app.js", type: "text/javascript; charset=utf-8" }],
+  ["/ui/app.css", { file: "app.css", type: "text/css; charset=utf-8" }],
+]);
+let dashboardFiles: Map<string, Buffer> | undefined;
+function dashboardFile(path: string): { body: Buffer; type: string } | undefined {
+  const entry = DASHBOARD.get(path);
+  if (entry === undefined) return undefined;
+  dashboardFiles ??= new Map(
+    [...DASHBOARD.values()].map(({ file }) => [
+      file,
+      readFileSync(new URL(`./dashboard/${file}`, import.meta.url)),
+    ]),
+  );
+  const body = dashboardFiles.get(entry.file);
+  return body === undefined ? undefined : { body, type: entry.type };
+}
+/** Only this origin's script, style and API; no framing, no inline code. */
+const DASHBOARD_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
+  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** What the HTTP server answers from. */
 export interface AdminView {
@@ -83,9 +113,22 @@ export class AdminHttp {
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? "/", "http://admin").pathname;
+    const asset = dashboardFile(path);
+    if (asset !== undefined && (request.method === "GET" || request.method === "HEAD")) {
+      response.writeHead(200, {
+        "Content-Type": asset.type,
+        "Content-Length": asset.body.length,
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": DASHBOARD_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+      });
+      response.end(request.method === "HEAD" ? undefined : asset.body);
+      return;
+    }
     const route = ROUTES.find((candidate) => candidate === path);
     if (route === undefined) {
-      sendJSON(response, 404, { error: `not found: ${path}`, endpoints: ROUTES });
+      sendJSON(response, 404, { error: `not found: ${path}`, endpoints: ["/", ...ROUTES] });
       return;
     }
     if (request.method !== "GET" && request.method !== "HEAD") {

@@ -154,11 +154,23 @@ describe("admin server", () => {
 
   test("unknown paths are 404 and list the endpoints", async () => {
     const { get } = await start();
-    for (const path of ["/", "/nope", "/ready/", "/metrics/other"]) {
+    for (const path of ["/nope", "/ready/", "/metrics/other", "/ui/", "/ui/other.js", "/index.html"]) {
       const response = await get(path);
       assert.equal(response.status, 404, path);
       assert.ok((JSON.parse(response.text) as { endpoints: string[] }).endpoints.includes("/ready"));
     }
+  });
+
+  test("/ serves the dashboard page, its script and style (static, no state in them)", async () => {
+    const { get } = await start();
+    const page = await get("/");
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+    assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'none'/);
+    assert.match(page.text, /<script src="\/ui\/app\.js"/);
+    assert.match((await get("/ui/app.js")).headers.get("content-type") ?? "", /^text\/javascript/);
+    assert.match((await get("/ui/app.css")).headers.get("content-type") ?? "", /^text\/css/);
+    assert.equal((await get("/", { method: "POST" })).status, 404);
   });
 
   test("methods other than GET and HEAD are 405", async () => {

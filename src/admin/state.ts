@@ -13,6 +13,7 @@
 import { StaleInputError, formatDocument } from "../errors.ts";
 import type { InputError } from "../errors.ts";
 import type { IR } from "../ir/types.ts";
+import { gatehouseVersion } from "../version.ts";
 import type { Condition, StatusEntry } from "../status/types.ts";
 import { redactIR, redactText, type RedactedIR } from "./redact.ts";
 
@@ -115,6 +116,8 @@ export interface DataplaneState {
 
 /** The `/status` document. */
 export interface StatusDocument {
+  /** Gatehouse's version (`gatehouse --version`). */
+  version: string;
   /** Generation of the latest input; null before the first. */
   generation: number | null;
   /** Every object that gets status, with the status computed for the latest input. */
@@ -257,6 +260,7 @@ export class AdminStateStore implements AdminState {
 
   status(): StatusDocument {
     return {
+      version: gatehouseVersion(),
       generation: this.#generation,
       objects: this.#objects,
       errors: this.#errors,

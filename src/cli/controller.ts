@@ -44,7 +44,13 @@ import { StatusEvents } from "../status/events.ts";
 import { StatusPublisher } from "../status/publisher.ts";
 import { KubernetesStatusWriter, type StatusWriteReport } from "../status/writer.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
-import { ADMIN_AUTH_HELP, DATAPLANE_OPTIONS, parseDataplaneFlags } from "./dataplane-flags.ts";
+import {
+  ADMIN_AUTH_HELP,
+  DATAPLANE_OPTIONS,
+  OBSERVABILITY_HELP,
+  parseDataplaneFlags,
+  type DataplaneFlags,
+} from "./dataplane-flags.ts";
 import type { CliIO, Command } from "./main.ts";
 
 const DEFAULT_STATE_DIR = join(tmpdir(), "gatehouse-controller");
@@ -123,6 +129,9 @@ ${ADMIN_AUTH_HELP}
       --log-level LEVEL      trace, debug, info, warn, error (default info).
       --udp-idle-timeout S   UDP listeners: seconds an idle client flow is kept (default 60).
       --udp-max-flows N      UDP listeners: client flows kept at most (default 4096).
+${OBSERVABILITY_HELP}
+                             These three apply to --infrastructure host; with kubernetes each
+                             Gateway's pods log as its GatehouseProxy spec.accessLog says.
   -h, --help                 Show this help.
 `;
 
@@ -156,6 +165,8 @@ export interface ControllerArgs {
   logFormat: LogFormat;
   logLevel: LogLevel;
   udp: { idleTimeoutMs: number; maxFlows: number };
+  accessLog: DataplaneFlags["accessLog"];
+  routeMetrics: boolean;
 }
 
 export interface KubernetesInfraArgs {
@@ -268,6 +279,8 @@ export function parseControllerArgs(args: readonly string[]): ControllerArgs {
     logFormat: flags.logFormat,
     logLevel: flags.logLevel,
     udp: flags.udp,
+    accessLog: flags.accessLog,
+    routeMetrics: flags.routeMetrics,
   };
 }
 
@@ -680,6 +693,8 @@ async function runController(args: readonly string[], io: CliIO): Promise<number
       hardStopAfter: a.hardStopAfter,
       metricsAddress: a.metricsAddress,
       udp: a.udp,
+      accessLog: a.accessLog,
+      routeMetrics: a.routeMetrics,
       now: () => io.now(),
     },
     infrastructure: mode.infrastructure,

@@ -5,6 +5,12 @@ import { join, resolve } from "node:path";
 import { isLoopbackHost } from "../admin/auth.ts";
 import { exposedWithoutToken, parseAdminAddress } from "../admin/server.ts";
 import { UsageError } from "../errors.ts";
+import {
+  parseAccessLogFormat,
+  parseAccessLogOutput,
+  type AccessLogFormat,
+  type AccessLogOutput,
+} from "../observability/access-log.ts";
 import { parseLogFormat, parseLogLevel, type LogFormat, type LogLevel } from "../observability/logger.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/options.ts";
 
@@ -24,6 +30,9 @@ export const DATAPLANE_OPTIONS = {
   "log-level": { type: "string" },
   "udp-idle-timeout": { type: "string" },
   "udp-max-flows": { type: "string" },
+  "access-log-format": { type: "string" },
+  "access-log-output": { type: "string" },
+  "route-metrics": { type: "string" },
 } as const;
 
 export type DataplaneFlagValues = {
@@ -54,6 +63,10 @@ export interface DataplaneFlags {
   logLevel: LogLevel;
   /** The UDP forwarder: how long an idle client flow lives, and how many flows it keeps at most. */
   udp: { idleTimeoutMs: number; maxFlows: number };
+  /** HTTP access logs (`--access-log-format`, default json; `--access-log-output`, default stdout). */
+  accessLog: { format: AccessLogFormat; output: AccessLogOutput };
+  /** `--route-metrics on|off` (default on): per-route counters kept by HAProxy. */
+  routeMetrics: boolean;
 }
 
 /** An integer flag within [min, max] (default `fallback`); anything else is a UsageError. */
@@ -98,8 +111,28 @@ export function parseDataplaneFlags(
     logFormat: parseLogFormat(values["log-format"] ?? "json"),
     logLevel: parseLogLevel(values["log-level"] ?? "info"),
     udp: { idleTimeoutMs: udpIdleS * 1000, maxFlows: udpMaxFlows },
+    accessLog: {
+      format: parseAccessLogFormat(values["access-log-format"] ?? "json"),
+      output: parseAccessLogOutput(values["access-log-output"] ?? "stdout"),
+    },
+    routeMetrics: onOff(values["route-metrics"] ?? "on", "route-metrics"),
   };
 }
+
+function onOff(value: string, name: string): boolean {
+  if (value === "on" || value === "off") return value === "on";
+  throw new UsageError(`--${name} must be on or off`);
+}
+
+/** `--help` lines of the observability flags, shared by `serve` and `controller`. */
+export const OBSERVABILITY_HELP = `      --access-log-format FORMAT
+                             HTTP access logs: json (default; one JSON object per line),
+                             text, custom:<template> (fields as {name}, e.g.
+                             'custom:{time} {status} {route} {duration_ms}'), or off.
+      --access-log-output OUT
+                             stdout (default), file:<path>, or syslog:<host>:<port> (UDP).
+      --route-metrics on|off Per-route request, status and byte counters kept by HAProxy,
+                             on /metrics (default on).`;
 
 /** Where per-instance state directories are made: what perInstanceStateDir reads of the host. */
 export interface StateDirHost {

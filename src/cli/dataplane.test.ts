@@ -62,3 +62,31 @@ test("dataplane flags: required and bad values are usage errors", () => {
   assert.throws(() => parseDataplaneArgs([...REQUIRED, "--timeout-client", "soon"]), UsageError);
   assert.throws(() => parseDataplaneArgs([...REQUIRED, "--controller-name", "x"]));
 });
+
+test("dataplane flags: access log and per-route metrics", () => {
+  const a = parseDataplaneArgs(REQUIRED);
+  assert.deepEqual(a.accessLog, { format: { kind: "json" }, output: { kind: "stdout" } });
+  assert.equal(a.routeMetrics, true);
+  const b = parseDataplaneArgs([
+    ...REQUIRED,
+    "--access-log-format",
+    "custom:{status} {route}",
+    "--access-log-output",
+    "syslog:10.0.0.5:514",
+    "--route-metrics",
+    "off",
+  ]);
+  assert.deepEqual(b.accessLog, {
+    format: { kind: "custom", template: "{status} {route}" },
+    output: { kind: "syslog", host: "10.0.0.5", port: 514 },
+  });
+  assert.equal(b.routeMetrics, false);
+  assert.throws(
+    () => parseDataplaneArgs([...REQUIRED, "--access-log-format", "custom:{a}\n{b}"]),
+    UsageError,
+  );
+  assert.throws(
+    () => parseDataplaneArgs([...REQUIRED, "--access-log-format", "custom:{status}\n"]),
+    UsageError,
+  );
+});

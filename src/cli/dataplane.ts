@@ -7,7 +7,12 @@ import { startAgent } from "../dataplane/agent/agent.ts";
 import { UsageError } from "../errors.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../observability/logger.ts";
 import { durationFlag } from "./flags.ts";
-import { DATAPLANE_OPTIONS, parseDataplaneFlags } from "./dataplane-flags.ts";
+import {
+  DATAPLANE_OPTIONS,
+  OBSERVABILITY_HELP,
+  parseDataplaneFlags,
+  type DataplaneFlags,
+} from "./dataplane-flags.ts";
 import type { Command } from "./main.ts";
 
 export const DEFAULT_AGENT_STATE_DIR = "/var/run/gatehouse";
@@ -25,7 +30,8 @@ Flags:
                              Required.
       --tls-dir DIR          tls.crt, tls.key (the Gateway's client certificate) and ca.crt,
                              re-read on every connection. Required.
-      --admin HOST:PORT      /healthz, /ready, /metrics (default 0.0.0.0:9901).
+      --admin HOST:PORT      /healthz, /ready, /metrics with per-route metrics
+                             (default 0.0.0.0:9901).
       --state-dir DIR        haproxy.cfg, sockets and the last applied configuration
                              (default ${DEFAULT_AGENT_STATE_DIR}).
       --shutdown-drain DUR   Time /ready answers 503 before HAProxy stops (default 5s).
@@ -47,6 +53,7 @@ Flags:
       --log-level LEVEL      trace, debug, info, warn, error (default info).
       --udp-idle-timeout S   UDP listeners: seconds an idle client flow is kept (default 60).
       --udp-max-flows N      UDP listeners: client flows kept at most (default 4096).
+${OBSERVABILITY_HELP}
   -h, --help                 Show this help.
   -V, --version              Show the version.
 `;
@@ -86,6 +93,8 @@ export interface DataplaneArgs {
   logFormat: LogFormat;
   logLevel: LogLevel;
   udp: { idleTimeoutMs: number; maxFlows: number };
+  accessLog: DataplaneFlags["accessLog"];
+  routeMetrics: boolean;
 }
 
 export function parseDataplaneArgs(args: readonly string[]): DataplaneArgs {
@@ -157,6 +166,8 @@ export function parseDataplaneArgs(args: readonly string[]): DataplaneArgs {
     logFormat: flags.logFormat,
     logLevel: flags.logLevel,
     udp: flags.udp,
+    accessLog: flags.accessLog,
+    routeMetrics: flags.routeMetrics,
   };
 }
 
@@ -181,6 +192,8 @@ async function runDataplane(args: readonly string[]): Promise<number> {
     hardStopAfter: a.hardStopAfter,
     metricsAddress: a.metricsAddress,
     udp: a.udp,
+    accessLog: a.accessLog,
+    routeMetrics: a.routeMetrics,
     ...(a.threads !== undefined ? { threads: a.threads } : {}),
     ...(a.maxconn !== undefined ? { maxconn: a.maxconn } : {}),
     ...(Object.keys(a.timeouts).length > 0 ? { timeouts: a.timeouts } : {}),

@@ -1,8 +1,10 @@
 // The gatehouse command line: `gatehouse <command> [flags]`. Each subcommand is a Command in the
 // registry below; this module only dispatches, prints help and maps failures to exit codes:
 //   0 success, 1 failure (a GatehouseError or a bug), 2 usage error (usage printed on stderr).
-import { readFileSync } from "node:fs";
 import { GatehouseError, UsageError } from "../errors.ts";
+import { gatehouseVersion } from "../version.ts";
+
+export { gatehouseVersion };
 
 /** What a command may touch of the outside world; injectable for tests. */
 export interface CliIO {
@@ -60,6 +62,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: "Translate resources from YAML files to statuses and data-plane IR (JSON)",
     load: async () => (await import("./translate.ts")).translateCommand,
   },
+  {
+    name: "explain",
+    summary: "Explain which listener and rule serve a request or a route, and why not",
+    load: async () => (await import("./explain.ts")).explainCommand,
+  },
 ];
 
 export const processIO: CliIO = {
@@ -86,13 +93,6 @@ export function overview(commands: readonly CommandEntry[] = COMMANDS): string {
 
 const HELP = new Set(["-h", "--help"]);
 const VERSION = new Set(["-V", "--version"]);
-
-/** Gatehouse's version: the `version` of the package.json two directories above this module. */
-export function gatehouseVersion(): string {
-  const text = readFileSync(new URL("../../package.json", import.meta.url), "utf8");
-  const { version } = JSON.parse(text) as { version?: unknown };
-  return typeof version === "string" ? version : "unknown";
-}
 
 /** Runs the CLI with `argv` (without the node and script paths) and returns the exit code. */
 export async function main(

@@ -11,6 +11,7 @@ import { startServe } from "../serve/start.ts";
 import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
 import {
   ADMIN_AUTH_HELP,
+  OBSERVABILITY_HELP,
   DATAPLANE_OPTIONS,
   parseDataplaneFlags,
   perInstanceStateDir,
@@ -48,6 +49,7 @@ ${ADMIN_AUTH_HELP}
       --udp-idle-timeout S   UDP listeners: seconds an idle client flow is kept (default 60).
       --udp-max-flows N      UDP listeners: client flows kept at most, the least recently
                              active evicted first (default 4096).
+${OBSERVABILITY_HELP}
   -h, --help                 Show this help.
 `;
 
@@ -94,6 +96,8 @@ async function runServe(args: readonly string[], io: CliIO): Promise<number> {
     hardStopAfter: flags.hardStopAfter,
     metricsAddress: flags.metricsAddress,
     udp: flags.udp,
+    accessLog: flags.accessLog,
+    routeMetrics: flags.routeMetrics,
     now: () => io.now(),
   });
   const signal = await stopped;

@@ -7,11 +7,27 @@
 // openLocalDataplane() stops an HAProxy an earlier instance left in the state directory, checks that
 // HAProxy's metrics address is free (HAProxy itself would only fail at its first start, less
 // clearly), and fills in the render defaults. The caller holds the state directory's lock.
+//
+// Observability is wired here too, so serve and the agent get the same: per-route counters kept by
+// HAProxy (RenderOptions.ruleCounters; read into `metrics` by combine(), see
+// src/observability/route-metrics.ts) and the access-log receiver HAProxy's ring forwards to
+// (bound before HAProxy's first configuration; src/observability/access-log.ts).
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { GatehouseError } from "../errors.ts";
 import { parseHostPort } from "../net/hostport.ts";
+import {
+  AccessLogReceiver,
+  openSink,
+  type AccessLogFormat,
+  type AccessLogOutput,
+} from "../observability/access-log.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import {
+  createRouteMetrics,
+  runtimeRuleStatsSource,
+  type RouteMetrics,
+} from "../observability/route-metrics.ts";
 import { canBindExclusively, HAProxyApplier, type ApplyOutcome } from "./haproxy/apply/applier.ts";
 import { nodeFileWriter } from "./haproxy/apply/files.ts";
 import { describeProcessEvent } from "./haproxy/process/describe.ts";
@@ -56,6 +72,17 @@ export interface LocalDataplaneOptions {
   udp?: { idleTimeoutMs?: number; maxFlows?: number };
   /** Each HAProxy process event worth a line (already logged here). */
   onProcessEvent?: (text: string, event: HAProxyProcessEvent) => void;
+  /** Per-route counters kept by HAProxy, registered on combine()'s metrics (default true). */
+  routeMetrics?: boolean;
+  /** HTTP access logs (default off; the CLI's default is JSON lines on stdout). */
+  accessLog?: LocalAccessLogOptions;
+}
+
+export interface LocalAccessLogOptions {
+  format: AccessLogFormat;
+  output: AccessLogOutput;
+  /** Where `output: stdout` writes (default process.stdout; tests). */
+  stdout?: NodeJS.WritableStream;
 }
 
 export interface LocalDataplane {
@@ -63,6 +90,10 @@ export interface LocalDataplane {
   readonly metricsAddress: string;
   readonly haproxy: HAProxyProcess;
   readonly applier: HAProxyApplier;
+  /** The access-log receiver (undefined when access logs are off). */
+  readonly accessLog: AccessLogReceiver | undefined;
+  /** The per-route metrics (undefined before combine()). */
+  readonly routeMetrics: RouteMetrics | undefined;
   /**
    * The UDP forwarder (its metrics in `metrics`) and the combined data plane over HAProxy, UDP and
    * the bridges; `onHAProxyApplied` sees each HAProxy outcome. Called once.
@@ -108,7 +139,12 @@ export async function openLocalDataplane(o: LocalDataplaneOptions): Promise<Loca
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
     ...(o.maxconn !== undefined ? { maxconn: o.maxconn } : {}),
     ...(o.timeouts !== undefined ? { timeouts: o.timeouts } : {}),
+    ...(o.routeMetrics !== false ? { ruleCounters: true } : {}),
   };
+  let routeMetrics: RouteMetrics | undefined;
+  const accessLog = await startAccessLog(o, () => routeMetrics, logger);
+  if (accessLog !== undefined)
+    renderOptions.accessLog = { address: accessLog.address, token: accessLog.receiver.token };
   const haproxy = new HAProxyProcess({
     masterSocket,
     pidFile,
@@ -138,8 +174,20 @@ export async function openLocalDataplane(o: LocalDataplaneOptions): Promise<Loca
     metricsAddress,
     haproxy,
     applier,
+    accessLog: accessLog?.receiver,
+    get routeMetrics() {
+      return routeMetrics;
+    },
     combine(metricsRegistry, onHAProxyApplied) {
       if (udp !== undefined) throw new Error("LocalDataplane.combine: called twice");
+      // Always made: the access log takes its Gateway API names from it, and it reports HAProxy's
+      // version. Without the counters in HAProxy only `show info` is read; the counters stay empty.
+      routeMetrics = createRouteMetrics(
+        metricsRegistry.registry,
+        runtimeRuleStatsSource(workerRuntimeApi(masterSocket), renderOptions.ruleCounters === true),
+        renderOptions,
+        (err) => logger.debug({ err }, "could not read HAProxy's rule counters"),
+      );
       udp = new UdpForwarder({
         sockets: nodeUdpSockets,
         metrics: udpMetrics(metricsRegistry),
@@ -151,6 +199,7 @@ export async function openLocalDataplane(o: LocalDataplaneOptions): Promise<Loca
         {
           apply: async (ir) => {
             const outcome = await applier.apply(ir);
+            routeMetrics?.setIR(ir);
             onHAProxyApplied?.(outcome);
             return outcome;
           },
@@ -165,6 +214,31 @@ export async function openLocalDataplane(o: LocalDataplaneOptions): Promise<Loca
       await udp?.close();
       await tlsBridge.close();
       await extAuthBridge.close();
+      await accessLog?.receiver.close();
     },
   };
+}
+
+/** The access log receiver when access logs are on, bound before HAProxy's first configuration. */
+async function startAccessLog(
+  o: LocalDataplaneOptions,
+  routeMetrics: () => RouteMetrics | undefined,
+  logger: Logger,
+): Promise<{ receiver: AccessLogReceiver; address: string } | undefined> {
+  const a = o.accessLog;
+  if (a === undefined || a.format.kind === "off") return undefined;
+  let warned = false;
+  const receiver = new AccessLogReceiver({
+    format: a.format,
+    sink: openSink(a.output, a.stdout),
+    identity: (rid) => routeMetrics()?.identity(rid),
+    onRecord: (r) => routeMetrics()?.observeDuration(r.rid, r.Ta),
+    onError: (err) => {
+      if (warned) return;
+      warned = true; // once: a flood of bad lines must not flood the log
+      logger.warn({ err }, "access log: a line could not be used (reported once)");
+    },
+  });
+  const address = await receiver.start();
+  return { receiver, address };
 }

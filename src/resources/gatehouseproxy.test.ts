@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parse, stringify } from "yaml";
+import { mergeParameters } from "../translate/parameters.ts";
 import { gatehouseProxyCRD } from "./gatehouseproxy.ts";
 import type { KubeObject } from "./meta.ts";
 import { validateObject } from "./validate.ts";
@@ -99,5 +100,53 @@ describe("GatehouseProxy", () => {
       validateObject({ ...proxy({}), apiVersion: "gatehouse.dev/v1" }).errors.map((e) => e.message),
       ["GatehouseProxy is not served at gatehouse.dev/v1; served versions: gatehouse.dev/v1alpha1"],
     );
+  });
+  test("accessLog: formats, outputs and their CEL rules; template fields checked", () => {
+    assert.deepEqual(errors({ accessLog: { format: "custom", template: "{time} {status} {route}" } }), []);
+    assert.deepEqual(errors({ accessLog: { format: "none" } }), []);
+    assert.deepEqual(
+      errors({ accessLog: { format: "json", output: "syslog", syslog: { host: "10.0.0.5", port: 514 } } }),
+      [],
+    );
+    assert.deepEqual(errors({ accessLog: { output: "file", path: "/var/log/access.log" } }), []);
+    assert.deepEqual(errors({ accessLog: { format: "custom" } }), [
+      "spec.accessLog: template is required with format custom, and allowed only with it",
+    ]);
+    assert.deepEqual(errors({ accessLog: { format: "json", template: "{status}" } }), [
+      "spec.accessLog: template is required with format custom, and allowed only with it",
+    ]);
+    assert.deepEqual(errors({ accessLog: { output: "syslog" } }), [
+      "spec.accessLog: syslog is required with output syslog, and allowed only with it",
+    ]);
+    assert.deepEqual(errors({ accessLog: { path: "/x" } }), [
+      "spec.accessLog: path is required with output file, and allowed only with it",
+    ]);
+    // Unknown fields, and a line break a header could not put there but a template could.
+    for (const template of ["{status} {secret}", "{status}\n{route}", "{status"]) {
+      const found = errors({ accessLog: { format: "custom", template } });
+      assert.equal(found.length, 1, template);
+      assert.match(found[0] ?? "", /^spec\.accessLog\.template: Invalid value/);
+    }
+    assert.match(errors({ accessLog: { format: "off" } })[0] ?? "", /Unsupported value: "off"/);
+    assert.match(
+      errors({ accessLog: { output: "file", path: "relative/x" } })[0] ?? "",
+      /^spec\.accessLog\.path: Invalid value/,
+    );
+  });
+
+  test("the CRD never writes a YAML 1.1 boolean word unquoted in an enum (kubectl would read false)", () => {
+    const text = readFileSync(CRD_PATH, "utf8");
+    assert.doesNotMatch(text, /^\s*- (y|n|yes|no|on|off|true|false)$/im);
+  });
+
+  test("accessLog: a Gateway's replaces its class's as a whole", () => {
+    const merged = mergeParameters(
+      { accessLog: { format: "text", output: "syslog", syslog: { host: "h", port: 514 } } },
+      { accessLog: { format: "json" } },
+    );
+    assert.deepEqual(merged.accessLog, { format: "json" });
+    assert.deepEqual(mergeParameters({ accessLog: { format: "none" } }, { replicas: 2 }).accessLog, {
+      format: "none",
+    });
   });
 });

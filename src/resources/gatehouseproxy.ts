@@ -4,6 +4,7 @@
 // of truth: the CRD in charts/gatehouse/crds/ is generated from it (gatehouseproxy.test.ts checks
 // that, GATEHOUSE_UPDATE_CRD=1 rewrites it), and validate.ts checks objects against it without an
 // API server (the file provider, the translator, tests).
+import { ACCESS_LOG_ENTRY_FIELDS, ACCESS_LOG_TEMPLATE_PATTERN } from "../observability/access-log-fields.ts";
 import type { StructuralSchema } from "./cel.ts";
 import type { ObjectMeta } from "./meta.ts";
 
@@ -50,6 +51,21 @@ export interface GatehouseProxySpec {
   };
   podAnnotations?: Record<string, string>;
   podLabels?: Record<string, string>;
+  /** HTTP access logs of the data-plane pods (the dataplane's --access-log-* flags). */
+  accessLog?: GatehouseProxyAccessLog;
+}
+
+export interface GatehouseProxyAccessLog {
+  /** Default json; none: no access log (not "off", which YAML 1.1 readers such as kubectl take for false). */
+  format?: "none" | "json" | "text" | "custom";
+  /** The `{field}` template of format custom. */
+  template?: string;
+  /** Default stdout (the pod's log). */
+  output?: "stdout" | "file" | "syslog";
+  /** Absolute path in the dataplane container (output file). */
+  path?: string;
+  /** Where syslog lines go over UDP (output syslog). */
+  syslog?: { host: string; port: number };
 }
 
 export interface GatehouseProxy {
@@ -86,6 +102,70 @@ const QUANTITIES: StructuralSchema = {
     anyOf: [{ type: "integer" }, { type: "string" }],
     pattern:
       "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$",
+  },
+};
+
+/** spec.accessLog: the dataplane's --access-log-format and --access-log-output. */
+const ACCESS_LOG: StructuralSchema = {
+  type: "object",
+  description:
+    "HTTP access logs of the data-plane pods: one line per request with the Gateway, listener, route, rule, " +
+    "backend and endpoint, status, timings, bytes, client address and request id. Default: JSON lines on the " +
+    "pod's standard output. A Gateway's accessLog replaces its class's as a whole.",
+  "x-kubernetes-validations": [
+    {
+      rule: "has(self.template) == (has(self.format) && self.format == 'custom')",
+      message: "template is required with format custom, and allowed only with it",
+    },
+    {
+      rule: "has(self.path) == (has(self.output) && self.output == 'file')",
+      message: "path is required with output file, and allowed only with it",
+    },
+    {
+      rule: "has(self.syslog) == (has(self.output) && self.output == 'syslog')",
+      message: "syslog is required with output syslog, and allowed only with it",
+    },
+  ],
+  properties: {
+    format: {
+      type: "string",
+      enum: ["none", "json", "text", "custom"],
+      description:
+        "json (default): one JSON object per line; text: one readable line; custom: template; none: no access log.",
+    },
+    template: {
+      type: "string",
+      minLength: 1,
+      maxLength: 1024,
+      pattern: ACCESS_LOG_TEMPLATE_PATTERN,
+      description: `Format custom: text with {field}s, fields among ${ACCESS_LOG_ENTRY_FIELDS.join(", ")}.`,
+    },
+    output: {
+      type: "string",
+      enum: ["stdout", "file", "syslog"],
+      description: "stdout (default): the pod's log; file: path; syslog: RFC 5424 over UDP to syslog.",
+    },
+    path: {
+      type: "string",
+      minLength: 2,
+      maxLength: 1024,
+      pattern: "^/[^\\x00-\\x1f\\x7f]+$",
+      description: "Output file: an absolute path in the dataplane container (e.g. on a mounted volume).",
+    },
+    syslog: {
+      type: "object",
+      required: ["host", "port"],
+      properties: {
+        host: {
+          type: "string",
+          minLength: 1,
+          maxLength: 253,
+          pattern: "^[A-Za-z0-9.:-]+$",
+          description: "A host name, IPv4 or IPv6 address.",
+        },
+        port: { type: "integer", format: "int32", minimum: 1, maximum: 65535 },
+      },
+    },
   },
 };
 
@@ -238,6 +318,7 @@ export const GATEHOUSE_PROXY_SCHEMA: StructuralSchema = {
             hardStopAfter: DURATION,
           },
         },
+        accessLog: ACCESS_LOG,
         podAnnotations: STRING_MAP("Annotations of the pods."),
         podLabels: STRING_MAP("Labels of the pods (they cannot replace the labels Gatehouse selects on)."),
       },

@@ -19,9 +19,14 @@ import {
   type RestartPolicy,
 } from "../dataplane/haproxy/process/manager.ts";
 import { lockStateDir, type StateDirLock } from "../dataplane/haproxy/process/lock.ts";
-import { DEFAULT_METRICS_ADDRESS, openLocalDataplane } from "../dataplane/local.ts";
+import {
+  DEFAULT_METRICS_ADDRESS,
+  openLocalDataplane,
+  type LocalAccessLogOptions,
+} from "../dataplane/local.ts";
 import type { UdpForwarder } from "../dataplane/udp/forwarder.ts";
 import { GatehouseError } from "../errors.ts";
+import type { AccessLogReceiver } from "../observability/access-log.ts";
 import { FileProvider } from "../provider/file/provider.ts";
 import type { Provider, ProviderUpdate } from "../provider/types.ts";
 import type { GatewayInfrastructure } from "../infra/types.ts";
@@ -75,6 +80,10 @@ export interface ServeOptions {
   onProcessed?: (generation: number) => void;
   /** UDP forwarder: flow idle timeout (default 60 s) and most flows at once (default 4096). */
   udp?: { idleTimeoutMs?: number; maxFlows?: number };
+  /** Per-route counters in HAProxy, on /metrics (default true). */
+  routeMetrics?: boolean;
+  /** HTTP access logs (default off here; `gatehouse serve` defaults to JSON lines on stdout). */
+  accessLog?: LocalAccessLogOptions;
 }
 
 /** `P`: the provider's type (a FileProvider unless `provider` was given). */
@@ -84,6 +93,8 @@ export interface ServeHandle<P extends Provider = FileProvider> extends ControlP
   readonly applier: HAProxyApplier;
   /** The data plane of UDP listeners. */
   readonly udp: UdpForwarder;
+  /** The access log receiver (absent when access logs are off). */
+  readonly accessLog: AccessLogReceiver | undefined;
 }
 
 /** `--config` names nothing: an error at start (a path that disappears later keeps the last good config). */
@@ -150,6 +161,8 @@ async function startLocked<P extends Provider>(
     ...(options.hardStopAfter !== undefined ? { hardStopAfter: options.hardStopAfter } : {}),
     ...(options.restart !== undefined ? { restart: options.restart } : {}),
     ...(options.udp !== undefined ? { udp: options.udp } : {}),
+    ...(options.routeMetrics !== undefined ? { routeMetrics: options.routeMetrics } : {}),
+    ...(options.accessLog !== undefined ? { accessLog: options.accessLog } : {}),
     onProcessEvent: (text) => recordEvent?.(text),
   });
   let udp: UdpForwarder | undefined;
@@ -196,7 +209,15 @@ async function startLocked<P extends Provider>(
       }
     })());
   if (udp === undefined) throw new Error("startServe: the data plane was not created");
-  return { ...control, stateDir, haproxy: local.haproxy, applier: local.applier, udp, stop };
+  return {
+    ...control,
+    stateDir,
+    haproxy: local.haproxy,
+    applier: local.applier,
+    udp,
+    accessLog: local.accessLog,
+    stop,
+  };
 }
 
 function interfaces(): InterfaceAddress[] {

@@ -7,6 +7,7 @@ import { connect, type ClientHttp2Session } from "node:http2";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { startAgent, type AgentHandle } from "../../src/dataplane/agent/agent.ts";
 import { CertificateAuthority } from "../../src/distribute/ca.ts";
@@ -51,6 +52,10 @@ describe("config stream → gatehouse dataplane (real HAProxy)", { timeout: 120_
   let gateways: TestGateway[] = [];
   let secretCert: { certPem: string; keyPem: string };
   let reloads = 0;
+  // The agent's access log (JSON lines), as a pod's stdout would carry it.
+  const accessLines: string[] = [];
+  const accessSink = new PassThrough();
+  accessSink.on("data", (chunk: Buffer) => accessLines.push(...chunk.toString().split("\n").filter(Boolean)));
 
   const irWith = (endpointA: string): IR =>
     irOf(gatewayObjects([{ ...(gateways[0] as TestGateway), endpoint: endpointA }, ...gateways.slice(1)]));
@@ -95,6 +100,7 @@ describe("config stream → gatehouse dataplane (real HAProxy)", { timeout: 120_
       backoff: { initialMs: 100, maxMs: 500 },
       heartbeatMs: 300,
       peerTimeoutMs: 1500,
+      accessLog: { format: { kind: "json" }, output: { kind: "stdout" }, stdout: accessSink },
     });
 
   before(async () => {
@@ -152,6 +158,27 @@ describe("config stream → gatehouse dataplane (real HAProxy)", { timeout: 120_
     assert.equal(state.pods[0]?.hash, state.hash);
     assert.equal(state.pods[0]?.pod, "default/gw-a-pod");
     assert.equal(agent.appliedHash, state.hash);
+    // Per-route metrics on the pod's /metrics, counted by HAProxy, in Gateway API terms.
+    const series =
+      'gatehouse_route_requests_total{gateway_namespace="default",gateway="gw-a",listener="l",' +
+      'route_kind="HTTPRoute",route_namespace="default",route="gw-a-route",rule="0",backend="default/gw-a-svc:80"}';
+    const count = async (): Promise<number> => {
+      const text = await (await fetch(`${agent?.adminUrl}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+      return line === undefined ? 0 : Number(line.slice(series.length + 1));
+    };
+    const before = await count();
+    for (let i = 0; i < 3; i++) assert.equal((await get()).status, 200);
+    assert.equal(await count(), before + 3);
+    // The access log names the Gateway, route and rule of each request.
+    const logged = await waitFor("the access log of gw-a-route", () =>
+      accessLines
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((e) => e["route"] === "gw-a-route" && e["status"] === 200),
+    );
+    assert.equal(logged["gateway"], "default/gw-a");
+    assert.equal(logged["listener"], "l");
+    assert.equal(logged["host"], "a.test");
     // The Gateway B does not get served here: its port is not bound by this pod.
     await assert.rejects(request({ address: "127.0.0.1", port: port + 1, host: "b.test", timeoutMs: 1000 }));
     console.log(`# ready after ${Date.now() - ready0} ms`);

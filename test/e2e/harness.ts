@@ -22,7 +22,7 @@ import { promisify } from "node:util";
 import type { ApplyRecord, StatusDocument } from "../../src/admin/state.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { FileProvider } from "../../src/provider/file/provider.ts";
-import { startServe, type ServeHandle } from "../../src/serve/start.ts";
+import { startServe, type ServeHandle, type ServeOptions } from "../../src/serve/start.ts";
 import type { RestartPolicy } from "../../src/dataplane/haproxy/process/manager.ts";
 import { request, type RequestOptions, type Response } from "./client.ts";
 import { startEchoBackend, type EchoBackend } from "./echo.ts";
@@ -47,6 +47,10 @@ export interface HarnessOptions {
    */
   slowLaunchMs?: number;
   hardStopAfter?: string;
+  /** Access logs (default off), passed to startServe. */
+  accessLog?: ServeOptions["accessLog"];
+  /** A bearer token the admin server requires (written to a token file); default none. */
+  adminToken?: string;
 }
 
 export interface Applied {
@@ -150,12 +154,19 @@ export class Harness {
         provider,
         stateDir: h.stateDir,
         logger,
-        admin: { host: ip, port: adminPort },
+        admin: {
+          host: ip,
+          port: adminPort,
+          ...(options.adminToken !== undefined
+            ? { tokenFile: await tokenFile(root, options.adminToken) }
+            : {}),
+        },
         metricsAddress: `${ip}:${metricsPort}`,
         hostAddresses: [ip],
         serverSlots: options.serverSlots ?? 4,
         hardStopAfter: options.hardStopAfter ?? "30s",
         ...(options.restart !== undefined ? { restart: options.restart } : {}),
+        ...(options.accessLog !== undefined ? { accessLog: options.accessLog } : {}),
         onProcessed: (generation) => {
           const last = h.#serve?.store.status().dataplane.lastApply;
           if (last?.generation === generation) h.#applies.push({ method: last.method, result: last.result });
@@ -366,6 +377,12 @@ export class Harness {
  * Starts a harness in a `before` hook of the current suite and closes it in an `after` hook (which
  * runs even when a test or the start failed). Returns an accessor for the tests.
  */
+async function tokenFile(root: string, token: string): Promise<string> {
+  const path = join(root, "admin-token");
+  await writeFile(path, `${token}\n`, { mode: 0o600 });
+  return path;
+}
+
 export function useHarness(options: HarnessOptions): () => Harness {
   let harness: Harness | undefined;
   before(async () => {

@@ -1,5 +1,6 @@
 // The data-plane agent's admin HTTP server: /healthz (the process answers), /ready (200 once a
-// configuration is served, 503 before and while draining) and /metrics (the agent's metrics, then
+// configuration is served, 503 before and while draining) and /metrics (the agent's metrics with the
+// per-route counters HAProxy keeps (src/dataplane/local.ts), then
 // HAProxy's Prometheus exporter). Nothing else, and nothing secret: no configuration, no keys.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";

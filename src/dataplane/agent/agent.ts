@@ -33,7 +33,7 @@ import { ApplyError } from "../haproxy/apply/applier.ts";
 import { lockStateDir, type StateDirLock } from "../haproxy/process/lock.ts";
 import type { HAProxyProcess } from "../haproxy/process/manager.ts";
 import { checkRenderable, formatIssue } from "../haproxy/render/index.ts";
-import { AddressInUseError, openLocalDataplane } from "../local.ts";
+import { AddressInUseError, openLocalDataplane, type LocalAccessLogOptions } from "../local.ts";
 import { startAgentAdmin, type AgentAdmin } from "./admin.ts";
 import { GatehouseError } from "../../errors.ts";
 
@@ -57,6 +57,10 @@ export interface AgentOptions {
   hardStopAfter?: string;
   metricsAddress?: string;
   udp?: { idleTimeoutMs?: number; maxFlows?: number };
+  /** Per-route counters kept by HAProxy, on the admin server's /metrics (default true). */
+  routeMetrics?: boolean;
+  /** HTTP access logs (default off; `gatehouse dataplane` defaults to JSON lines on stdout). */
+  accessLog?: LocalAccessLogOptions;
   threads?: number;
   maxconn?: number;
   timeouts?: { connectMs?: number; clientMs?: number; serverMs?: number };
@@ -115,6 +119,8 @@ async function startLocked(o: AgentOptions, stateDir: string, lock: StateDirLock
       ...(o.maxconn !== undefined ? { maxconn: o.maxconn } : {}),
       ...(o.timeouts !== undefined ? { timeouts: o.timeouts } : {}),
       ...(o.udp !== undefined ? { udp: o.udp } : {}),
+      ...(o.routeMetrics !== undefined ? { routeMetrics: o.routeMetrics } : {}),
+      ...(o.accessLog !== undefined ? { accessLog: o.accessLog } : {}),
     });
   } catch (err) {
     if (err instanceof AddressInUseError) throw new AgentStartError(err.message, { cause: err });

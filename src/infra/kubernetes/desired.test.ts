@@ -13,6 +13,7 @@ import {
   type KubeManifest,
 } from "./desired.ts";
 import { gateway } from "./testing.ts";
+import { parseDataplaneArgs } from "../../cli/dataplane.ts";
 
 const options = {
   image: "ghcr.io/gatehouse/gatehouse:1.0.0",
@@ -180,6 +181,40 @@ describe("desiredObjects", () => {
       "30s",
     ]);
     assert.equal(pod.terminationGracePeriodSeconds, 5 + 30 + 5);
+  });
+
+  test("args: spec.accessLog as --access-log-* flags the dataplane parses back", () => {
+    const argsOf = (accessLog: GatehouseProxySpec["accessLog"]): string[] =>
+      spec(byKind(build({}, accessLog === undefined ? {} : { accessLog }).objects, "Deployment")).template
+        .spec.containers[0].args;
+    assert.equal(argsOf(undefined).length, 11, "no flags: the dataplane's defaults (JSON on stdout)");
+    const cases: Array<[GatehouseProxySpec["accessLog"], string[], unknown, unknown]> = [
+      [{ format: "none" }, ["--access-log-format", "off"], { kind: "off" }, { kind: "stdout" }],
+      [
+        { format: "custom", template: "{status} {route} {duration_ms}" },
+        ["--access-log-format", "custom:{status} {route} {duration_ms}"],
+        { kind: "custom", template: "{status} {route} {duration_ms}" },
+        { kind: "stdout" },
+      ],
+      [
+        { format: "text", output: "syslog", syslog: { host: "fd00::5", port: 514 } },
+        ["--access-log-format", "text", "--access-log-output", "syslog:[fd00::5]:514"],
+        { kind: "text" },
+        { kind: "syslog", host: "fd00::5", port: 514 },
+      ],
+      [
+        { output: "file", path: "/var/log/gatehouse/access.log" },
+        ["--access-log-output", "file:/var/log/gatehouse/access.log"],
+        { kind: "json" },
+        { kind: "file", path: "/var/log/gatehouse/access.log" },
+      ],
+    ];
+    for (const [accessLog, flags, format, output] of cases) {
+      const args = argsOf(accessLog);
+      assert.deepEqual(args.slice(11), flags);
+      const parsed = parseDataplaneArgs(args.slice(1));
+      assert.deepEqual(parsed.accessLog, { format, output });
+    }
   });
 
   test("Service and container ports: TCP and UDP listeners, deduplicated", () => {

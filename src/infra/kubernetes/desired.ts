@@ -172,6 +172,28 @@ export function dataplaneArgs(
   if (h?.timeouts?.client !== undefined) args.push("--timeout-client", h.timeouts.client);
   if (h?.timeouts?.server !== undefined) args.push("--timeout-server", h.timeouts.server);
   if (h?.hardStopAfter !== undefined) args.push("--hard-stop-after", h.hardStopAfter);
+  args.push(...accessLogArgs(parameters.accessLog));
+  return args;
+}
+
+/**
+ * spec.accessLog as the dataplane's --access-log-format / --access-log-output (nothing when unset:
+ * the dataplane's defaults, JSON lines on stdout). The schema checked every value (the template's
+ * fields, no control characters); they are arguments, never parsed by a shell.
+ */
+export function accessLogArgs(log: GatehouseProxySpec["accessLog"]): string[] {
+  if (log === undefined) return [];
+  const args: string[] = [];
+  if (log.format !== undefined)
+    args.push(
+      "--access-log-format",
+      log.format === "custom" ? `custom:${log.template ?? ""}` : log.format === "none" ? "off" : log.format,
+    );
+  if (log.output === "file" && log.path !== undefined) args.push("--access-log-output", `file:${log.path}`);
+  else if (log.output === "syslog" && log.syslog !== undefined) {
+    const host = log.syslog.host.includes(":") ? `[${log.syslog.host}]` : log.syslog.host;
+    args.push("--access-log-output", `syslog:${host}:${log.syslog.port}`);
+  } else if (log.output === "stdout") args.push("--access-log-output", "stdout");
   return args;
 }
 

@@ -29,6 +29,8 @@ import type { IRListener } from "../../../ir/types.ts";
 import { comment, word } from "./escape.ts";
 import { GRPC_REQUEST, GRPC_UNAVAILABLE, listenerComments, requestFilterLines } from "./frontends.ts";
 import { literalListener } from "./hosts.ts";
+import { accessLogCaptures } from "./logging.ts";
+import { ruleTrackLines, statusClassLines } from "./metrics.ts";
 import type { RenderContext, Section } from "./model.ts";
 import type { HttpFrontend } from "./plan.ts";
 import { normalizePrefix } from "./routing.ts";
@@ -98,24 +100,28 @@ export function fastFrontend(
   // Rules with filters: their lines are conditioned on txn.gh_rule, found by a second lookup of the
   // same key in fast-rules.map (the same keys, so the same longest prefix wins).
   const filtered = mine.filter((p) => p.filters.request.length > 0 || p.filters.response.length > 0);
+  // The rule id in txn.gh_rule: for the filters and for the access log (its `rid`). Rule counters
+  // need the id too (metrics.ts), but when nothing else does they track the lookup itself.
+  const needRuleVar = filtered.length > 0 || ctx.options.accessLog !== undefined;
+  const needRule = needRuleVar || ctx.options.ruleCounters === true;
+  // (mapPath declares the map file: only when it is used.)
+  const ruleLookup = (): string => `var(txn.gh_k),map_beg(${ctx.mapPath(MAP_FAST_RULES)})`;
   // A listener bound on several addresses has several frontends: their identical entries are added
   // once (a map file keeps the first entry of a key).
   for (const [k, backend, rid] of entries) {
     ctx.map(MAP_FAST).add(k, backend);
-    if (filtered.length > 0) ctx.map(MAP_FAST_RULES).add(k, rid);
+    if (needRule) ctx.map(MAP_FAST_RULES).add(k, rid);
   }
   const lookups: string[] = [
     `http-request set-var(txn.gh_be) ${word(`var(txn.gh_k),map_beg(${ctx.mapPath(MAP_FAST)})`)}`,
   ];
-  if (filtered.length > 0)
-    lookups.push(
-      `http-request set-var(txn.gh_rule) ${word(`var(txn.gh_k),map_beg(${ctx.mapPath(MAP_FAST_RULES)})`)}`,
-    );
+  if (needRuleVar) lookups.push(`http-request set-var(txn.gh_rule) ${word(ruleLookup())}`);
   const lines = [
     "mode http",
     `bind ${fe.bind}`,
+    ...accessLogCaptures(ctx),
     ...listenerComments(fe.listeners),
-    `# ${comment(`fast routing: ${MAP_FAST}.map${filtered.length > 0 ? `, rules with filters: ${MAP_FAST_RULES}.map` : ""}`)}`,
+    `# ${comment(`fast routing: ${MAP_FAST}.map${filtered.length > 0 ? `, rules with filters: ${MAP_FAST_RULES}.map` : needRule ? `, rule ids: ${MAP_FAST_RULES}.map` : ""}`)}`,
     `http-request set-var-fmt(txn.gh_k) ${word(`%[${KEY_HOST}]@${ref.lid}#%[path]/`)}`,
     ...lookups,
   ];
@@ -126,8 +132,11 @@ export function fastFrontend(
     lines.push(...[...lookups].reverse().map((l) => `${l} if ${notFound}`));
   }
   lines.push("http-request return status 404 default-errorfiles if !{ var(txn.gh_be) -m found }");
+  if (ctx.options.ruleCounters === true)
+    lines.push(...(needRuleVar ? ruleTrackLines(ctx) : ruleTrackLines(ctx, ruleLookup())));
   lines.push(...requestFilterLines(filtered));
   for (const p of filtered) lines.push(...p.filters.response);
+  lines.push(...statusClassLines(ctx));
   lines.push("use_backend %[var(txn.gh_be)]");
   return { header: `frontend ${fe.name}`, lines };
 }

@@ -11,6 +11,8 @@ import {
   tlsRouteSelection,
   vhostSelection,
 } from "./hosts.ts";
+import { accessLogCaptures } from "./logging.ts";
+import { ruleTrackLines, statusClassLines } from "./metrics.ts";
 import type { RenderContext, Section } from "./model.ts";
 import type { HttpFrontend, ListenerRef, TcpFrontend } from "./plan.ts";
 import type { RouteChain } from "./routing.ts";
@@ -53,7 +55,12 @@ export function httpFrontend(
 ): Section {
   const lids = new Set(fe.listeners.map((r) => r.lid));
   const mine = rules.filter((p) => lids.has(listenerIdOf(fe, p)));
-  const lines = ["mode http", `bind ${fe.bind}`, ...listenerComments(fe.listeners)];
+  const lines = [
+    "mode http",
+    `bind ${fe.bind}`,
+    ...accessLogCaptures(ctx),
+    ...listenerComments(fe.listeners),
+  ];
   // A lone catch-all listener needs no selection: its id is a literal and the Host expression is
   // evaluated inside the virtual-host lookups (only the exact one on a hit). The 421 check of HTTPS
   // compares the Host's and the SNI's listeners, so TLS frontends always select.
@@ -75,6 +82,7 @@ export function httpFrontend(
   lines.push(...vhostSelection(ctx, host, literal ?? SELECTED_LISTENER));
   lines.push(...chain.lines(ctx, lids));
   lines.push("http-request return status 404 default-errorfiles if !{ var(txn.gh_rule) -m found }");
+  lines.push(...ruleTrackLines(ctx));
   lines.push(...requestFilterLines(mine));
   // Rule timeouts (read by every HTTP backend's `set-timeout`): only looked up when a rule here has one
   // (the first timeout on a frontend is then a reload, not a map update).
@@ -98,6 +106,7 @@ export function httpFrontend(
     lines.push(...p.filters.response);
     for (const f of p.backendFilters) lines.push(...f.response);
   }
+  lines.push(...statusClassLines(ctx));
   lines.push("use_backend %[var(txn.gh_be)]");
   return { header: `frontend ${fe.name}`, lines };
 }

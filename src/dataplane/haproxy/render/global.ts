@@ -1,4 +1,5 @@
 // global and defaults sections, and the error pages they reference.
+import { accessLogDefaults, noAccessLog } from "./logging.ts";
 import type { RenderContext, Section } from "./model.ts";
 
 const ERROR_PAGES: ReadonlyArray<[number, string, string]> = [
@@ -75,6 +76,7 @@ export function httpDefaults(ctx: RenderContext): Section {
       "timeout client-fin 5s",
       "default-server init-addr last,libc,none",
       ...ERROR_PAGES.map(([code]) => `errorfile ${code} ${ctx.abs(`errors/${code}.http`)}`),
+      ...accessLogDefaults(ctx),
     ],
   };
 }
@@ -88,6 +90,7 @@ export function metricsFrontend(ctx: RenderContext): Section[] {
       header: "frontend gh_metrics",
       lines: [
         `bind ${address}`,
+        ...noAccessLog(ctx),
         "http-request use-service prometheus-exporter if { path /metrics }",
         "http-request deny",
       ],

@@ -8,6 +8,8 @@ import { checkIR, checkOptions } from "./check.ts";
 import { RenderError, type RenderIssue } from "./errors.ts";
 import { fastFrontend, statusBackends } from "./fast.ts";
 import { httpFrontend, tcpFrontend, type L4Prepared } from "./frontends.ts";
+import { accessLogRing } from "./logging.ts";
+import { ruleStatsSections } from "./metrics.ts";
 import { mirrorFrontend, mirrorGlobalLines } from "./mirror.ts";
 import { externalAuthGlobalLines } from "./extauth.ts";
 import { globalSection, httpDefaults, metricsFrontend, tcpDefaults, writeErrorPages } from "./global.ts";
@@ -127,12 +129,14 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
   const httpBackendSections = backends.sections("http");
   const sections: Section[] = [
     global,
+    ...accessLogRing(ctx),
     httpDefaults(ctx),
     ...metricsFrontend(ctx),
     ...mirrorFrontend(ctx, ir),
     ...httpSections,
     ...httpBackendSections,
     ...(fastRouting ? statusBackends() : []),
+    ...ruleStatsSections(ctx),
     tcpDefaults(ctx),
     ...tcpSections,
     ...backends.sections("tcp"),

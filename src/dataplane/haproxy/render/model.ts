@@ -30,6 +30,13 @@ export interface RenderOptions {
    * defaults; TCP keeps its long 1h ones), in milliseconds; Gatehouse's defaults when absent.
    */
   timeouts?: { connectMs?: number; clientMs?: number; serverMs?: number };
+  /** Per-rule request, status-class and byte counters in a stick table (see metrics.ts). */
+  ruleCounters?: boolean;
+  /**
+   * Access logs of HTTP traffic as JSON lines, forwarded over TCP to a loopback `address`; each line
+   * starts with `token` ([A-Za-z0-9]) (see logging.ts).
+   */
+  accessLog?: { address: string; token: string };
 }
 
 /** What an HAProxy backend section carries per connection: its mode and the per-backend settings. */
