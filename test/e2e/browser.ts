@@ -156,10 +156,18 @@ export class Browser {
   async close(): Promise<void> {
     if (this.#exited === undefined) {
       const exited = new Promise((r) => this.#child.once("exit", r));
-      this.#child.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      const wait = (ms: number) => Promise.race([exited, new Promise((r) => setTimeout(r, ms))]);
+      // Browser.close lets Chromium stop its helper processes and flush its profile; a signal to the
+      // main process alone leaves helpers writing into the profile directory for a moment.
+      await Promise.race([this.send("Browser.close").catch(() => undefined), wait(5000)]);
+      await wait(5000);
+      if (this.#exited === undefined) {
+        this.#child.kill("SIGTERM");
+        await wait(5000);
+      }
       if (this.#exited === undefined) this.#child.kill("SIGKILL");
     }
-    await rm(this.#dir, { recursive: true, force: true });
+    // A helper process may still be finishing a write: retry instead of failing on ENOTEMPTY.
+    await rm(this.#dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   }
 }
