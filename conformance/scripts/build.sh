@@ -5,6 +5,7 @@
 #   etcd                                               (conformance/tools/etcd)
 #   echo-basic                                         (conformance/tools/echo)
 #   coredns                                            (conformance/tools/coredns)
+#   lwepp                                              (conformance/tools/inference)
 #
 # Binaries go to a bin dir keyed by a hash of everything that determines them
 # (Go version, GOOS/GOARCH, the tool modules' go.mod/go.sum, this recipe):
@@ -42,6 +43,7 @@ binaries=(
   "etcd|etcd|go.etcd.io/etcd/server/v3|etcd"
   "echo-basic|echo|sigs.k8s.io/gateway-api/conformance/echo-basic|plain"
   "coredns|coredns|github.com/coredns/coredns|coredns"
+  "lwepp|inference|sigs.k8s.io/gateway-api-inference-extension/cmd/lwepp|plain"
 )
 
 force=0
@@ -73,7 +75,7 @@ goarch="$(go env GOARCH)"
 key="$(
   {
     echo "recipe=$recipe go=$goversion os=$goos arch=$goarch"
-    for m in k8s etcd echo coredns; do
+    for m in k8s etcd echo coredns inference; do
       echo "== $m"
       cat "$tools/$m/go.mod" "$tools/$m/go.sum"
     done
@@ -190,6 +192,7 @@ if (( built > 0 )) || [[ ! -f "$root/versions.txt" ]]; then
     echo "go.etcd.io/etcd/server/v3 $(modversion etcd go.etcd.io/etcd/server/v3)"
     echo "sigs.k8s.io/gateway-api/conformance $(modversion echo sigs.k8s.io/gateway-api/conformance)"
     echo "github.com/coredns/coredns $(modversion coredns github.com/coredns/coredns)"
+    echo "sigs.k8s.io/gateway-api-inference-extension $(modversion inference sigs.k8s.io/gateway-api-inference-extension)"
   } >"$root/versions.txt.tmp"
   mv -f "$root/versions.txt.tmp" "$root/versions.txt"
 fi

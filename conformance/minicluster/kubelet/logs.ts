@@ -1,7 +1,7 @@
 // Container logs in the CRI format the real kubelet writes (`<RFC3339Nano> <stream> F <line>`), and
 // their reading as `/containerLogs` serves them: sinceTime/sinceSeconds, tailLines, timestamps,
 // limitBytes, follow.
-import { appendFileSync, existsSync, readFileSync, statSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
 const originNs = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
@@ -136,6 +136,11 @@ export function readLog(file: string, options: LogOptions): { text: string; offs
 /**
  * Follows a log file from `offset`, calling `emit` with new formatted entries, until `done()` is
  * true (the container stopped) and everything is read, or `signal` aborts.
+ *
+ * The file is read through one descriptor opened at the start, as `tail -f` does: a stopped Pod's
+ * directory is removed right after its containers exit, and a follower that reopened the file by
+ * name would lose the lines written between its last read and the removal (the last lines of a
+ * process, often the ones that say how it stopped).
  */
 export async function followLog(
   file: string,
@@ -145,32 +150,42 @@ export async function followLog(
   done: () => boolean,
   signal: AbortSignal,
 ): Promise<void> {
-  let position = offset;
-  let budget = options.limitBytes ?? Infinity;
-  while (!signal.aborted && budget > 0) {
-    const size = existsSync(file) ? statSync(file).size : 0;
-    if (size > position) {
-      const chunk = readFileSync(file).subarray(position);
-      const end = chunk.lastIndexOf(0x0a) + 1;
-      position += end;
-      const text = chunk
-        .subarray(0, end)
-        .toString("utf8")
-        .split("\n")
-        .filter((l) => l !== "")
-        .map(parseLogLine)
-        .filter(
-          (e): e is LogEntry => e !== undefined && (options.sinceNs === undefined || e.ns >= options.sinceNs),
-        )
-        .map((e) => formatEntry(e, options.timestamps))
-        .join("");
-      const bytes = Buffer.from(text);
-      const out = bytes.length > budget ? bytes.subarray(0, budget).toString("utf8") : text;
-      budget -= Math.min(bytes.length, budget);
-      if (out !== "") emit(out);
-      continue;
+  let fd: number | undefined;
+  try {
+    let position = offset;
+    let budget = options.limitBytes ?? Infinity;
+    while (!signal.aborted && budget > 0) {
+      if (fd === undefined && existsSync(file)) fd = openSync(file, "r");
+      // Read `done()` before the size: what the process wrote before it was done is then read.
+      const finished = done();
+      const size = fd === undefined ? 0 : fstatSync(fd).size;
+      if (fd !== undefined && size > position) {
+        const chunk = Buffer.alloc(size - position);
+        const read = readSync(fd, chunk, 0, chunk.length, position);
+        const end = chunk.subarray(0, read).lastIndexOf(0x0a) + 1;
+        position += end;
+        const text = chunk
+          .subarray(0, end)
+          .toString("utf8")
+          .split("\n")
+          .filter((l) => l !== "")
+          .map(parseLogLine)
+          .filter(
+            (e): e is LogEntry =>
+              e !== undefined && (options.sinceNs === undefined || e.ns >= options.sinceNs),
+          )
+          .map((e) => formatEntry(e, options.timestamps))
+          .join("");
+        const bytes = Buffer.from(text);
+        const out = bytes.length > budget ? bytes.subarray(0, budget).toString("utf8") : text;
+        budget -= Math.min(bytes.length, budget);
+        if (out !== "") emit(out);
+        if (end > 0) continue;
+      }
+      if (finished) return;
+      await sleep(200);
     }
-    if (done()) return;
-    await sleep(200);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
