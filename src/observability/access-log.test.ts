@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { connect } from "node:net";
 import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { UsageError } from "../errors.ts";
 import {
   AccessLogReceiver,
@@ -96,7 +99,7 @@ test("the receiver skips internal frontends, lines without its token and unparsa
   const seen: HAProxyRecord[] = [];
   const r = new AccessLogReceiver({
     format: { kind: "json" },
-    sink: { write: (l) => lines.push(l), close: async () => {} },
+    sink: { write: (l) => lines.push(...l), close: async () => {} },
     identity: () => identity,
     onRecord: (rec) => seen.push(rec),
   });
@@ -108,4 +111,46 @@ test("the receiver skips internal frontends, lines without its token and unparsa
   assert.equal(lines.length, 1);
   assert.equal(seen.length, 1);
   assert.equal(r.unparsable, 2);
+});
+
+test("the entry time is HAProxy's accept date in RFC 3339, as Date would print it", () => {
+  for (const [ts, ms] of [
+    [1764780000, "064"],
+    [1764780000, "999"],
+    [1764780001, 0],
+    [0, "000"],
+    [1764780000, 5],
+  ] as const) {
+    const e = toEntry({ ...parseRecord(DATAGRAM), ts, ms }, undefined);
+    assert.equal(e.time, new Date(ts * 1000 + Number(ms)).toISOString());
+  }
+});
+
+test("the receiver reads lines split across TCP chunks and writes each chunk's entries in one write", async () => {
+  const writes: string[][] = [];
+  const r = new AccessLogReceiver({
+    format: { kind: "json" },
+    sink: { write: (l) => writes.push([...l]), close: async () => {} },
+    identity: () => identity,
+  });
+  const address = await r.start();
+  const [host, port] = address.split(":");
+  const mine = DATAGRAM.replace("TOKEN", r.token);
+  const socket = connect(Number(port), host);
+  await once(socket, "connect");
+  // Three lines in one write, then a line in two halves.
+  socket.write(`${mine}\n${mine}\n${mine}\n`);
+  while (r.received < 3) await sleep(5);
+  socket.write(mine.slice(0, 40));
+  await sleep(50);
+  socket.end(`${mine.slice(40)}\n`);
+  while (r.received < 4) await sleep(5);
+  await r.close();
+  assert.equal(r.unparsable, 0);
+  assert.deepEqual(
+    writes.map((w) => w.length),
+    [3, 1],
+  );
+  for (const line of writes.flat())
+    assert.equal((JSON.parse(line) as { route: string }).route, identity.routeName);
 });

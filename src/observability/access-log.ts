@@ -9,7 +9,6 @@ import { createSocket } from "node:dgram";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { hostname } from "node:os";
-import { createInterface } from "node:readline";
 import { GatehouseError, UsageError } from "../errors.ts";
 import { ACCESS_LOG_ENTRY_FIELDS } from "./access-log-fields.ts";
 import type { RuleCounterIdentity } from "../dataplane/haproxy/render/metrics.ts";
@@ -83,12 +82,19 @@ export interface AccessLogEntry {
 
 export class AccessLogParseError extends GatehouseError {}
 
+/** Longer unterminated input is dropped: HAProxy's log lines are bounded by its `len` (see logging.ts). */
+const MAX_LINE = 1 << 20;
+
 /**
  * Parses one line. HAProxy's `E` flag writes `\]` for `]`, which JSON does not know; escaped
  * backslashes are kept in pairs so that `\\]` stays a backslash followed by `]`.
  */
 export function parseRecord(line: string): HAProxyRecord {
-  const text = line.trim().replace(/\\(\\|\])/g, (m, c: string) => (c === "]" ? "]" : m));
+  const trimmed = line.trim();
+  // Most lines have no `\]`: the replacement's scan of the whole line is skipped for them.
+  const text = trimmed.includes("\\]")
+    ? trimmed.replace(/\\(\\|\])/g, (m, c: string) => (c === "]" ? "]" : m))
+    : trimmed;
   try {
     const value = JSON.parse(text) as unknown;
     if (typeof value !== "object" || value === null || !("status" in value))
@@ -110,13 +116,28 @@ function serviceOf(haproxyBackend: string): string | undefined {
   return m === null ? undefined : `${m[1]}/${m[2]}:${m[3]}`;
 }
 
+/** `new Date(seconds * 1000).toISOString()` up to the seconds ("2026-12-03T18:46:22."), for the last second seen. */
+let isoSecond = { ts: Number.NaN, prefix: "" };
+
+/** The entry's time: HAProxy's accept date (seconds and milliseconds) as RFC 3339 in UTC. */
+function entryTime(ts: number, ms: string | number): string {
+  const m = Number(ms);
+  if (!Number.isInteger(ts) || !Number.isInteger(m) || m < 0 || m > 999)
+    return new Date(ts * 1000 + m).toISOString();
+  if (isoSecond.ts !== ts) {
+    const iso = new Date(ts * 1000).toISOString();
+    isoSecond = { ts, prefix: iso.slice(0, iso.length - 4) };
+  }
+  return `${isoSecond.prefix}${String(m).padStart(3, "0")}Z`;
+}
+
 export function toEntry(r: HAProxyRecord, id: RuleCounterIdentity | undefined): AccessLogEntry {
   const parts = [r.TR, r.Tw, r.Tc, r.Tr];
   const ttfb = parts.every((t) => typeof t === "number" && t >= 0) ? parts.reduce((a, b) => a + b, 0) : null;
   const backend =
     serviceOf(r.be) ?? (id !== undefined && id.backends.length === 1 ? (id.backends[0] ?? null) : null);
   return {
-    time: new Date(r.ts * 1000 + Number(r.ms)).toISOString(),
+    time: entryTime(r.ts, r.ms),
     request_id: absent(r.xrid) ?? r.id,
     client: `${r.ci}:${r.cp}`,
     method: r.method,
@@ -206,7 +227,8 @@ export function formatEntry(e: AccessLogEntry, format: AccessLogFormat): string 
 
 /** Where formatted lines go. */
 export interface AccessLogSink {
-  write(line: string): void;
+  /** Writes lines (each without its newline): one write for all of them where the output allows. */
+  write(lines: readonly string[]): void;
   close(): Promise<void>;
 }
 
@@ -229,11 +251,11 @@ export function openSink(
 ): AccessLogSink {
   switch (output.kind) {
     case "stdout":
-      return { write: (line) => void stdout.write(`${line}\n`), close: async () => {} };
+      return { write: (lines) => void stdout.write(`${lines.join("\n")}\n`), close: async () => {} };
     case "file": {
       const stream: WriteStream = createWriteStream(output.path, { flags: "a" });
       return {
-        write: (line) => void stream.write(`${line}\n`),
+        write: (lines) => void stream.write(`${lines.join("\n")}\n`),
         close: () => new Promise((resolve) => stream.end(resolve)),
       };
     }
@@ -242,12 +264,11 @@ export function openSink(
       const host = hostname();
       return {
         // <134> = facility local0, severity info.
-        write: (line) =>
-          socket.send(
-            `<134>1 ${new Date().toISOString()} ${host} gatehouse - access - ${line}`,
-            output.port,
-            output.host,
-          ),
+        write: (lines) => {
+          const time = new Date().toISOString();
+          for (const line of lines)
+            socket.send(`<134>1 ${time} ${host} gatehouse - access - ${line}`, output.port, output.host);
+        },
         close: () => new Promise((resolve) => socket.close(() => resolve())),
       };
     }
@@ -289,9 +310,20 @@ export class AccessLogReceiver {
       socket.on("close", () => this.#connections.delete(socket));
       // A connection reset (an old HAProxy worker going away) is not a problem: its lines are read.
       socket.on("error", () => {});
-      const lines = createInterface({ input: socket, crlfDelay: Infinity });
-      lines.on("line", (line) => this.handle(line));
-      lines.on("error", () => {});
+      // Lines are split from each chunk by hand (not readline): the lines of one chunk are
+      // written out in one write, where a write per line cost a system call each.
+      socket.setEncoding("utf8");
+      let partial = "";
+      socket.on("data", (chunk: string) => {
+        const lines = (partial + chunk).split("\n");
+        partial = lines.pop() ?? "";
+        if (partial.length > MAX_LINE) partial = ""; // not HAProxy's (its lines are bounded)
+        this.handleLines(lines);
+      });
+      socket.on("end", () => {
+        if (partial !== "") this.handleLines([partial]);
+        partial = "";
+      });
     });
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
@@ -308,7 +340,21 @@ export class AccessLogReceiver {
 
   /** One line (public for tests). */
   handle(line: string): void {
-    if (line.trim() === "") return;
+    this.handleLines([line]);
+  }
+
+  /** Lines received together: their entries are written in one sink write. */
+  handleLines(lines: readonly string[]): void {
+    const out: string[] = [];
+    for (const line of lines) {
+      const entry = this.#entry(line);
+      if (entry !== undefined) out.push(entry);
+    }
+    if (out.length > 0) this.#o.sink.write(out);
+  }
+
+  #entry(line: string): string | undefined {
+    if (line.trim() === "") return undefined;
     this.received++;
     let record: HAProxyRecord;
     try {
@@ -318,12 +364,11 @@ export class AccessLogReceiver {
     } catch (error) {
       this.unparsable++;
       this.#o.onError?.(error);
-      return;
+      return undefined;
     }
-    if (record.fe.startsWith("gh_")) return; // internal frontends (the mirror sink)
+    if (record.fe.startsWith("gh_")) return undefined; // internal frontends (the mirror sink)
     this.#o.onRecord?.(record);
-    const out = formatEntry(toEntry(record, this.#o.identity(record.rid)), this.#o.format);
-    if (out !== undefined) this.#o.sink.write(out);
+    return formatEntry(toEntry(record, this.#o.identity(record.rid)), this.#o.format);
   }
 
   async close(): Promise<void> {

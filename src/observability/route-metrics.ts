@@ -263,6 +263,7 @@ export function createRouteMetrics(
     buckets: DURATION_BUCKETS,
     registers: [registry],
   });
+  const children = new WeakMap<RuleCounterIdentity, { observe(value: number): void }>();
   return {
     setIR(next) {
       ir = next;
@@ -274,7 +275,10 @@ export function createRouteMetrics(
     observeDuration(rid, totalMs) {
       const id = this.identity(rid);
       if (id === undefined || totalMs < 0) return;
-      duration.observe(routeLabels(id), totalMs / 1000);
+      // The labelled child of an identity is looked up once (prom-client hashes the labels each time).
+      let child = children.get(id);
+      if (child === undefined) children.set(id, (child = duration.labels(routeLabels(id))));
+      child.observe(totalMs / 1000);
     },
   };
 }
