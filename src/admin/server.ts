@@ -56,6 +56,9 @@ export interface AdminAddress {
   url: string;
 }
 
+/** The admin worker's young generation, MiB (both semi-spaces and the new large object space). */
+const ADMIN_WORKER_YOUNG_GENERATION_MB = 6;
+
 /** The admin server could not start (address in use, permission denied, exposed without a token). */
 export class AdminServerError extends GatehouseError {}
 
@@ -108,7 +111,12 @@ export class AdminServer {
       freshWaitMs: o.freshWaitMs ?? 20,
       stallAfterMs: o.stallAfterMs ?? 120_000,
     };
-    const worker = new Worker(new URL("./worker.ts", import.meta.url), { workerData: config });
+    // A small young generation: the worker serves small answers, and V8's default (up to 16 MiB per
+    // semi-space) would keep tens of MiB resident for it.
+    const worker = new Worker(new URL("./worker.ts", import.meta.url), {
+      workerData: config,
+      resourceLimits: { maxYoungGenerationSizeMb: ADMIN_WORKER_YOUNG_GENERATION_MB },
+    });
     this.#worker = worker;
     void this.#publish();
     return new Promise((resolve, reject) => {

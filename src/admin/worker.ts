@@ -9,6 +9,7 @@
 // snapshot after every change of its state, so a cached answer is never older than the step in
 // progress. At most one pull per part is outstanding, so a busy main thread never accumulates a
 // backlog of questions.
+import { flushCompileCache } from "node:module";
 import { parentPort, workerData } from "node:worker_threads";
 import { AdminHttp, type AdminView } from "./http.ts";
 import type { FromWorker, Part, SnapshotParts, ToWorker, WorkerConfig } from "./protocol.ts";
@@ -120,7 +121,12 @@ port.on("message", (message: ToWorker) => {
   }
 });
 http.listen(config.host, config.port).then(
-  (bound) => post({ type: "listening", port: bound }),
+  (bound) => {
+    post({ type: "listening", port: bound });
+    // This thread's compile cache entries (when bin/gatehouse.js enabled the cache): written now,
+    // since the thread usually ends only with the process, which may be killed.
+    flushCompileCache();
+  },
   (error: unknown) => {
     const code = (error as NodeJS.ErrnoException).code;
     post({ type: "listen-error", message: error instanceof Error ? error.message : String(error), code });
