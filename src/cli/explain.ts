@@ -3,9 +3,7 @@
 // running instance's /config and /status (`--admin URL`, with `--admin-token-file`).
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { redactText } from "../admin/redact.ts";
-import { haproxyValidators } from "../dataplane/haproxy/capabilities.ts";
-import { GatehouseError, LoadError, UsageError } from "../errors.ts";
+import { GatehouseError, UsageError } from "../errors.ts";
 import {
   explainRequest,
   explainRoute,
@@ -13,11 +11,10 @@ import {
   type ExplainIR,
   type RequestQuery,
 } from "../observability/explain.ts";
-import { loadSnapshot } from "../resources/load.ts";
 import type { StatusEntry } from "../status/types.ts";
-import { DEFAULT_CONTROLLER_NAME, translate } from "../translate/index.ts";
+import { DEFAULT_CONTROLLER_NAME } from "../translate/index.ts";
 import type { CliIO, Command } from "./main.ts";
-import { formatTime } from "./translate.ts";
+import { formatTime, loadConfig, translateOnce } from "./translate.ts";
 
 const USAGE = `Usage: gatehouse explain (--config PATH | --admin URL) (--route KIND/NAMESPACE/NAME | --host HOST [--path PATH] ...)
 
@@ -61,20 +58,8 @@ export interface ExplainSource {
 export function fileSource(path: string, controllerName: string, io: CliIO): ExplainSource {
   return {
     async load() {
-      let loaded;
-      try {
-        loaded = await loadSnapshot(path);
-      } catch (error) {
-        if (error instanceof LoadError)
-          throw new GatehouseError(`cannot read --config ${error.message}`, { cause: error });
-        throw error;
-      }
-      for (const error of loaded.errors) io.stderr(`error: ${redactText(error.message)}\n`);
-      const { statuses, ir } = translate(loaded.snapshot, {
-        controllerName,
-        now: formatTime(io.now()),
-        validators: haproxyValidators,
-      });
+      const loaded = await loadConfig(path, io);
+      const { statuses, ir } = translateOnce(loaded, controllerName, formatTime(io.now()));
       return { ir, statuses };
     },
   };

@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { redactIR, redactText } from "../admin/redact.ts";
 import { GatehouseError, LoadError, UsageError } from "../errors.ts";
-import { loadSnapshot } from "../resources/load.ts";
+import { loadSnapshot, type SnapshotLoadResult } from "../resources/load.ts";
 import { DEFAULT_CONTROLLER_NAME, translate } from "../translate/index.ts";
 import type { CliIO, Command } from "./main.ts";
 import { haproxyValidators } from "../dataplane/haproxy/capabilities.ts";
@@ -33,6 +33,34 @@ is 1 only when nothing could be translated: the path does not exist or holds no 
 `;
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/**
+ * Loads `--config PATH` for a one-shot command (`translate`, `explain`): an unreadable path is a
+ * GatehouseError naming the flag; the input's warnings and errors are printed on stderr, one line
+ * each, redacted.
+ */
+export async function loadConfig(path: string, io: CliIO): Promise<SnapshotLoadResult> {
+  let loaded: SnapshotLoadResult;
+  try {
+    loaded = await loadSnapshot(path);
+  } catch (error) {
+    if (error instanceof LoadError)
+      throw new GatehouseError(`cannot read --config ${error.message}`, { cause: error });
+    throw error;
+  }
+  for (const warning of loaded.warnings) io.stderr(`warning: ${redactText(warning)}\n`);
+  for (const error of loaded.errors) io.stderr(`error: ${redactText(error.message)}\n`);
+  return loaded;
+}
+
+/** One full translation of loaded input, with HAProxy's limits as the rule validators. */
+export function translateOnce(
+  loaded: SnapshotLoadResult,
+  controllerName: string,
+  now: string,
+): ReturnType<typeof translate> {
+  return translate(loaded.snapshot, { controllerName, now, validators: haproxyValidators });
+}
 
 /** The current time as Kubernetes writes it (RFC 3339, whole seconds, UTC). */
 export function formatTime(date: Date): string {
@@ -66,16 +94,7 @@ async function runTranslate(args: readonly string[], io: CliIO): Promise<number>
     throw new UsageError(`--now must be an RFC 3339 time such as 2025-01-01T00:00:00Z, not "${now}"`);
   }
 
-  let loaded;
-  try {
-    loaded = await loadSnapshot(path);
-  } catch (error) {
-    if (error instanceof LoadError)
-      throw new GatehouseError(`cannot read --config ${error.message}`, { cause: error });
-    throw error;
-  }
-  for (const warning of loaded.warnings) io.stderr(`warning: ${redactText(warning)}\n`);
-  for (const error of loaded.errors) io.stderr(`error: ${redactText(error.message)}\n`);
+  const loaded = await loadConfig(path, io);
   if (loaded.objects.length === 0) {
     const why =
       loaded.errors.length === 0
@@ -84,7 +103,7 @@ async function runTranslate(args: readonly string[], io: CliIO): Promise<number>
     throw new GatehouseError(`nothing to translate in ${path}: ${why}`);
   }
 
-  const { statuses, ir } = translate(loaded.snapshot, { controllerName, now, validators: haproxyValidators });
+  const { statuses, ir } = translateOnce(loaded, controllerName, now);
   io.stdout(`${redactText(JSON.stringify({ statuses, ir: redactIR(ir) }, null, 2))}\n`);
   return 0;
 }

@@ -201,9 +201,10 @@ export class KubernetesInfrastructure implements GatewayInfrastructure {
     for (const [id, key] of labelOf) {
       const failure = this.#reconciler.failures.get(key);
       if (failure === undefined || problems.has(id)) continue;
-      const message = failure.message.startsWith("Cannot list")
-        ? oneLine(failure.message)
-        : `Cannot apply the Gateway's objects: ${oneLine(failure.message)}`;
+      const message =
+        failure.stage === "list"
+          ? oneLine(failure.message)
+          : `Cannot apply the Gateway's objects: ${oneLine(failure.message)}`;
       problems.set(id, {
         reason: failure.statusCode !== undefined && failure.statusCode < 500 ? "Invalid" : "Pending",
         message,

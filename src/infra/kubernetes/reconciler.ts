@@ -75,9 +75,17 @@ interface Known {
   gateway: string;
 }
 
+/** Why a Gateway's objects are not all applied. */
+export interface ReconcileFailure {
+  /** `list`: the round could not list the existing objects; `apply`: one of this Gateway's writes failed. */
+  stage: "list" | "apply";
+  message: string;
+  statusCode: number | undefined;
+}
+
 export interface ReconcileResult {
   /** Gateway (as in GatewayObjects.gateway) → why its objects are not all applied. */
-  failed: Map<string, { message: string; statusCode: number | undefined }>;
+  failed: Map<string, ReconcileFailure>;
   /** API writes made (applies and deletes), for logs and tests. */
   writes: number;
 }
@@ -150,7 +158,7 @@ export class InfrastructureReconciler {
         // The initial list failed: every desired Gateway waits for the next round.
         const message = `Cannot list the Gateways' objects: ${describeError(error)}`;
         result = {
-          failed: new Map(desired.map((g) => [g.gateway, { message, statusCode: undefined }])),
+          failed: new Map(desired.map((g) => [g.gateway, { stage: "list", message, statusCode: undefined }])),
           writes: 0,
         };
       }
@@ -199,6 +207,7 @@ export class InfrastructureReconciler {
         } catch (error) {
           this.#applied.delete(key);
           result.failed.set(g.gateway, {
+            stage: "apply",
             message: `${known.kind} ${known.namespace}/${known.name}: ${describeError(error)}`,
             statusCode: statusCodeOf(error),
           });
