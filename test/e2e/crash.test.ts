@@ -127,7 +127,9 @@ describe("HAProxy crash", () => {
       `worker kill -9 under load: ${samples.length} requests, ${failed.length} failed, ` +
         `refused for ${Math.round(gapMs)} ms (serving again ${Math.round(outage)} ms after the kill, polled)`,
     );
-    assert.ok(gapMs <= 250, `outage ${Math.round(gapMs)} ms`);
+    // About 100 ms on a quiet machine (the restart is immediate; HAProxy starts and binds). The bound
+    // is for a busy one: what it catches is a restart that waits (a back-off) or does not happen.
+    assert.ok(gapMs <= 1000, `outage ${Math.round(gapMs)} ms`);
     // The restart loaded the latest configuration, runtime changes included.
     assert.equal(await servedBy(h, "extra.test"), "one");
   });

@@ -128,7 +128,7 @@ describe("FileProvider on the real file system", () => {
     }
   });
 
-  test("1,000 files copied in by another process cost at most two loads (default quiet window)", async () => {
+  test("1,000 files copied in by another process cost a few loads, not one per file (default quiet window)", async () => {
     const root = await tempRoot();
     const source = join(root, "source");
     const dir = join(root, "config");
@@ -145,7 +145,9 @@ describe("FileProvider on the real file system", () => {
       assert.equal(code, 0);
       await eventually("all copied", () => updates.at(-1)?.snapshot.services.size === 1000);
       await new Promise((resolve) => setTimeout(resolve, 100));
-      assert.ok(provider.loadCount - loads <= 2, `loads: ${provider.loadCount - loads}`);
+      // One or two on a quiet machine; a busy one can pause `cp` longer than the quiet window a few
+      // times. A load per file (or per batch of the watcher's events) would be hundreds.
+      assert.ok(provider.loadCount - loads <= 5, `loads: ${provider.loadCount - loads}`);
     } finally {
       await provider.stop();
     }
