@@ -9,6 +9,8 @@ import {
   type ClientHttp2Stream,
   type IncomingHttpHeaders,
 } from "node:http2";
+import { connect as netConnect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { GatehouseError } from "../../errors.ts";
 import type { IRPicker } from "../../ir/types.ts";
 import {
@@ -65,8 +67,21 @@ export class ExtProcClient {
   #session(authority: string, tls: boolean): ClientHttp2Session {
     const cached = this.#sessions.get(authority);
     if (cached !== undefined && !cached.closed && !cached.destroyed) return cached;
-    // The picker's certificate is self-signed (lwepp generates one at start): not verified.
-    const s = h2connect(authority, tls ? { rejectUnauthorized: false, ALPNProtocols: ["h2"] } : {});
+    // The picker's certificate is self-signed (lwepp generates one at start): not verified. Small
+    // messages both ways, one round trip each: no Nagle delay (set on the socket we create, since
+    // an HTTP/2 session's socket cannot be changed afterwards).
+    const url = new URL(authority);
+    const host = url.hostname.replace(/^\[|\]$/g, "");
+    const port = Number(url.port);
+    const s = h2connect(authority, {
+      createConnection: () => {
+        const socket = tls
+          ? tlsConnect({ host, port, rejectUnauthorized: false, ALPNProtocols: ["h2"] })
+          : netConnect({ host, port });
+        socket.setNoDelay(true);
+        return socket;
+      },
+    });
     const forget = (): void => {
       if (this.#sessions.get(authority) === s) this.#sessions.delete(authority);
     };
