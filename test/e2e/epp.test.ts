@@ -4,13 +4,15 @@
 // watches its InferencePool and Pods on a real kube-apiserver (src/provider/kubernetes/testing).
 // lwepp serves ext_proc over TLS with a self-signed certificate; it honours the conformance header
 // `test-epp-endpoint-selection` (the candidates it may pick from), and answers the response phase with
-// `x-conformance-test-served-endpoint` from the served-endpoint metadata.
+// `x-conformance-test-served-endpoint` from the served-endpoint metadata. A second picker written
+// here (h2c) answers every request with an immediate response, which lwepp never does.
 //
 // This test does not skip: without lwepp, kube-apiserver or etcd it fails, naming the build script.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { createServer as createH2Server, type Http2Server } from "node:http2";
 import { createServer as createNetServer, connect, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -20,6 +22,12 @@ import {
   startTestApiServer,
   type TestApiServer,
 } from "../../src/provider/kubernetes/testing/apiserver.ts";
+import {
+  Deframer,
+  decodeProcessingRequest,
+  encodeProcessingResponse,
+  frame,
+} from "../../src/dataplane/epp/extproc.ts";
 import { useHarness } from "./harness.ts";
 import { docs, gateway, gatewayClass, httpRoute, NS, service, type Obj } from "./resources.ts";
 
@@ -44,6 +52,12 @@ let apiserver: TestApiServer | undefined;
 let lwepp: ChildProcess | undefined;
 const lweppLog: string[] = [];
 let grpcPort = 0;
+/**
+ * A second picker, written here, over h2c: it sheds every request (immediate_response 429), which
+ * lwepp never does.
+ */
+let shedder: Http2Server | undefined;
+let shedPort = 0;
 
 async function freePort(): Promise<number> {
   const s = createNetServer();
@@ -180,6 +194,34 @@ before(async () => {
   lwepp.stdout?.on("data", keep);
   lwepp.stderr?.on("data", keep);
   await waitFor("lwepp's ext_proc port", () => accepts(grpcPort));
+
+  const h2 = createH2Server();
+  shedder = h2;
+  h2.on("stream", (s) => {
+    s.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+    s.on("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.on("error", () => undefined);
+    const deframer = new Deframer();
+    s.on("data", (chunk: Buffer) => {
+      for (const m of deframer.push(chunk)) {
+        if (decodeProcessingRequest(m).kind !== "requestHeaders") continue;
+        const body = Buffer.from("shed by the picker\n");
+        s.end(
+          frame(
+            encodeProcessingResponse({
+              kind: "immediate",
+              status: 429,
+              headers: { set: [{ name: "Retry-After", value: "7", action: "set" }], remove: [] },
+              body,
+              details: "",
+            }),
+          ),
+        );
+      }
+    });
+  });
+  await new Promise<void>((r) => h2.listen(0, "127.0.0.1", () => r()));
+  shedPort = (h2.address() as AddressInfo).port;
 });
 
 after(async () => {
@@ -189,10 +231,11 @@ after(async () => {
     await exited;
   }
   await apiserver?.stop();
+  await new Promise<void>((r) => (shedder === undefined ? r() : shedder.close(() => r())));
   for (const s of models.servers) s.close();
 });
 
-function poolObject(name: string, failureMode: "FailOpen" | "FailClose"): Obj {
+function poolObject(name: string, failureMode: "FailOpen" | "FailClose", picker = "epp"): Obj {
   return {
     apiVersion: "inference.networking.k8s.io/v1",
     kind: "InferencePool",
@@ -200,7 +243,7 @@ function poolObject(name: string, failureMode: "FailOpen" | "FailClose"): Obj {
     spec: {
       selector: { matchLabels: { app: "model" } },
       targetPorts: [{ number: models.port }],
-      endpointPickerRef: { name: "epp", port: { number: 9002 }, failureMode },
+      endpointPickerRef: { name: picker, port: { number: 9002 }, failureMode },
     },
   };
 }
@@ -209,6 +252,13 @@ function poolFiles(): string {
   return docs(
     poolObject("llm", "FailClose"),
     poolObject("llm-open", "FailOpen"),
+    poolObject("shed", "FailOpen", "shedder"),
+    // The shedding picker serves cleartext HTTP/2: the Service port says so.
+    service("shedder", {
+      port: 9002,
+      endpoints: [`127.0.0.1:${shedPort}`],
+      appProtocol: "kubernetes.io/h2c",
+    }),
     // The picker's Service: its endpoint is lwepp's ext_proc port (TLS, the default appProtocol).
     service("epp", { port: 9002, endpoints: [`127.0.0.1:${grpcPort}`] }),
     ...PODS.map((name, i) => ({
@@ -230,6 +280,12 @@ const harness = useHarness({
         hostnames: ["llm.test"],
         rules: [
           { backendRefs: [{ group: "inference.networking.k8s.io", kind: "InferencePool", name: "llm" }] },
+        ],
+      }),
+      httpRoute("shed", {
+        hostnames: ["shed.test"],
+        rules: [
+          { backendRefs: [{ group: "inference.networking.k8s.io", kind: "InferencePool", name: "shed" }] },
         ],
       }),
       httpRoute("llm-open", {
@@ -314,6 +370,18 @@ describe("InferencePool endpoint picker (the real lwepp)", () => {
     const open = await completion("open.test", { [SELECT]: "192.0.2.1" });
     assert.equal(open.status, 200, open.text);
     assert.ok(PODS.includes(open.reply?.pod as (typeof PODS)[number]));
+  });
+
+  test("an immediate response of the picker (429, over h2c) is the client's answer", async () => {
+    const res = await harness().get("/v1/completions", {
+      host: "shed.test",
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: BODY,
+    });
+    assert.equal(res.status, 429);
+    assert.equal(res.headers["retry-after"], "7");
+    assert.equal(res.body, "shed by the picker\n");
   });
 
   test("the picker stopped: FailOpen balances over the ready endpoints, FailClose answers 503", async () => {
