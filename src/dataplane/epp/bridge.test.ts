@@ -298,6 +298,37 @@ test("unavailable: a stream reset, a picker not listening, no picker endpoint, a
   }
 });
 
+test("a replica that cannot be reached: the next replica is asked within the same request", async () => {
+  const bridge = new EppBridge({ logger });
+  const closed = createServer();
+  await new Promise<void>((r) => closed.listen(0, "127.0.0.1", () => r()));
+  const deadPort = (closed.address() as AddressInfo).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  try {
+    const b = pool("inferencepool/models/a", port);
+    // The dead replica first (the bridge starts with the first endpoint), then the live one.
+    b.picker = {
+      ...(b.picker as NonNullable<IRBackend["picker"]>),
+      endpoints: [
+        { address: "127.0.0.1", port: deadPort },
+        { address: "127.0.0.1", port },
+      ],
+    };
+    await bridge.apply(ir([b]));
+    for (let i = 0; i < 4; i++) assert.equal((await bridge.pick(request(pickerKey(b.id), "/"))).kind, "pick");
+    // A picker that answers and fails the stream is the picker failing: no second replica (two
+    // live "replicas" here, the same picker twice: one stream only).
+    const live = { address: "127.0.0.1", port };
+    b.picker = { ...b.picker, endpoints: [live, live] };
+    await bridge.apply(ir([b]));
+    const n = streams.length;
+    assert.deepEqual(await bridge.pick(request(pickerKey(b.id), "/fail")), { kind: "unavailable" });
+    assert.equal(streams.length - n, 1);
+  } finally {
+    await bridge.close();
+  }
+});
+
 test("a stream whose response phase never comes is cancelled at its deadline", async () => {
   const bridge = new EppBridge({ logger, streamTtlMs: 200 });
   try {

@@ -244,54 +244,71 @@ export class EppBridge {
     return { kind: "unavailable" };
   }
 
-  /** The request phase of one request. */
+  /**
+   * The request phase of one request. A picker replica that cannot be reached (no answer to the
+   * stream at all, e.g. connection refused) is not the picker failing: the next replica is asked,
+   * each at most once.
+   */
   async pick(p: PickRequest): Promise<PickVerdict> {
     const pool = this.#current.get(p.key) ?? this.#previous.get(p.key);
     if (pool === undefined) return this.#unavailable("(unknown pool)", "the pool's settings are not loaded");
     const service = pool.picker.service;
-    let stream: ExtProcStream | undefined;
-    try {
-      stream = this.#client.open(pool.picker, this.#timeoutMs);
-      const headers: Header[] = [
-        [":method", p.method],
-        [":path", p.path],
-        [":authority", p.host],
-        [":scheme", p.scheme],
-        ...p.headers.filter(([n]) => n !== "host"),
-      ];
-      if (!p.complete) headers.push([TRUNCATED_HEADER, "true"]);
-      const hasBody = p.body.length > 0;
-      stream.send({
-        kind: "requestHeaders",
-        headers,
-        endOfStream: !hasBody,
-        metadata: { [SUBSET_NAMESPACE]: { [SUBSET_KEY]: pool.subset } },
-      });
-      if (hasBody) stream.send({ kind: "requestBody", body: p.body, endOfStream: true });
-      let headersReply: HeaderMutation | undefined;
-      let bodySeen = !hasBody;
-      let metadata: StructObject | undefined;
-      while (headersReply === undefined || !bodySeen) {
-        const r = await stream.next(this.#timeoutMs);
-        if (r.kind === "immediate") {
-          stream.cancel();
-          return immediate(r);
-        }
-        if (r.kind === "requestHeaders") headersReply = r.mutation;
-        else if (r.kind === "requestBody") bodySeen = true;
-        else throw new PickerError(`${service} answered ${r.kind} in the request phase`);
-        if (r.dynamicMetadata !== undefined) metadata = { ...metadata, ...r.dynamicMetadata };
+    const attempts = Math.max(1, pool.picker.endpoints.length);
+    for (let attempt = 1; ; attempt++) {
+      let stream: ExtProcStream | undefined;
+      try {
+        stream = this.#client.open(pool.picker, this.#timeoutMs);
+        return await this.#request(pool, stream, p);
+      } catch (e) {
+        stream?.cancel();
+        const retry =
+          attempt < attempts &&
+          stream !== undefined &&
+          !stream.answered &&
+          !(e instanceof PickerError && e.timeout);
+        if (!retry) return this.#unavailable(service, e instanceof Error ? e.message : String(e));
       }
-      const destination = destinationOf(metadata, headersReply);
-      if (destination === undefined || destination === "")
-        throw new PickerError(`${service} chose no endpoint (${DESTINATION_KEY})`);
-      const id = randomBytes(8).toString("hex");
-      this.#streams.set(id, { stream, deadline: Date.now() + this.#ttlMs });
-      return { kind: "pick", stream: id, destination, ops: mutationOps(headersReply) };
-    } catch (e) {
-      stream?.cancel();
-      return this.#unavailable(service, e instanceof Error ? e.message : String(e));
     }
+  }
+
+  async #request(pool: Pool, stream: ExtProcStream, p: PickRequest): Promise<PickVerdict> {
+    const service = pool.picker.service;
+    const headers: Header[] = [
+      [":method", p.method],
+      [":path", p.path],
+      [":authority", p.host],
+      [":scheme", p.scheme],
+      ...p.headers.filter(([n]) => n !== "host"),
+    ];
+    if (!p.complete) headers.push([TRUNCATED_HEADER, "true"]);
+    const hasBody = p.body.length > 0;
+    stream.send({
+      kind: "requestHeaders",
+      headers,
+      endOfStream: !hasBody,
+      metadata: { [SUBSET_NAMESPACE]: { [SUBSET_KEY]: pool.subset } },
+    });
+    if (hasBody) stream.send({ kind: "requestBody", body: p.body, endOfStream: true });
+    let headersReply: HeaderMutation | undefined;
+    let bodySeen = !hasBody;
+    let metadata: StructObject | undefined;
+    while (headersReply === undefined || !bodySeen) {
+      const r = await stream.next(this.#timeoutMs);
+      if (r.kind === "immediate") {
+        stream.cancel();
+        return immediate(r);
+      }
+      if (r.kind === "requestHeaders") headersReply = r.mutation;
+      else if (r.kind === "requestBody") bodySeen = true;
+      else throw new PickerError(`${service} answered ${r.kind} in the request phase`);
+      if (r.dynamicMetadata !== undefined) metadata = { ...metadata, ...r.dynamicMetadata };
+    }
+    const destination = destinationOf(metadata, headersReply);
+    if (destination === undefined || destination === "")
+      throw new PickerError(`${service} chose no endpoint (${DESTINATION_KEY})`);
+    const id = randomBytes(8).toString("hex");
+    this.#streams.set(id, { stream, deadline: Date.now() + this.#ttlMs });
+    return { kind: "pick", stream: id, destination, ops: mutationOps(headersReply) };
   }
 
   /** The response phase: the served endpoint and response headers to the picker, its changes back. */

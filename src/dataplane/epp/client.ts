@@ -26,6 +26,12 @@ import {
 /** The picker could not be reached, failed the stream, or answered nonsense. */
 export class PickerError extends GatehouseError {
   override readonly name = "PickerError";
+  /** The picker did not answer in time (not worth asking another replica within the same request). */
+  readonly timeout: boolean;
+  constructor(message: string, options?: ErrorOptions & { timeout?: boolean }) {
+    super(message, options);
+    this.timeout = options?.timeout ?? false;
+  }
 }
 
 export class ExtProcClient {
@@ -112,6 +118,7 @@ export class ExtProcStream {
   readonly #queue: ProcessingResponse[] = [];
   readonly #waiters: Waiter[] = [];
   #failure: PickerError | undefined;
+  #answered = false;
   #status: string | undefined;
   #message: string | undefined;
 
@@ -119,6 +126,7 @@ export class ExtProcStream {
     this.#stream = stream;
     this.#label = label;
     stream.on("response", (headers: IncomingHttpHeaders) => {
+      this.#answered = true;
       const status = Number(headers[h2.HTTP2_HEADER_STATUS] ?? 0);
       if (status !== 200) this.#fail(new PickerError(`${label} answered HTTP ${status}`));
       this.#grpc(headers);
@@ -182,7 +190,7 @@ export class ExtProcStream {
         const i = this.#waiters.indexOf(w);
         if (i >= 0) this.#waiters.splice(i, 1);
         this.cancel();
-        reject(new PickerError(`no answer from ${this.#label} in ${timeoutMs} ms`));
+        reject(new PickerError(`no answer from ${this.#label} in ${timeoutMs} ms`, { timeout: true }));
       }, timeoutMs);
       const w: Waiter = {
         resolve: (r) => {
@@ -196,6 +204,11 @@ export class ExtProcStream {
       };
       this.#waiters.push(w);
     });
+  }
+
+  /** Whether the picker answered the stream at all (its HTTP/2 response headers arrived). */
+  get answered(): boolean {
+    return this.#answered;
   }
 
   /** Half-closes the stream: this request is done; the picker ends the stream. */
