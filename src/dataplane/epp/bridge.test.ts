@@ -259,6 +259,30 @@ test("no body: request_headers end the stream's request; a truncated body says s
   }
 });
 
+test("a destination outside the pool's ready endpoints: 503 at once, the stream closed", async () => {
+  const bridge = new EppBridge({ logger });
+  try {
+    const b = pool("inferencepool/models/a", port);
+    await bridge.apply(ir([b]));
+    const n = streams.length;
+    const v = await bridge.pick(request(pickerKey(b.id), "/", { headers: [["x-pick", "192.0.2.1:8000"]] }));
+    assert.equal(v.kind, "respond");
+    if (v.kind !== "respond") return;
+    assert.equal(v.status, 503);
+    assert.equal(bridge.openStreams, 0);
+    // A list whose first entry is outside but a later one inside is a pick (IPv6 spelt differently).
+    const w = await bridge.pick(
+      request(pickerKey(b.id), "/", { headers: [["x-pick", "192.0.2.1:8000,[FD00::2]:8000"]] }),
+    );
+    assert.equal(w.kind, "pick");
+    const deadline = Date.now() + 3000;
+    while (streams[n]?.closed !== true && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(streams[n]?.closed, true);
+  } finally {
+    await bridge.close();
+  }
+});
+
 test("an immediate response (429) is answered as the picker says", async () => {
   const bridge = new EppBridge({ logger });
   try {

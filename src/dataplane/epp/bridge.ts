@@ -113,6 +113,24 @@ function destinationOf(metadata: StructObject | undefined, m: HeaderMutation): s
   return m.set.find((s) => s.name.toLowerCase() === DESTINATION_KEY)?.value;
 }
 
+/** `ip:port` as the subset spells it (IPv6 in brackets, lower case). */
+function normalize(endpoint: string): string {
+  const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(endpoint);
+  if (m === null) return endpoint;
+  const host = (m[1] ?? "").toLowerCase();
+  return host.includes(":") ? `[${host}]:${m[2] ?? ""}` : `${host}:${m[2] ?? ""}`;
+}
+
+const notInPool: PickVerdict = {
+  kind: "respond",
+  status: 503,
+  headers: [
+    ["content-type", "text/plain; charset=utf-8"],
+    ["cache-control", "no-cache"],
+  ],
+  body: Buffer.from("503 Service Unavailable: the endpoint picker chose no ready endpoint of the pool\n"),
+};
+
 function immediate(r: Extract<ProcessingResponse, { kind: "immediate" }>): PickVerdict {
   const headers: Array<[string, string]> = [];
   for (const op of mutationOps(r.headers)) if (op.op !== "remove") headers.push([op.name, op.value]);
@@ -306,6 +324,13 @@ export class EppBridge {
     const destination = destinationOf(metadata, headersReply);
     if (destination === undefined || destination === "")
       throw new PickerError(`${service} chose no endpoint (${DESTINATION_KEY})`);
+    // Only ready endpoints of the pool (the subset sent) are routed to; anything else is refused here,
+    // so that its stream does not wait for a response phase that will not come.
+    const listed = destination.split(",").map((e) => normalize(e.trim()));
+    if (!listed.some((e) => pool.subset.includes(e))) {
+      stream.cancel();
+      return notInPool;
+    }
     const id = randomBytes(8).toString("hex");
     this.#streams.set(id, { stream, deadline: Date.now() + this.#ttlMs });
     return { kind: "pick", stream: id, destination, ops: mutationOps(headersReply) };

@@ -65,9 +65,11 @@ local function verdict(b)
   return v
 end
 
--- "ip:port", "[ip]:port" or HAProxy's "ipv6:port" → ip, port
+-- "ip:port", "[ip]:port" or HAProxy's "ipv6:port" → ip (lower case), port
 local function split(ep)
-  return string.match(ep, "^%[?([^%]]*)%]?:(%d+)$")
+  local host, port = string.match(ep, "^%[?([^%]]*)%]?:(%d+)$")
+  if host ~= nil then host = string.lower(host) end
+  return host, port
 end
 
 -- The server slot of this backend now holding the first listed endpoint that it holds.
