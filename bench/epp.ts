@@ -19,6 +19,7 @@ import {
   startTestApiServer,
 } from "../src/provider/kubernetes/testing/apiserver.ts";
 import { isMain, runStandalone, type CommonOptions } from "./lib/cli.ts";
+import { descendants } from "./lib/cpu.ts";
 import { gatewayYaml, startGatehouse } from "./lib/gatehouse.ts";
 import { freePort, LOOPBACK, tryGet, waitFor } from "./lib/net.ts";
 import { tempDir } from "./lib/proc.ts";
@@ -34,6 +35,15 @@ interface Figures {
   /** Requests per second with 16 connections. */
   rps: number;
   errors: number;
+  /** CPU µs per request during the throughput runs, by process (node = Gatehouse and its bridges). */
+  cpuUsPerRequest: Record<string, number>;
+}
+
+/** CPU seconds of every process this run started, by command name. */
+function cpuByCommand(): Map<string, number> {
+  const by = new Map<string, number>();
+  for (const p of descendants(process.pid)) by.set(p.comm, (by.get(p.comm) ?? 0) + p.cpuS);
+  return by;
 }
 
 export interface EppResult {
@@ -168,8 +178,8 @@ export async function runEpp(o: CommonOptions): Promise<EppResult> {
           async () => ((await tryGet(port, "/", { host: `${t}.bench` })).status === 200 ? true : undefined),
           { timeoutMs: 60_000, intervalMs: 200 },
         );
-      const samples = new Map<Target, { lat: WrkResult[]; tput: WrkResult[] }>(
-        TARGETS.map((t) => [t, { lat: [], tput: [] }]),
+      const samples = new Map<Target, { lat: WrkResult[]; tput: WrkResult[]; cpu: Map<string, number> }>(
+        TARGETS.map((t) => [t, { lat: [], tput: [], cpu: new Map() }]),
       );
       for (let r = 0; r < rounds; r++) {
         for (const t of TARGETS) {
@@ -177,14 +187,22 @@ export async function runEpp(o: CommonOptions): Promise<EppResult> {
           const s = samples.get(t);
           if (s === undefined) continue;
           s.lat.push(await runWrk({ port, host: `${t}.bench`, connections: 1, durationS: latencyS }));
+          const before = cpuByCommand();
           s.tput.push(
             await runWrk({ port, host: `${t}.bench`, connections, threads: 2, durationS: throughputS }),
           );
+          for (const [comm, cpuS] of cpuByCommand())
+            s.cpu.set(comm, (s.cpu.get(comm) ?? 0) + cpuS - (before.get(comm) ?? 0));
         }
       }
       const figures = (t: Target): Figures => {
-        const s = samples.get(t) ?? { lat: [], tput: [] };
+        const s = samples.get(t) ?? { lat: [], tput: [], cpu: new Map<string, number>() };
+        const requests = s.tput.reduce((n, x) => n + x.requests, 0);
+        const cpuUsPerRequest: Record<string, number> = {};
+        for (const [comm, cpuS] of s.cpu)
+          if (comm !== "wrk" && cpuS > 0.01) cpuUsPerRequest[comm] = (cpuS * 1e6) / Math.max(1, requests);
         return {
+          cpuUsPerRequest,
           p50Ms: median(s.lat.map((x) => x.latencyMs.p50)),
           p99Ms: median(s.lat.map((x) => x.latencyMs.p99)),
           rps: median(s.tput.map((x) => x.rps)),
@@ -226,6 +244,13 @@ export function eppMarkdown(r: EppResult): string {
     row("Service", r.targets.service),
     row("InferencePool, no picker", r.targets.pool),
     row("InferencePool, picker lwepp (TLS)", r.targets.epp),
+    ``,
+    `CPU per request (µs, throughput runs): ${TARGETS.map(
+      (t) =>
+        `${t}: ${Object.entries(r.targets[t].cpuUsPerRequest)
+          .map(([c, us]) => `${c} ${f(us, 0)}`)
+          .join(", ")}`,
+    ).join("; ")}.`,
     ``,
     `Added by the picker: p50 ${f(r.added.p50Ms, 3)} ms, p99 ${f(r.added.p99Ms, 3)} ms; throughput ${f(r.added.rpsRatio, 3)}× the pool without picker. Target p50 added ≤ ${r.check.targetP50Ms} ms: ${r.check.met ? "met" : "**not met**"}.`,
   ].join("\n");
