@@ -148,6 +148,8 @@ export class EppBridge {
   #current = new Map<string, Pool>();
   #previous = new Map<string, Pool>();
   readonly #streams = new Map<string, Open>();
+  readonly #idPrefix = randomBytes(4).toString("hex");
+  #nextId = 0;
   #sweeper: NodeJS.Timeout | undefined;
   /** Last time an unavailable picker was logged, per service (at most one line per 10 s each). */
   readonly #warned = new Map<string, number>();
@@ -331,7 +333,8 @@ export class EppBridge {
       stream.cancel();
       return notInPool;
     }
-    const id = randomBytes(8).toString("hex");
+    // Unique per bridge, unpredictable across bridges, never derived from the request.
+    const id = `${this.#idPrefix}${(this.#nextId++).toString(16).padStart(8, "0")}`;
     this.#streams.set(id, { stream, deadline: Date.now() + this.#ttlMs });
     return { kind: "pick", stream: id, destination, ops: mutationOps(headersReply) };
   }

@@ -118,6 +118,8 @@ export class ExtProcStream {
   readonly #queue: ProcessingResponse[] = [];
   readonly #waiters: Waiter[] = [];
   #failure: PickerError | undefined;
+  /** Closed with nobody waiting: next() and send() fail from now on. */
+  #closed = false;
   #answered = false;
   #status: string | undefined;
   #message: string | undefined;
@@ -155,12 +157,20 @@ export class ExtProcStream {
     });
     stream.on("error", (e: Error) => this.#fail(new PickerError(`${label}: ${e.message}`, { cause: e })));
     stream.on("close", () => {
-      const why =
-        this.#status !== undefined && this.#status !== "0"
-          ? `${label} ended the stream with gRPC status ${this.#status}${this.#message === undefined ? "" : ` (${this.#message})`}`
-          : `${label} ended the stream`;
-      this.#fail(new PickerError(why));
+      // The usual end of every stream: no error object (and its stack) unless someone waits or asks.
+      if (this.#failure !== undefined) return;
+      if (this.#waiters.length === 0) {
+        this.#closed = true;
+        return;
+      }
+      this.#fail(new PickerError(this.#closedWhy()));
     });
+  }
+
+  #closedWhy(): string {
+    return this.#status !== undefined && this.#status !== "0"
+      ? `${this.#label} ended the stream with gRPC status ${this.#status}${this.#message === undefined ? "" : ` (${this.#message})`}`
+      : `${this.#label} ended the stream`;
   }
 
   #grpc(headers: IncomingHttpHeaders): void {
@@ -177,6 +187,7 @@ export class ExtProcStream {
 
   send(r: ProcessingRequest): void {
     if (this.#failure !== undefined) throw this.#failure;
+    if (this.#closed) throw new PickerError(`${this.#label} ended the stream`);
     this.#stream.write(frame(encodeProcessingRequest(r)));
   }
 
@@ -185,6 +196,7 @@ export class ExtProcStream {
     const queued = this.#queue.shift();
     if (queued !== undefined) return Promise.resolve(queued);
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#closed) return Promise.reject(new PickerError(this.#closedWhy()));
     return new Promise<ProcessingResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
         const i = this.#waiters.indexOf(w);
