@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only throughput,propagation,churn,memory,translate-10k,memory-scale,distribution]`
+// `npm run bench [-- --quick] [-- --only throughput,propagation,churn,memory,translate-10k,memory-scale,distribution,epp]`
 // Runs the benchmark modules one after the other (each also runnable alone: node bench/<module>.ts)
 // and writes bench/results/latest.{json,md} (--quick: quick.{json,md}); with --only, the file names
 // carry the modules run (latest-translate-10k.md), so a partial run does not replace a full one. Every number that can be is a
@@ -25,6 +25,8 @@ import { memoryScaleMarkdown, runMemoryScale } from "./memory-scale.ts";
 import type { MemoryScaleResult } from "./memory-scale.ts";
 import { distributionMarkdown, runDistribution } from "./distribution.ts";
 import type { DistributionResult } from "./distribution.ts";
+import { eppMarkdown, runEpp } from "./epp.ts";
+import type { EppResult } from "./epp.ts";
 
 const MODULES = [
   "throughput",
@@ -34,6 +36,7 @@ const MODULES = [
   "translate-10k",
   "memory-scale",
   "distribution",
+  "epp",
 ] as const;
 type Module = (typeof MODULES)[number];
 
@@ -52,6 +55,7 @@ export interface BenchResults {
   "translate-10k"?: Translate10kResult;
   "memory-scale"?: MemoryScaleResult;
   distribution?: DistributionResult;
+  epp?: EppResult;
   errors: Partial<Record<Module, string>>;
 }
 
@@ -134,6 +138,11 @@ export function summaryMarkdown(r: BenchResults): string {
       `| Controller RSS with ${big?.label ?? "?"}, idle / peak MiB (no forced GC) | ${fmt(big?.controller.memory.idleRssMiB, 1)} / ${fmt(big?.controller.memory.peakRssMiB, 1)} | ${ref?.label ?? "?"}: ${fmt(ref?.controller.memory.idleRssMiB, 1)} / ${fmt(ref?.controller.memory.peakRssMiB, 1)} | ${fmt((big?.controller.memory.idleRssMiB ?? Number.NaN) / (ref?.controller.memory.idleRssMiB ?? Number.NaN), 2)}× | — | — |`,
     );
   }
+  const e = r.epp;
+  if (e !== undefined)
+    rows.push(
+      `| InferencePool with the endpoint picker (lwepp): p50 / p99 ms added over the pool without picker; req/s | ${fmt(e.added.p50Ms, 3)} / ${fmt(e.added.p99Ms, 3)}; ${fmt(e.targets.epp.rps)} | pool without picker: p50 ${fmt(e.targets.pool.p50Ms, 3)} ms; ${fmt(e.targets.pool.rps)} req/s | ${fmt(e.added.rpsRatio, 3)}× req/s | p50 added ≤ ${e.check.targetP50Ms} ms | ${yes(e.check.met)} |`,
+    );
   return rows.join("\n");
 }
 
@@ -155,6 +164,7 @@ export function resultsMarkdown(r: BenchResults): string {
   if (r["translate-10k"] !== undefined) parts.push(``, translate10kMarkdown(r["translate-10k"]));
   if (r["memory-scale"] !== undefined) parts.push(``, memoryScaleMarkdown(r["memory-scale"]));
   if (r.distribution !== undefined) parts.push(``, distributionMarkdown(r.distribution));
+  if (r.epp !== undefined) parts.push(``, eppMarkdown(r.epp));
   const errors = Object.entries(r.errors);
   if (errors.length > 0)
     parts.push(``, `## Errors`, ``, ...errors.map(([k, v]) => `- ${k}: ${v.split("\n")[0] ?? ""}`));
@@ -204,6 +214,7 @@ async function main(): Promise<number> {
     "translate-10k": async () => void (results["translate-10k"] = await runTranslate10k(options)),
     "memory-scale": async () => void (results["memory-scale"] = await runMemoryScale(options)),
     distribution: async () => void (results.distribution = await runDistribution(options)),
+    epp: async () => void (results.epp = await runEpp(options)),
   };
   for (const m of MODULES) {
     if (!only.includes(m)) continue;

@@ -1,6 +1,6 @@
 // The data plane this process runs: HAProxy as a child process (HAProxyProcess), its applier
-// (runtime API first, hitless reload when it must), the UDP forwarder, the TLS bridge and the
-// ExternalAuth bridge, combined into one `apply(ir)`. `gatehouse serve` / `controller
+// (runtime API first, hitless reload when it must), the UDP forwarder, the TLS bridge, the
+// ExternalAuth bridge and the InferencePool endpoint picker bridge, combined into one `apply(ir)`. `gatehouse serve` / `controller
 // --infrastructure host` (src/serve/start.ts) and `gatehouse dataplane` (src/dataplane/agent) both
 // build theirs here, so the two cannot drift apart.
 //
@@ -40,6 +40,7 @@ import {
 import { stopStaleHAProxy } from "./haproxy/process/stale.ts";
 import type { RenderOptions } from "./haproxy/render/index.ts";
 import { workerRuntimeApi } from "./haproxy/runtime/socket.ts";
+import { EppBridge } from "./epp/bridge.ts";
 import { ExtAuthBridge } from "./extauth/bridge.ts";
 import { TLSBridge } from "./tlsbridge/bridge.ts";
 import { CombinedDataplane } from "./udp/dataplane.ts";
@@ -168,6 +169,7 @@ export async function openLocalDataplane(o: LocalDataplaneOptions): Promise<Loca
   });
   const tlsBridge = new TLSBridge({ logger: logger.child({ component: "tlsbridge" }) });
   const extAuthBridge = new ExtAuthBridge({ logger: logger.child({ component: "extauth" }) });
+  const eppBridge = new EppBridge({ logger: logger.child({ component: "epp" }) });
   let udp: UdpForwarder | undefined;
   return {
     renderOptions,
@@ -205,7 +207,7 @@ export async function openLocalDataplane(o: LocalDataplaneOptions): Promise<Loca
           },
         },
         udp,
-        { apply: async (ir) => extAuthBridge.apply(await tlsBridge.apply(ir)) },
+        { apply: async (ir) => eppBridge.apply(await extAuthBridge.apply(await tlsBridge.apply(ir))) },
       );
       return { dataplane, udp };
     },
@@ -214,6 +216,7 @@ export async function openLocalDataplane(o: LocalDataplaneOptions): Promise<Loca
       await udp?.close();
       await tlsBridge.close();
       await extAuthBridge.close();
+      await eppBridge.close();
       await accessLog?.receiver.close();
     },
   };

@@ -279,6 +279,31 @@ export interface IRBackend {
      */
     bridge?: string;
   };
+  /**
+   * An InferencePool's endpoint picker (Gateway API Inference Extension, `endpointPickerRef`): each
+   * request is sent to the picker (Envoy ext_proc), which chooses the endpoint among `endpoints`.
+   * HAProxy cannot call it: the data plane's picker bridge (src/dataplane/epp) does, and sets
+   * `bridge` before rendering. Without `bridge`, FailOpen balances over the endpoints and FailClose
+   * answers 503.
+   */
+  picker?: IRPicker;
+}
+
+export interface IRPicker {
+  /** `<ns>/<name>:<port>`: the picker's Service port (messages only, never rendered). */
+  service: string;
+  /** Ready endpoints of that Service port (EndpointSlices, or the static-endpoints annotation). */
+  endpoints: IREndpoint[];
+  /**
+   * `tls`: ext_proc over TLS with ALPN h2, the certificate not verified (the reference picker serves
+   * a self-signed one; there is no CA to check it against); `h2c`: cleartext HTTP/2 (the Service
+   * port's appProtocol is `kubernetes.io/h2c`).
+   */
+  transport: "tls" | "h2c";
+  /** What happens when the picker cannot be reached or fails: balance over the endpoints, or 503. */
+  failureMode: "FailOpen" | "FailClose";
+  /** The data plane's picker bridge, `127.0.0.1:<port>`. */
+  bridge?: string;
 }
 
 export interface IREndpoint {

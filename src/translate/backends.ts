@@ -141,7 +141,7 @@ export function resolveBackendRef(
       source: { kind: "Service", namespace, name: ref.name },
       port: ref.port,
       protocol,
-      endpoints: endpointsOf(snapshot, service, servicePort),
+      endpoints: serviceEndpoints(snapshot, service, servicePort),
       ...(policy?.tls !== undefined ? { tls: policy.tls } : {}),
     },
   };
@@ -205,7 +205,7 @@ function tlsProtocol(port: ServicePort): IRBackendProtocol | undefined {
 }
 
 /** Ready endpoints of a Service port, sorted and deduplicated. */
-function endpointsOf(snapshot: Snapshot, service: Service, port: ServicePort): IREndpoint[] {
+export function serviceEndpoints(snapshot: Snapshot, service: Service, port: ServicePort): IREndpoint[] {
   const namespace = service.metadata.namespace ?? "default";
   const found = new Map<string, IREndpoint>();
   const add = (address: string, p: number): void => {

@@ -1,6 +1,7 @@
 // InferencePools (Gateway API Inference Extension v1.6.0) through a real HAProxy in `serve` mode:
 // pools whose endpoints are static Pods (status.podIP) of the YAML, every target port an endpoint;
-// h2c pools; the endpoint picker not called yet (FailOpen balances, FailClose answers 503); a Pod
+// h2c pools; a picker without endpoints is unavailable (FailOpen balances, FailClose answers 503; the
+// picker itself: epp.test.ts); a Pod
 // turning unready leaves the pool; the pool's status says how it is routed.
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
@@ -159,7 +160,7 @@ describe("InferencePool backends (serve mode, static Pods)", () => {
     assert.equal(res.echo?.backend, "h2");
   });
 
-  test("endpoint picker not called: FailOpen balances, FailClose and an unresolved picker answer 503", async () => {
+  test("endpoint picker unavailable: FailOpen balances, FailClose and an unresolved picker answer 503", async () => {
     const open = await harness().get("/", { host: "open.test" });
     assert.equal(open.status, 200);
     assert.equal(open.echo?.backend, "m1");
@@ -176,7 +177,7 @@ describe("InferencePool backends (serve mode, static Pods)", () => {
     assert.match(text, /requests are load-balanced over the pool's 2 ready endpoints/);
     assert.match(
       text,
-      /The endpoint picker \(Service default\/epp port 9002\) is not called: Gatehouse does not implement the endpoint picker protocol yet\. failureMode FailClose: requests are answered 503/,
+      /Requests are routed by the endpoint picker \(Service default\/epp port 9002, 0 ready endpoints\)[^"]*failureMode FailClose: when the picker is unavailable, requests are answered 503/,
     );
     assert.match(text, /InvalidExtensionRef/);
     assert.match(text, /endpointPickerRef: Service default\/no-such-epp not found/);

@@ -1,5 +1,5 @@
 // InferencePool (Gateway API Inference Extension v1.6.0) as an HTTPRoute backend: the pool's
-// endpoints, and how requests are routed while the endpoint picker protocol is not implemented.
+// endpoints, and its endpoint picker.
 //
 // Endpoints: the Pods of the pool's namespace matching `spec.selector.matchLabels`, ready and not
 // being deleted, at `status.podIP`, each on every `spec.targetPorts[].number` ("Every port will be
@@ -7,23 +7,29 @@
 // A backendRef's `port` is ignored for a pool (the conformance test
 // InferencePoolHTTPRoutePortValidation: "HTTP Port is ignored when inferencePool is backendRef").
 //
-// The endpoint picker (`spec.endpointPickerRef`): Gatehouse does not call it yet (docs/inference.md
-// designs the bridge). Requests are never silently load-balanced in its place:
+// The endpoint picker (`spec.endpointPickerRef`): the IR backend carries it (`IRBackend.picker`: the
+// picker Service port's ready endpoints, its transport and the failureMode); the data plane's picker
+// bridge calls it for every request (src/dataplane/epp, docs/inference.md):
 // - no endpointPickerRef: allowed since v1.5.0 for implementations that balance on their own, which
 //   Gatehouse does (HAProxy's balancing over the ready endpoints);
-// - a picker with failureMode FailOpen: "the parent should forward the request to an endpoint of its
-//   picking when the Endpoint Picker extension fails" — the pool's ready endpoints are used;
-// - a picker with failureMode FailClose (the default): "the parent should drop the request" —
-//   requests get 503 (a backend with no endpoints);
+// - failureMode FailOpen: "the parent should forward the request to an endpoint of its picking when
+//   the Endpoint Picker extension fails" — HAProxy balances over the pool's ready endpoints;
+// - failureMode FailClose (the default): "the parent should drop the request" — 503;
 // - a picker reference that does not resolve (a kind other than Service, or a Service that does not
 //   exist or lacks the port): a configuration error, not an outage, so 503 whatever the failureMode.
 // The pool's status says which of these applies, in the message of its Accepted condition.
 import { isIP } from "node:net";
-import type { IRBackendProtocol, IREndpoint } from "../../ir/types.ts";
+import type { IRBackendProtocol, IREndpoint, IRPicker } from "../../ir/types.ts";
 import type { Pod } from "../../resources/core.ts";
 import type { InferencePool } from "../../resources/generated/inference-types.ts";
 import type { Snapshot } from "../../resources/snapshot.ts";
-import type { BackendRef, BackendResult, ProtocolFamily, RefSource } from "../backends.ts";
+import {
+  serviceEndpoints,
+  type BackendRef,
+  type BackendResult,
+  type ProtocolFamily,
+  type RefSource,
+} from "../backends.ts";
 import { referenceAllowed } from "../referencegrant.ts";
 
 export const INFERENCE_GROUP = "inference.networking.k8s.io";
@@ -37,8 +43,8 @@ export function isInferencePoolRef(ref: BackendRef): boolean {
 /** How requests to a pool are routed, and why. */
 export type PickerMode =
   | { kind: "none" }
-  | { kind: "failOpen"; picker: string }
-  | { kind: "failClose"; picker: string }
+  | { kind: "failOpen"; picker: string; ir: IRPicker }
+  | { kind: "failClose"; picker: string; ir: IRPicker }
   | { kind: "invalid"; problem: string };
 
 /** The endpointPickerRef of a pool, resolved against the snapshot. */
@@ -63,15 +69,25 @@ export function pickerMode(snapshot: Snapshot, pool: InferencePool): PickerMode 
       problem: `endpointPickerRef: Service ${namespace}/${ref.name} is of type ExternalName, which must not be used`,
     };
   const port = ref.port?.number;
-  if (port === undefined || !(service.spec?.ports ?? []).some((p) => p.port === port))
+  const servicePort = (service.spec?.ports ?? []).find(
+    (p) => p.port === port && (p.protocol ?? "TCP") === "TCP",
+  );
+  if (port === undefined || servicePort === undefined)
     return {
       kind: "invalid",
       problem: `endpointPickerRef: Service ${namespace}/${ref.name} has no port ${port ?? "(none given)"}`,
     };
   const picker = `Service ${namespace}/${ref.name} port ${port}`;
-  return (ref.failureMode ?? "FailClose") === "FailOpen"
-    ? { kind: "failOpen", picker }
-    : { kind: "failClose", picker };
+  const failureMode = (ref.failureMode ?? "FailClose") === "FailOpen" ? "FailOpen" : "FailClose";
+  const ir: IRPicker = {
+    service: `${namespace}/${ref.name}:${port}`,
+    endpoints: serviceEndpoints(snapshot, service, servicePort),
+    // The reference picker serves ext_proc over TLS unless told otherwise (--secure-serving=false),
+    // which a Service port says with appProtocol kubernetes.io/h2c.
+    transport: servicePort.appProtocol?.toLowerCase() === "kubernetes.io/h2c" ? "h2c" : "tls",
+    failureMode,
+  };
+  return failureMode === "FailOpen" ? { kind: "failOpen", picker, ir } : { kind: "failClose", picker, ir };
 }
 
 /** Resolves a backendRef to an InferencePool (the caller checked isInferencePoolRef). */
@@ -107,7 +123,6 @@ export function resolveInferencePoolRef(
     };
   }
   const mode = pickerMode(snapshot, pool);
-  const routed = mode.kind === "none" || mode.kind === "failOpen";
   return {
     ok: true,
     backend: {
@@ -115,7 +130,9 @@ export function resolveInferencePoolRef(
       source: { kind: INFERENCE_POOL_KIND, namespace, name: ref.name },
       port: pool.spec.targetPorts[0]?.number ?? 0,
       protocol: poolProtocol(pool),
-      endpoints: routed ? poolEndpoints(snapshot, pool) : [],
+      // An unresolvable picker: no endpoints, 503.
+      endpoints: mode.kind === "invalid" ? [] : poolEndpoints(snapshot, pool),
+      ...(mode.kind === "failOpen" || mode.kind === "failClose" ? { picker: mode.ir } : {}),
     },
   };
 }

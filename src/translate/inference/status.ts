@@ -2,8 +2,8 @@
 // `status.parents[]` entry per Gateway of ours that an HTTPRoute referencing the pool is attached
 // to, with the conditions the extension defines:
 // - Accepted: True (reason Accepted) when an HTTPRoute referencing the pool is accepted by that
-//   Gateway, False (HTTPRouteNotAccepted) when none is; the message says how requests are routed,
-//   and in particular that the endpoint picker is not called yet (pool.ts).
+//   Gateway, False (HTTPRouteNotAccepted) when none is; the message says how requests are routed
+//   (by the endpoint picker, and what its failureMode does; pool.ts).
 // - ResolvedRefs: True (ResolvedRefs), or False (InvalidExtensionRef) when endpointPickerRef does not
 //   resolve.
 // A pool no route of ours references gets no entry; the status writer removes entries of ours that
@@ -114,16 +114,16 @@ export function inferencePoolStatuses(
 
 /** The Accepted message: how requests to the pool are routed (see pool.ts). */
 function routingMessage(mode: PickerMode, ready: number): string {
-  const balanced = `requests are load-balanced over the pool's ${ready} ready endpoint${ready === 1 ? "" : "s"}`;
-  const notCalled = (picker: string): string =>
-    `The endpoint picker (${picker}) is not called: Gatehouse does not implement the endpoint picker protocol yet`;
+  const endpoints = `${ready} ready endpoint${ready === 1 ? "" : "s"}`;
+  const picked = (picker: string, n: number): string =>
+    `Requests are routed by the endpoint picker (${picker}, ${n} ready endpoint${n === 1 ? "" : "s"}) among the pool's ${endpoints}; a retry goes to another ready endpoint chosen by Gatehouse, not to the picker's fallbacks`;
   switch (mode.kind) {
     case "none":
-      return `Accepted without endpointPickerRef: ${balanced}`;
+      return `Accepted without endpointPickerRef: requests are load-balanced over the pool's ${endpoints}`;
     case "failOpen":
-      return `${notCalled(mode.picker)}. failureMode FailOpen: ${balanced}, as when the picker is unavailable`;
+      return `${picked(mode.picker, mode.ir.endpoints.length)}. failureMode FailOpen: when the picker is unavailable, requests are load-balanced over the ready endpoints`;
     case "failClose":
-      return `${notCalled(mode.picker)}. failureMode FailClose: requests are answered 503, as when the picker is unavailable`;
+      return `${picked(mode.picker, mode.ir.endpoints.length)}. failureMode FailClose: when the picker is unavailable, requests are answered 503`;
     case "invalid":
       return "Accepted, but endpointPickerRef does not resolve (see ResolvedRefs): requests are answered 503";
   }

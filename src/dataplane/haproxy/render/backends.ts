@@ -26,6 +26,7 @@ import {
   type RenderedBackend,
   type Section,
 } from "./model.ts";
+import { pickerBackendLines } from "./epp.ts";
 import { addSessionEntries, sessionLines } from "./session.ts";
 import { arrangeSlots, type SlotArrangement } from "./slots.ts";
 
@@ -219,7 +220,12 @@ export class BackendSet {
     const name = this.known.get(`${e.backend.id}\0${key}`);
     const out = name === undefined ? undefined : this.outs.get(name);
     if (out === undefined || out.current !== undefined) return undefined;
-    if (out.spare && (e.backend.tls !== undefined || e.backend.endpoints.length > out.slots))
+    if (
+      out.spare &&
+      (e.backend.tls !== undefined ||
+        e.backend.picker !== undefined ||
+        e.backend.endpoints.length > out.slots)
+    )
       return undefined;
     if (!out.spare) {
       out.source = { backend: e.backend, base: e.base, profile: out.profile };
@@ -231,7 +237,9 @@ export class BackendSet {
 
   /** A spare free in the previous layout, for a new plain-HTTP use that fits its slots. */
   private spare(e: Entry, key: string): string | undefined {
-    if (!this.reuse || key !== PLAIN_KEY || e.backend.tls !== undefined) return undefined;
+    // A pool with an endpoint picker has lines of its own (epp.ts): never a spare.
+    if (!this.reuse || key !== PLAIN_KEY || e.backend.tls !== undefined || e.backend.picker !== undefined)
+      return undefined;
     if (e.backend.endpoints.length > this.spareSlots) return undefined;
     for (;;) {
       const name = this.free.shift();
@@ -343,6 +351,7 @@ export class BackendSet {
         o.slots,
         endpoints,
         undefined,
+        [],
       );
     }
     let src = o.source;
@@ -360,7 +369,18 @@ export class BackendSet {
     // subjectAltNames are checked by the TLS bridge; without it (no data plane has set it up, e.g.
     // `translate` or a test) the servers stay disabled: fail closed, never unchecked TLS.
     const unchecked = tls !== undefined && tls.subjectAltNames.length > 0 && tls.bridge === undefined;
-    return this.lines(o.name, header, head, src.profile, tls, o.slots, unchecked ? [] : endpoints, tag);
+    const picker = src.profile.mode === "http" ? pickerBackendLines(b, o.slots) : [];
+    return this.lines(
+      o.name,
+      header,
+      head,
+      src.profile,
+      tls,
+      o.slots,
+      unchecked ? [] : endpoints,
+      tag,
+      picker,
+    );
   }
 
   private lines(
@@ -372,19 +392,20 @@ export class BackendSet {
     slots: number,
     endpoints: ReadonlyArray<IREndpoint | undefined>,
     tag: string | undefined,
+    picker: string[],
   ): Section {
     // Without upstream TLS or sessions the section is a pure function of these arguments (the
     // others add files and map entries to the context): remembered per endpoints array, which the
     // incremental translator keeps for an unchanged IRBackend, so that a render of thousands of
     // unchanged backends does not rebuild their sections.
     if (tls !== undefined || profile.header !== undefined || profile.cookie !== undefined)
-      return this.build(name, header, head, profile, tls, slots, endpoints, tag);
-    const key = JSON.stringify([header, head, profileKey(profile), slots, tag ?? null]);
+      return this.build(name, header, head, profile, tls, slots, endpoints, tag, picker);
+    const key = JSON.stringify([header, head, profileKey(profile), slots, tag ?? null, picker]);
     let known = memo.sections.get(endpoints);
     if (known === undefined) memo.sections.set(endpoints, (known = new Map<string, CompiledSection>()));
     let compiled = known.get(key);
     if (compiled === undefined) {
-      compiled = compileSection(this.build(name, header, head, profile, tls, slots, endpoints, tag));
+      compiled = compileSection(this.build(name, header, head, profile, tls, slots, endpoints, tag, picker));
       known.set(key, compiled);
     }
     return { header, lines: [], compiled };
@@ -399,11 +420,14 @@ export class BackendSet {
     slots: number,
     endpoints: ReadonlyArray<IREndpoint | undefined>,
     tag: string | undefined,
+    picker: string[],
   ): Section {
     const lines = [...head, `mode ${profile.mode}`];
     if (profile.mode === "http") {
       lines.push("http-reuse safe");
       lines.push("http-request set-timeout server var(txn.gh_to) if { var(txn.gh_to) -m found }");
+      // An InferencePool's endpoint picker (epp.ts).
+      lines.push(...picker);
     }
     const r = profile.retry;
     if (r !== undefined) {

@@ -212,6 +212,9 @@ function ruleIssues(
 }
 
 function checkBackend(b: IRBackend, report: (field: string, message: string) => void): void {
+  const bridge = b.picker?.bridge;
+  if (bridge !== undefined && !BRIDGE_ADDRESS.test(bridge))
+    report(".picker.bridge", `${JSON.stringify(bridge)} is not an address and port`);
   for (const [ei, e] of b.endpoints.entries()) {
     if (isIP(e.address) === 0) optional(report, `.endpoints[${ei}].address`, hostnameIssue(e.address, false));
     if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535)

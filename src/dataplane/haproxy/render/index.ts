@@ -11,6 +11,7 @@ import { httpFrontend, tcpFrontend, type L4Prepared } from "./frontends.ts";
 import { accessLogRing } from "./logging.ts";
 import { ruleStatsSections } from "./metrics.ts";
 import { mirrorFrontend, mirrorGlobalLines } from "./mirror.ts";
+import { pickerGlobalLines } from "./epp.ts";
 import { externalAuthGlobalLines } from "./extauth.ts";
 import { globalSection, httpDefaults, metricsFrontend, tcpDefaults, writeErrorPages } from "./global.ts";
 import { addTLSRoutes, addVirtualHosts } from "./hosts.ts";
@@ -126,6 +127,7 @@ export function render(ir: IR, options: RenderOptions, previous?: BackendLayout)
   const global = globalSection(ctx);
   global.lines.push(...mirrorGlobalLines(ctx, ir));
   global.lines.push(...externalAuthGlobalLines(ctx, ir));
+  global.lines.push(...pickerGlobalLines(ctx, ir));
   const httpBackendSections = backends.sections("http");
   const sections: Section[] = [
     global,
