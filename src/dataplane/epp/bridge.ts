@@ -77,19 +77,22 @@ const MAX_BODY = 64 * 1024;
 const joinHostPort = (address: string, port: number): string =>
   address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 
-/** Header operations from a mutation: valid, changeable names only; repeated set names add. */
+/**
+ * Header operations from a mutation: valid, changeable names only. As Envoy applies an ext_proc
+ * HeaderMutation: each `set` replaces every value the header has, values set earlier in the same
+ * mutation included (the last one wins); `append` adds; ADD_IF_ABSENT adds when absent. lwepp's
+ * response phase relies on it: it sets x-conformance-test-served-endpoint and then copies the
+ * response's own headers, that header among them.
+ */
 export function mutationOps(m: HeaderMutation): HeaderOp[] {
   const ok = (name: string): boolean => TOKEN.test(name) && !FIXED.has(name);
   const ops: HeaderOp[] = [];
-  const seen = new Set<string>();
   for (const s of m.set) {
     const name = s.name.toLowerCase();
     if (!ok(name) || !FIELD_VALUE.test(s.value)) continue;
-    if (s.action === "append" || (s.action === "set" && seen.has(name)))
-      ops.push({ op: "add", name, value: s.value });
+    if (s.action === "append") ops.push({ op: "add", name, value: s.value });
     else if (s.action === "addIfAbsent") ops.push({ op: "addIfAbsent", name, value: s.value });
     else ops.push({ op: "set", name, value: s.value });
-    seen.add(name);
   }
   for (const n of m.remove) {
     const name = n.toLowerCase();
