@@ -67,7 +67,8 @@ Flags:
   --run-test NAME      run only this test (e.g. InferencePoolAccepted)
   --skip-tests A,B     skip these tests
   --gateway-class NAME (default gatehouse)
-  --timeout DURATION   the test binary's -test.timeout (default 30m)
+  --timeout DURATION   the test binary's -test.timeout (default 90m: a routing test that fails
+                       waits up to the suite's MaxTimeToConsistency, 300 s, per check)
   --debug              the suite's -debug
   --quiet              print only test results, not the suite's log lines
   --reuse              use the running mini-cluster "${CLUSTER.name}" (started by an earlier --keep run) and leave it running
@@ -134,7 +135,7 @@ async function main(argv: string[]): Promise<number> {
       "run-test": { type: "string" },
       "skip-tests": { type: "string" },
       "gateway-class": { type: "string", default: "gatehouse" },
-      timeout: { type: "string", default: "30m" },
+      timeout: { type: "string", default: "90m" },
       debug: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
       reuse: { type: "boolean", default: false },
