@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULTS, REPO, startCluster, stopCluster, type StartOptions } from "./minicluster/cluster.ts";
 import { describe, Kube } from "./minicluster/kube.ts";
-import { run, waitFor } from "./minicluster/proc.ts";
+import { isAlive, run, waitFor } from "./minicluster/proc.ts";
 import { readState, type ClusterState } from "./minicluster/state.ts";
 import {
   buildImageAndHelm,
@@ -177,8 +177,8 @@ async function main(argv: string[]): Promise<number> {
     const [built, suite] = await Promise.all([buildImageAndHelm(log), buildSuite(log)]);
     if (values.reuse) {
       state = readState(CLUSTER.name);
-      if (state === undefined)
-        throw new Error(`--reuse: no mini-cluster "${CLUSTER.name}" (run once with --keep)`);
+      if (state === undefined || !state.processes.every(isAlive))
+        throw new Error(`--reuse: no running mini-cluster "${CLUSTER.name}" (run once with --keep)`);
       log(`using the running mini-cluster "${state.name}" (${state.runDir})`);
     } else {
       state = await startCluster({ ...CLUSTER, images: [`${IMAGE_PATTERN}=${IMAGE_ARCHIVE}`], log });
