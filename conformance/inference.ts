@@ -35,8 +35,6 @@ import { failedTests, summarizeReport, timedOutTests } from "./report.ts";
 const OUT = join(REPO, "conformance", "out");
 const SUITE_DIR = join(REPO, "conformance", "inference");
 export const INFERENCE_REPORT = join(OUT, "inference-report.yaml");
-const SUITE_LOG = join(OUT, "inference-suite.log");
-const LOGS = join(OUT, "inference-logs");
 
 /**
  * The run's mini-cluster: name, bridge, node/pod subnets, service CIDR and load-balancer range of
@@ -54,8 +52,11 @@ export const CLUSTER: Omit<StartOptions, "log" | "images"> = {
   loadBalancerRange: "10.251.0.0/16",
   services: true,
 };
-/** The controller's config-stream Service ClusterIP, inside CLUSTER.serviceCIDR. */
-const DISTRIBUTION_IP = "10.99.100.100";
+/** The controller's config-stream Service ClusterIP: x.y.100.100 of the service CIDR (a /16). */
+export function distributionIP(serviceCIDR: string): string {
+  const [a, b] = serviceCIDR.split(".");
+  return `${a ?? "10"}.${b ?? "96"}.100.100`;
+}
 
 const USAGE = `Usage: npm run conformance:inference -- [flags] [-- extra flags for the suite]
 
@@ -71,9 +72,13 @@ Flags:
                        waits up to the suite's MaxTimeToConsistency, 300 s, per check)
   --debug              the suite's -debug
   --quiet              print only test results, not the suite's log lines
-  --reuse              use the running mini-cluster "${CLUSTER.name}" (started by an earlier --keep run) and leave it running
+  --reuse              use the running mini-cluster (started by an earlier --keep run) and leave it running
   --keep               leave the mini-cluster and the controller running afterwards
                        (stop with: npm run minicluster -- stop --name ${CLUSTER.name})
+  --out DIR            where the report, the suite log and kept logs go (default conformance/out)
+  --name, --bridge, --node-address, --pod-cidr, --service-cidr (a /16), --lb-pool, --lb-range
+                       another mini-cluster (defaults ${CLUSTER.name}, ${CLUSTER.bridge}, ${CLUSTER.nodeAddress},
+                       ${CLUSTER.podCIDR}, ${CLUSTER.serviceCIDR}, ${CLUSTER.loadBalancerPool}, ${CLUSTER.loadBalancerRange})
 `;
 
 function log(line: string): void {
@@ -140,6 +145,14 @@ async function main(argv: string[]): Promise<number> {
       quiet: { type: "boolean", default: false },
       reuse: { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
+      out: { type: "string", default: OUT },
+      name: { type: "string", default: CLUSTER.name },
+      bridge: { type: "string", default: CLUSTER.bridge },
+      "node-address": { type: "string", default: CLUSTER.nodeAddress },
+      "pod-cidr": { type: "string", default: CLUSTER.podCIDR },
+      "service-cidr": { type: "string", default: CLUSTER.serviceCIDR },
+      "lb-pool": { type: "string", default: CLUSTER.loadBalancerPool },
+      "lb-range": { type: "string", default: CLUSTER.loadBalancerRange },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -149,9 +162,23 @@ async function main(argv: string[]): Promise<number> {
   }
   const t0 = Date.now();
   const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
-  mkdirSync(OUT, { recursive: true });
-  rmSync(LOGS, { recursive: true, force: true });
-  rmSync(INFERENCE_REPORT, { force: true });
+  const cluster = {
+    ...CLUSTER,
+    name: values.name,
+    bridge: values.bridge,
+    nodeAddress: values["node-address"],
+    podCIDR: values["pod-cidr"],
+    serviceCIDR: values["service-cidr"],
+    loadBalancerPool: values["lb-pool"],
+    loadBalancerRange: values["lb-range"],
+  };
+  const out = values.out;
+  const report = join(out, "inference-report.yaml");
+  const suiteLog = join(out, "inference-suite.log");
+  const keptLogs = join(out, "inference-logs");
+  mkdirSync(out, { recursive: true });
+  rmSync(keptLogs, { recursive: true, force: true });
+  rmSync(report, { force: true });
 
   const children = new Set<number>();
   let interrupted = false;
@@ -176,12 +203,12 @@ async function main(argv: string[]): Promise<number> {
   try {
     const [built, suite] = await Promise.all([buildImageAndHelm(log), buildSuite(log)]);
     if (values.reuse) {
-      state = readState(CLUSTER.name);
+      state = readState(cluster.name);
       if (state === undefined || !state.processes.every(isAlive))
-        throw new Error(`--reuse: no running mini-cluster "${CLUSTER.name}" (run once with --keep)`);
+        throw new Error(`--reuse: no running mini-cluster "${cluster.name}" (run once with --keep)`);
       log(`using the running mini-cluster "${state.name}" (${state.runDir})`);
     } else {
-      state = await startCluster({ ...CLUSTER, images: [`${IMAGE_PATTERN}=${IMAGE_ARCHIVE}`], log });
+      state = await startCluster({ ...cluster, images: [`${IMAGE_PATTERN}=${IMAGE_ARCHIVE}`], log });
     }
     log(`mini-cluster ready after ${elapsed()}`);
     if (interrupted) throw new Error("interrupted");
@@ -195,7 +222,7 @@ async function main(argv: string[]): Promise<number> {
       kubeconfig: state.kubeconfig,
       digest: built.digest,
       adminPort: 9901,
-      distributionClusterIP: DISTRIBUTION_IP,
+      distributionClusterIP: distributionIP(cluster.serviceCIDR),
       extraValues: ["inferenceExtension.installCRD=true"],
     });
     log(`helm: ${output.split("\n").find((line) => line.startsWith("STATUS")) ?? "installed"}`);
@@ -236,7 +263,7 @@ async function main(argv: string[]): Promise<number> {
       `-test.timeout=${values.timeout}`,
       "-test.v",
       `-gateway-class=${values["gateway-class"]}`,
-      `-report-output=${INFERENCE_REPORT}`,
+      `-report-output=${report}`,
     ];
     if (values["run-test"] !== undefined) suiteArgs.push(`-run-test=${values["run-test"]}`);
     if (values["skip-tests"] !== undefined) suiteArgs.push(`-skip-tests=${values["skip-tests"]}`);
@@ -247,21 +274,21 @@ async function main(argv: string[]): Promise<number> {
     exitCode = await runSuite(suite, suiteArgs, {
       cwd: SUITE_DIR,
       env: { ...process.env, KUBECONFIG: state.kubeconfig, GATEHOUSE_REPO: REPO },
-      logFile: SUITE_LOG,
+      logFile: suiteLog,
       quiet: values.quiet,
       children,
     });
     log(
       `the suite exited with ${exitCode} after ${((Date.now() - suiteStart) / 1000).toFixed(1)} s (total ${elapsed()})`,
     );
-    const suiteOutput = readFileSync(SUITE_LOG, "utf8");
-    if (existsSync(INFERENCE_REPORT)) {
+    const suiteOutput = readFileSync(suiteLog, "utf8");
+    if (existsSync(report)) {
       process.stdout.write(
-        `\n${summarizeReport(readFileSync(INFERENCE_REPORT, "utf8"), failedTests(suiteOutput), timedOutTests(suiteOutput))}`,
+        `\n${summarizeReport(readFileSync(report, "utf8"), failedTests(suiteOutput), timedOutTests(suiteOutput))}`,
       );
-      log(`report: ${INFERENCE_REPORT}; suite output: ${SUITE_LOG}`);
+      log(`report: ${report}; suite output: ${suiteLog}`);
     } else {
-      log(`no report was written; suite output: ${SUITE_LOG}`);
+      log(`no report was written; suite output: ${suiteLog}`);
     }
     failed = exitCode !== 0;
   } catch (error) {
@@ -269,20 +296,20 @@ async function main(argv: string[]): Promise<number> {
     failed = true;
   } finally {
     if (state !== undefined && failed) {
-      keepLogs(state.runDir, LOGS);
-      log(`logs kept in ${LOGS}`);
+      keepLogs(state.runDir, keptLogs);
+      log(`logs kept in ${keptLogs}`);
     }
     if (state !== undefined && !values.keep && !values.reuse) {
       try {
         await stopCluster(state, log);
         log(`torn down (total ${elapsed()})`);
       } catch (error) {
-        log(`${describe(error)}\n  retry with: npm run minicluster -- stop --name ${CLUSTER.name}`);
+        log(`${describe(error)}\n  retry with: npm run minicluster -- stop --name ${cluster.name}`);
         exitCode = exitCode === 0 ? 1 : exitCode;
       }
     } else if (state !== undefined) {
       log(
-        `left running: export KUBECONFIG=${state.kubeconfig}; stop with: npm run minicluster -- stop --name ${CLUSTER.name}`,
+        `left running: export KUBECONFIG=${state.kubeconfig}; stop with: npm run minicluster -- stop --name ${cluster.name}`,
       );
     }
   }
