@@ -44,6 +44,8 @@ export type InstallOptions = {
   /** The image's manifest digest: a Pod annotation, so a new image rolls the Deployment. */
   digest: string;
   adminPort: number;
+  /** More `--set` values (e.g. `inferenceExtension.installCRD=true`). */
+  extraValues?: readonly string[];
 } & (
   | {
       /** Each Gateway its own data-plane Deployment and LoadBalancer Service (the chart's default). */
@@ -95,7 +97,7 @@ export async function installController(options: InstallOptions): Promise<string
       "--namespace",
       NAMESPACE,
       "--create-namespace",
-      ...values.flatMap((value) => ["--set", value]),
+      ...[...values, ...(options.extraValues ?? [])].flatMap((value) => ["--set", value]),
     ],
     { env: { ...process.env, KUBECONFIG: options.kubeconfig }, timeoutMs: 120_000 },
   );

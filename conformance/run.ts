@@ -13,12 +13,11 @@
 // On failure the controller log, its state dir (haproxy.cfg ...), the kubelet and control-plane
 // logs are copied to conformance/out/logs/ (the suite's output is always in
 // conformance/out/suite.log).
-import { spawn } from "node:child_process";
-import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULTS, REPO, registerProcess, startCluster, stopCluster } from "./minicluster/cluster.ts";
-import { describe, isConflict, isNotFound, Kube } from "./minicluster/kube.ts";
+import { describe, isConflict, Kube } from "./minicluster/kube.ts";
 import { failedTests, summarizeReport, timedOutTests } from "./report.ts";
 import { freePort } from "./minicluster/net.ts";
 import {
@@ -34,11 +33,11 @@ import { readState, saveState, type ClusterState } from "./minicluster/state.ts"
 import {
   buildImageAndHelm,
   controllerLog,
-  controllerPodDirs,
   IMAGE_ARCHIVE,
   IMAGE_PATTERN,
   installController,
 } from "./chart.ts";
+import { applyGatewayClass, keepLogs, runSuite, tail } from "./harness.ts";
 
 /**
  * Tests skipped in every run, each with the reason (they appear as skipped in the report). None now.
@@ -55,7 +54,6 @@ const DEFAULT_SKIPPED_TESTS: readonly string[] = [];
 
 const OUT = join(REPO, "conformance", "out");
 const SUITE_DIR = join(REPO, "conformance", "suite");
-const CONTROLLER_NAME = "gatehouse.dev/gateway-controller";
 
 const USAGE = `Usage: npm run conformance -- [flags] [-- extra flags for the suite]
 
@@ -116,35 +114,6 @@ async function controllerFlags(): Promise<Set<string>> {
   return new Set([...help.matchAll(/--([a-z][a-z-]+)/g)].map((m) => m[1] ?? ""));
 }
 
-async function applyGatewayClass(kube: Kube, name: string): Promise<void> {
-  const path = `/apis/gateway.networking.k8s.io/v1/gatewayclasses/${name}`;
-  const body = {
-    apiVersion: "gateway.networking.k8s.io/v1",
-    kind: "GatewayClass",
-    metadata: { name },
-    spec: { controllerName: CONTROLLER_NAME, description: "Gatehouse (conformance run)" },
-  };
-  try {
-    const existing = await kube.request<{ spec: { controllerName: string } }>("GET", path);
-    if (existing.spec.controllerName !== CONTROLLER_NAME) {
-      await kube.request("DELETE", path);
-      await waitFor(`GatewayClass ${name} deleted`, 30_000, async () => {
-        try {
-          await kube.request("GET", path);
-          return undefined;
-        } catch (error) {
-          if (isNotFound(error)) return true;
-          throw error;
-        }
-      });
-      await kube.request("POST", "/apis/gateway.networking.k8s.io/v1/gatewayclasses", body);
-    }
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-    await kube.request("POST", "/apis/gateway.networking.k8s.io/v1/gatewayclasses", body);
-  }
-}
-
 async function ensureNamespace(kube: Kube, name: string): Promise<void> {
   try {
     await kube.request("POST", "/api/v1/namespaces", {
@@ -155,57 +124,6 @@ async function ensureNamespace(kube: Kube, name: string): Promise<void> {
   } catch (error) {
     if (!isConflict(error)) throw error;
   }
-}
-
-function tail(file: string, lines = 30): string {
-  if (!existsSync(file)) return "(no log)";
-  return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
-}
-
-/** Runs go test in conformance/suite; output goes to the console and conformance/out/suite.log. */
-function goTest(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  quiet: boolean,
-  children: Set<number>,
-): Promise<number> {
-  const logFile = join(OUT, "suite.log");
-  const out = createWriteStream(logFile);
-  return new Promise((resolve, reject) => {
-    const child = spawn("go", args, {
-      cwd: SUITE_DIR,
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-    });
-    if (child.pid !== undefined) children.add(child.pid);
-    let pending = "";
-    const onData = (chunk: Buffer) => {
-      out.write(chunk);
-      if (!quiet) {
-        process.stdout.write(chunk);
-        return;
-      }
-      pending += chunk.toString();
-      const lines = pending.split("\n");
-      pending = lines.pop() ?? "";
-      for (const line of lines) {
-        if (/^\s*--- (PASS|FAIL|SKIP)|^(PASS|FAIL|ok|FAIL)\b|panic:|Error Trace|Error:/.test(line))
-          process.stdout.write(`${line}\n`);
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      if (child.pid !== undefined) children.delete(child.pid);
-      out.end(() => resolve(code ?? (signal !== null ? 130 : 1)));
-    });
-  });
-}
-
-function copyIfExists(from: string, to: string): void {
-  if (existsSync(from)) cpSync(from, to, { recursive: true, dereference: false });
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -449,18 +367,19 @@ async function main(argv: string[]): Promise<number> {
     ];
     log(`go ${goArgs.join(" ")}  (in conformance/suite)`);
     const suiteStart = Date.now();
-    exitCode = await goTest(
-      goArgs,
-      {
+    exitCode = await runSuite("go", goArgs, {
+      cwd: SUITE_DIR,
+      env: {
         ...process.env,
         KUBECONFIG: state.kubeconfig,
         GOWORK: "off",
         GOFLAGS: "-mod=readonly",
         GOTOOLCHAIN: process.env["GOTOOLCHAIN"] ?? "local",
       },
-      values.quiet,
+      logFile: join(OUT, "suite.log"),
+      quiet: values.quiet,
       children,
-    );
+    });
     log(
       `go test exited with ${exitCode} after ${((Date.now() - suiteStart) / 1000).toFixed(1)} s (total ${elapsed()})`,
     );
@@ -481,21 +400,7 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     if (state !== undefined && failed) {
       const logs = join(OUT, "logs");
-      mkdirSync(logs, { recursive: true });
-      for (const file of [
-        "controller.log",
-        "kubelet.log",
-        "kube-apiserver.log",
-        "kube-controller-manager.log",
-        "etcd.log",
-      ]) {
-        copyIfExists(join(state.runDir, "logs", file), join(logs, file));
-      }
-      copyIfExists(join(state.runDir, "ctl"), join(logs, "controller-state"));
-      for (const [i, dir] of controllerPodDirs(state.runDir).entries()) {
-        copyIfExists(join(dir, "logs"), join(logs, `controller-pod-${i}`, "logs"));
-        copyIfExists(join(dir, "volumes", "state"), join(logs, `controller-pod-${i}`, "state"));
-      }
+      keepLogs(state.runDir, logs);
       log(`logs kept in ${logs}`);
     }
     if (state !== undefined && !values.keep) {

@@ -487,7 +487,11 @@ async function startKubelet(
     clientCA: pki.caCert,
     netnsPrefix: state.netnsPrefix,
     vethPrefix: state.vethPrefix,
-    binaries: { "echo-basic": join(state.binDir, "echo-basic"), coredns: join(state.binDir, "coredns") },
+    binaries: {
+      "echo-basic": join(state.binDir, "echo-basic"),
+      coredns: join(state.binDir, "coredns"),
+      lwepp: join(state.binDir, "lwepp"),
+    },
     images: options.images,
     kubeletVersion: "v1.36.4",
     ...(state.services !== undefined

@@ -34,6 +34,14 @@ export const BUILTIN_IMAGES: readonly ImageRule[] = [
     binary: "echo-basic",
     readyPorts: echoBasicPorts,
   },
+  // registry.k8s.io/gateway-api-inference-extension/lwepp:* (the inference extension's reference
+  // endpoint picker, conformance/tools/inference); its Pods declare their ports and gRPC probes.
+  {
+    name: "lwepp",
+    pattern: /(^|\/)lwepp(:[^/]*)?(@sha256:[0-9a-f]+)?$/,
+    binary: "lwepp",
+    readyPorts: () => [],
+  },
   // registry.k8s.io/coredns/coredns:*, coredns/coredns:*
   {
     name: "coredns",

@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createConnection } from "node:net";
 import { existsSync } from "node:fs";
-import { mkdir, rm, unlink, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, isNotFound, type Kube } from "../kube.ts";
@@ -12,9 +12,16 @@ import { ip } from "../net.ts";
 import { processStartTime, type ProcessRecord } from "../proc.ts";
 import type { KubeletConfig } from "./config.ts";
 import { ContainerConfigError, containerEnv, expand as expandVars, rewritePaths } from "./env.ts";
+import { grpcHealthCheck } from "./grpc-health.ts";
 import { containerArgv, resolveImage, type ImageRule } from "./images.ts";
 import { deleteContainer, runcArgs, runtimeSpec, type UnpackedImage } from "./oci.ts";
 import { LogWriter } from "./logs.ts";
+import {
+  automountsToken,
+  mountedServiceAccountDir,
+  withBindMount,
+  writeServiceAccountFiles,
+} from "./serviceaccount.ts";
 import type {
   Condition,
   Container,
@@ -69,6 +76,9 @@ class ContainerRun {
   /** Set while a restart is pending (backoff). */
   restartTimer: NodeJS.Timeout | undefined;
   probeTimer: NodeJS.Timeout | undefined;
+  livenessTimer: NodeJS.Timeout | undefined;
+  /** The last probe failure logged (a failure is logged when its reason changes). */
+  lastProbeFailure = "";
   /** Resolves when the current process has exited. */
   exited: Promise<number | null> = Promise.resolve(null);
 
@@ -291,23 +301,58 @@ export class PodRunner {
       hostIP: this.#host.config.nodeIP,
       getConfigMap: (name) => this.#getObject("configmaps", name),
       getSecret: (name) => this.#getObject("secrets", name),
-      requestToken: async (audience, expirationSeconds) => {
-        const answer = await this.#host.kube.request<{ status: { token: string } }>(
-          "POST",
-          `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`,
-          {
-            apiVersion: "authentication.k8s.io/v1",
-            kind: "TokenRequest",
-            spec: {
-              ...(audience !== undefined ? { audiences: [audience] } : {}),
-              expirationSeconds,
-              boundObjectRef: { apiVersion: "v1", kind: "Pod", name: this.pod.metadata.name, uid: this.uid },
-            },
-          },
-        );
-        return answer.status.token;
-      },
+      requestToken: (audience, expirationSeconds) => this.#requestToken(ns, sa, audience, expirationSeconds),
     });
+  }
+
+  /** A token of the Pod's ServiceAccount bound to the Pod (the TokenRequest API). */
+  async #requestToken(
+    ns: string,
+    sa: string,
+    audience: string | undefined,
+    expirationSeconds: number,
+  ): Promise<string> {
+    const answer = await this.#host.kube.request<{ status: { token: string } }>(
+      "POST",
+      `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`,
+      {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenRequest",
+        spec: {
+          ...(audience !== undefined ? { audiences: [audience] } : {}),
+          expirationSeconds,
+          boundObjectRef: { apiVersion: "v1", kind: "Pod", name: this.pod.metadata.name, uid: this.uid },
+        },
+      },
+    );
+    return answer.status.token;
+  }
+
+  /**
+   * The host directory with the container's in-cluster credentials (serviceaccount.ts): the volume
+   * mounted at /var/run/secrets/kubernetes.io/serviceaccount, or, when automounting is on but the
+   * Pod has no such mount, files the kubelet writes itself; undefined when the Pod opts out.
+   */
+  async #serviceAccountDir(mounts: ReadonlyMap<string, string>): Promise<string | undefined> {
+    const mounted = mountedServiceAccountDir(mounts);
+    if (mounted !== undefined) return mounted;
+    const ns = this.pod.metadata.namespace ?? "default";
+    const sa = this.pod.spec.serviceAccountName ?? "default";
+    let account: { automountServiceAccountToken?: boolean } | undefined;
+    if (this.pod.spec.automountServiceAccountToken === undefined) {
+      account = await this.#host.kube.request<{ automountServiceAccountToken?: boolean }>(
+        "GET",
+        `/api/v1/namespaces/${ns}/serviceaccounts/${sa}`,
+      );
+    }
+    if (!automountsToken(this.pod.spec, account)) return undefined;
+    const dir = join(this.dir, "volumes", ".kubelet-serviceaccount");
+    await writeServiceAccountFiles(dir, {
+      token: await this.#requestToken(ns, sa, undefined, 3607),
+      caCert: await readFile(this.#host.config.clientCA, "utf8"),
+      namespace: ns,
+    });
+    return dir;
   }
 
   async #prepare(c: ContainerRun, volumes: ReadonlyMap<string, string>): Promise<void> {
@@ -324,7 +369,9 @@ export class PodRunner {
     for (const [name, value] of vars) env.set(name, rewritePaths(value, mounts));
     c.env = env;
     const expanded = (s: string) => rewritePaths(expandVars(s, vars), mounts);
-    c.argv = [c.argv[0] ?? c.binary, ...c.argv.slice(1).map(expanded)];
+    const argv = [c.argv[0] ?? c.binary, ...c.argv.slice(1).map(expanded)];
+    const credentials = await this.#serviceAccountDir(mounts);
+    c.argv = credentials !== undefined ? withBindMount(argv, credentials) : argv;
     const workingDir = c.spec.workingDir !== undefined ? rewritePaths(c.spec.workingDir, mounts) : undefined;
     c.cwd = workingDir !== undefined && existsSync(workingDir) ? workingDir : this.dir;
   }
@@ -449,6 +496,7 @@ export class PodRunner {
     this.#updateStatus();
     if (c.init) return c.exited;
     this.#watchReadiness(c);
+    this.#watchLiveness(c);
     return null;
   }
 
@@ -463,6 +511,7 @@ export class PodRunner {
       c.record = undefined;
     }
     if (c.probeTimer !== undefined) clearTimeout(c.probeTimer);
+    if (c.livenessTimer !== undefined) clearTimeout(c.livenessTimer);
     // runc exits with its container, or was killed without it: remove (and kill) the container.
     if (c.runcId !== undefined) await deleteContainer(this.#runcRoot, c.runcId);
     c.child = undefined;
@@ -525,7 +574,7 @@ export class PodRunner {
       let ok: boolean;
       let period: number;
       if (probe !== undefined) {
-        ok = await this.#probe(probe, c);
+        ok = await this.#probe(probe, c, "Readiness");
         period = (probe.periodSeconds ?? 10) * 1000;
         if (ok) {
           successes++;
@@ -554,7 +603,60 @@ export class PodRunner {
     c.probeTimer = setTimeout(() => void tick(), delay);
   }
 
-  async #probe(probe: Probe, c: ContainerRun): Promise<boolean> {
+  /**
+   * The livenessProbe: after its initial delay, once the container has started, every period; after
+   * failureThreshold failures in a row the container is killed (SIGTERM, SIGKILL after the Pod's
+   * grace period) and restarted according to the restartPolicy, as the kubelet does.
+   */
+  #watchLiveness(c: ContainerRun): void {
+    const probe = c.spec.livenessProbe;
+    if (probe === undefined) return;
+    const child = c.child;
+    let failures = 0;
+    const period = (probe.periodSeconds ?? 10) * 1000;
+    const tick = async () => {
+      if (this.#stopping || c.child !== child || child?.pid === undefined) return;
+      if (c.started) {
+        if (await this.#probe(probe, c, "Liveness")) {
+          failures = 0;
+        } else if (++failures >= (probe.failureThreshold ?? 3)) {
+          if (this.#stopping || c.child !== child) return;
+          const message = `Container ${c.spec.name} failed liveness probe, will be restarted`;
+          this.#host.event(this.pod, "Normal", "Killing", message);
+          this.#host.log(`${this.key}: ${message}`);
+          const grace = (this.pod.spec.terminationGracePeriodSeconds ?? 30) * 1000;
+          signal(child.pid, "SIGTERM");
+          const exited = await Promise.race([
+            c.exited.then(() => true),
+            sleep(Math.min(grace, MAX_DELETION_GRACE_MS)).then(() => false),
+          ]);
+          if (!exited && c.child === child) signal(child.pid, "SIGKILL");
+          return; // the restart (#onExit) watches the new process
+        }
+      }
+      c.livenessTimer = setTimeout(() => void tick(), period);
+    };
+    c.livenessTimer = setTimeout(() => void tick(), (probe.initialDelaySeconds ?? 0) * 1000);
+  }
+
+  /** One probe; a failure is logged (and an Unhealthy event sent) when its reason changes. */
+  async #probe(probe: Probe, c: ContainerRun, kind: "Readiness" | "Liveness"): Promise<boolean> {
+    const reason = await this.#probeOnce(probe, c);
+    if (reason === undefined) {
+      c.lastProbeFailure = "";
+      return true;
+    }
+    const message = `${kind} probe failed: ${reason}`;
+    if (message !== c.lastProbeFailure) {
+      c.lastProbeFailure = message;
+      this.#host.event(this.pod, "Warning", "Unhealthy", `container ${c.spec.name}: ${message}`);
+      this.#host.log(`${this.key}: container ${c.spec.name}: ${message}`);
+    }
+    return false;
+  }
+
+  /** Runs a probe: undefined when it passes, else why it failed. */
+  async #probeOnce(probe: Probe, c: ContainerRun): Promise<string | undefined> {
     const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
     const port = (p: number | string): number => {
       if (typeof p === "number") return p;
@@ -569,15 +671,25 @@ export class PodRunner {
         const headers = Object.fromEntries((h.httpHeaders ?? []).map((x) => [x.name, x.value]));
         const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs), redirect: "manual" });
         await res.arrayBuffer();
-        return res.status >= 200 && res.status < 400;
-      } catch {
-        return false;
+        return res.status >= 200 && res.status < 400
+          ? undefined
+          : `HTTP probe failed with statuscode: ${res.status}`;
+      } catch (error) {
+        return `Get "${url}": ${describe(error)}`;
       }
     }
-    if (probe.tcpSocket !== undefined)
-      return tcpCheck(probe.tcpSocket.host ?? this.podIP, port(probe.tcpSocket.port), timeoutMs);
-    if (probe.grpc !== undefined) return tcpCheck(this.podIP, probe.grpc.port, timeoutMs);
-    return true; // exec probes cannot run here; treat as passing
+    if (probe.tcpSocket !== undefined) {
+      const host = probe.tcpSocket.host ?? this.podIP;
+      const p = port(probe.tcpSocket.port);
+      return (await tcpCheck(host, p, timeoutMs)) ? undefined : `dial tcp ${host}:${p} failed`;
+    }
+    if (probe.grpc !== undefined) {
+      const result = await grpcHealthCheck(this.podIP, probe.grpc.port, probe.grpc.service ?? "", timeoutMs);
+      return result.ok
+        ? undefined
+        : `gRPC health check of ${this.podIP}:${probe.grpc.port} (service "${probe.grpc.service ?? ""}"): ${result.reason}`;
+    }
+    return undefined; // exec probes cannot run here; treat as passing
   }
 
   #setReady(c: ContainerRun, ready: boolean): void {
@@ -730,6 +842,7 @@ export class PodRunner {
       all.map(async (c) => {
         if (c.restartTimer !== undefined) clearTimeout(c.restartTimer);
         if (c.probeTimer !== undefined) clearTimeout(c.probeTimer);
+        if (c.livenessTimer !== undefined) clearTimeout(c.livenessTimer);
         const child = c.child;
         if (child?.pid === undefined) return;
         signal(child.pid, "SIGTERM");

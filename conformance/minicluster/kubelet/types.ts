@@ -65,6 +65,7 @@ export interface Container {
   ports?: Array<{ name?: string; containerPort: number; protocol?: string }>;
   volumeMounts?: Array<{ name: string; mountPath: string; subPath?: string; readOnly?: boolean }>;
   readinessProbe?: Probe;
+  livenessProbe?: Probe;
   startupProbe?: Probe;
   resources?: { limits?: Record<string, string>; requests?: Record<string, string> };
   /** Honoured for containers of OCI images (runc); local binaries run as the kubelet's user. */
@@ -120,6 +121,7 @@ export interface PodSpec {
   schedulerName?: string;
   hostname?: string;
   serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
   restartPolicy?: "Always" | "OnFailure" | "Never";
   terminationGracePeriodSeconds?: number;
   hostNetwork?: boolean;
