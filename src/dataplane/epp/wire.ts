@@ -9,7 +9,7 @@
 //   served request: s1 stream id, s2 served endpoint, I2 status, I2 count, (s2 name, s4 value)*
 //   served reply:   I2 count, (B op, s2 name, s4 value)*
 // op: 0 set (replace), 1 add, 2 remove, 3 add if absent.
-import { WireError } from "../extauth/wire.ts";
+import { WireError, WireReader, WireWriter } from "../lua-wire.ts";
 
 export { WireError };
 
@@ -42,66 +42,9 @@ export interface ServedRequest {
   headers: Array<[string, string]>;
 }
 
-class Reader {
-  #pos = 0;
-  readonly #buf: Buffer;
-  constructor(buf: Buffer) {
-    this.#buf = buf;
-  }
-  #need(n: number): void {
-    if (this.#pos + n > this.#buf.length) throw new WireError("truncated message");
-  }
-  uint(bytes: 1 | 2 | 4): number {
-    this.#need(bytes);
-    const v = this.#buf.readUIntBE(this.#pos, bytes);
-    this.#pos += bytes;
-    return v;
-  }
-  raw(lengthBytes: 1 | 2 | 4): Buffer {
-    const n = this.uint(lengthBytes);
-    this.#need(n);
-    const v = this.#buf.subarray(this.#pos, this.#pos + n);
-    this.#pos += n;
-    return v;
-  }
-  str(lengthBytes: 1 | 2 | 4): string {
-    return this.raw(lengthBytes).toString("latin1");
-  }
-  end(): void {
-    if (this.#pos !== this.#buf.length) throw new WireError("trailing bytes");
-  }
-}
-
-class Writer {
-  readonly parts: Buffer[] = [];
-  uint(bytes: 1 | 2 | 4, v: number): this {
-    const b = Buffer.alloc(bytes);
-    b.writeUIntBE(v, 0, bytes);
-    this.parts.push(b);
-    return this;
-  }
-  str(lengthBytes: 1 | 2 | 4, s: string | Buffer): this {
-    const b = typeof s === "string" ? Buffer.from(s, "latin1") : s;
-    if (b.length >= 2 ** (8 * lengthBytes)) throw new WireError(`a field of ${b.length} bytes does not fit`);
-    this.uint(lengthBytes, b.length);
-    this.parts.push(b);
-    return this;
-  }
-  finish(): Buffer {
-    return Buffer.concat(this.parts);
-  }
-}
-
-function headers(r: Reader): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  const n = r.uint(2);
-  for (let i = 0; i < n; i++) out.push([r.str(2), r.str(4)]);
-  return out;
-}
-
 const OPS = { set: 0, add: 1, remove: 2, addIfAbsent: 3 } as const;
 
-function writeOps(w: Writer, ops: readonly HeaderOp[]): void {
+function writeOps(w: WireWriter, ops: readonly HeaderOp[]): void {
   w.uint(2, ops.length);
   for (const o of ops)
     w.uint(1, OPS[o.op])
@@ -109,7 +52,7 @@ function writeOps(w: Writer, ops: readonly HeaderOp[]): void {
       .str(4, o.op === "remove" ? "" : o.value);
 }
 
-function readOps(r: Reader): HeaderOp[] {
+function readOps(r: WireReader): HeaderOp[] {
   const ops: HeaderOp[] = [];
   const n = r.uint(2);
   for (let i = 0; i < n; i++) {
@@ -123,7 +66,7 @@ function readOps(r: Reader): HeaderOp[] {
 }
 
 export function decodePickRequest(buf: Buffer): PickRequest {
-  const r = new Reader(buf);
+  const r = new WireReader(buf);
   const out: PickRequest = {
     key: r.str(1),
     method: r.str(2),
@@ -134,40 +77,38 @@ export function decodePickRequest(buf: Buffer): PickRequest {
     headers: [],
     body: Buffer.alloc(0),
   };
-  out.headers = headers(r);
+  out.headers = r.headers();
   out.body = Buffer.from(r.raw(4));
   r.end();
   return out;
 }
 
 export function encodePickRequest(p: PickRequest): Buffer {
-  const w = new Writer()
+  const w = new WireWriter()
     .str(1, p.key)
     .str(2, p.method)
     .str(4, p.path)
     .str(4, p.host)
     .str(1, p.scheme)
     .uint(1, p.complete ? 1 : 0)
-    .uint(2, p.headers.length);
-  for (const [name, value] of p.headers) w.str(2, name).str(4, value);
+    .headers(p.headers);
   return w.str(4, p.body).finish();
 }
 
 export function encodePickVerdict(v: PickVerdict): Buffer {
-  const w = new Writer();
+  const w = new WireWriter();
   if (v.kind === "unavailable") return w.uint(1, 2).finish();
   if (v.kind === "pick") {
     w.uint(1, 1).str(1, v.stream).str(2, v.destination);
     writeOps(w, v.ops);
     return w.finish();
   }
-  w.uint(1, 0).uint(2, v.status).uint(2, v.headers.length);
-  for (const [name, value] of v.headers) w.str(2, name).str(4, value);
+  w.uint(1, 0).uint(2, v.status).headers(v.headers);
   return w.str(4, v.body).finish();
 }
 
 export function decodePickVerdict(buf: Buffer): PickVerdict {
-  const r = new Reader(buf);
+  const r = new WireReader(buf);
   const kind = r.uint(1);
   if (kind === 2) {
     r.end();
@@ -182,34 +123,33 @@ export function decodePickVerdict(buf: Buffer): PickVerdict {
   }
   if (kind !== 0) throw new WireError(`unknown verdict ${kind}`);
   const status = r.uint(2);
-  const hs = headers(r);
+  const hs = r.headers();
   const body = Buffer.from(r.raw(4));
   r.end();
   return { kind: "respond", status, headers: hs, body };
 }
 
 export function decodeServedRequest(buf: Buffer): ServedRequest {
-  const r = new Reader(buf);
+  const r = new WireReader(buf);
   const out: ServedRequest = { stream: r.str(1), served: r.str(2), status: r.uint(2), headers: [] };
-  out.headers = headers(r);
+  out.headers = r.headers();
   r.end();
   return out;
 }
 
 export function encodeServedRequest(s: ServedRequest): Buffer {
-  const w = new Writer().str(1, s.stream).str(2, s.served).uint(2, s.status).uint(2, s.headers.length);
-  for (const [name, value] of s.headers) w.str(2, name).str(4, value);
+  const w = new WireWriter().str(1, s.stream).str(2, s.served).uint(2, s.status).headers(s.headers);
   return w.finish();
 }
 
 export function encodeServedReply(ops: readonly HeaderOp[]): Buffer {
-  const w = new Writer();
+  const w = new WireWriter();
   writeOps(w, ops);
   return w.finish();
 }
 
 export function decodeServedReply(buf: Buffer): HeaderOp[] {
-  const r = new Reader(buf);
+  const r = new WireReader(buf);
   const ops = readOps(r);
   r.end();
   return ops;
