@@ -8,6 +8,7 @@
 // back. A stream whose response never comes (a client gone, a 503 by HAProxy) is cancelled at its
 // deadline. One loopback server for all pools; started on the first IR that has a picker. The pools
 // of the previous IR are kept too, for workers still running the previous configuration.
+import { readMessage } from "../bridge-http.ts";
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -227,20 +228,10 @@ export class EppBridge {
       res.writeHead(404).end();
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of req as AsyncIterable<Buffer>) {
-      size += c.length;
-      if (size > MAX_MESSAGE) {
-        res.writeHead(413).end();
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    }
+    const message = await readMessage(req, res, MAX_MESSAGE);
+    if (message === undefined) return;
     let body: Buffer;
     try {
-      const message = Buffer.concat(chunks);
       body =
         req.url === "/pick"
           ? encodePickVerdict(await this.pick(decodePickRequest(message)))

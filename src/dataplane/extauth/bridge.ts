@@ -5,6 +5,7 @@
 // ext_authz over HTTP/2, which HAProxy 2.6's Lua cannot speak. One loopback server for all filters;
 // started on the first IR that has one. The settings of the previous IR are kept too, so requests
 // of a worker still running the previous configuration during a reload are checked, not refused.
+import { readMessage } from "../bridge-http.ts";
 import { createServer, Agent, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -124,20 +125,11 @@ export class ExtAuthBridge {
       res.writeHead(404).end();
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of req as AsyncIterable<Buffer>) {
-      size += c.length;
-      if (size > MAX_MESSAGE) {
-        res.writeHead(413).end();
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    }
+    const message = await readMessage(req, res, MAX_MESSAGE);
+    if (message === undefined) return;
     let verdict: Verdict;
     try {
-      const r = decodeRequest(Buffer.concat(chunks));
+      const r = decodeRequest(message);
       const target = this.#current.get(r.key) ?? this.#previous.get(r.key);
       if (target === undefined) {
         verdict = forbidden("the authorization settings of this route are not loaded");
