@@ -68,8 +68,10 @@ Flags:
   --run-test NAME      run only this test (e.g. InferencePoolAccepted)
   --skip-tests A,B     skip these tests
   --gateway-class NAME (default gatehouse)
-  --timeout DURATION   the test binary's -test.timeout (default 90m: a routing test that fails
-                       waits up to the suite's MaxTimeToConsistency, 300 s, per check)
+  --timeout DURATION   the test binary's -test.timeout (default 180m: with the suite's own
+                       timeouts a routing check that fails waits MaxTimeToConsistency, 300 s,
+                       and about 20 such checks fail without the endpoint picker bridge; add
+                       -- -timeout-config-overrides=MaxTimeToConsistency:30 for a ~15 min run)
   --debug              the suite's -debug
   --quiet              print only test results, not the suite's log lines
   --reuse              use the running mini-cluster (started by an earlier --keep run) and leave it running
@@ -140,7 +142,7 @@ async function main(argv: string[]): Promise<number> {
       "run-test": { type: "string" },
       "skip-tests": { type: "string" },
       "gateway-class": { type: "string", default: "gatehouse" },
-      timeout: { type: "string", default: "90m" },
+      timeout: { type: "string", default: "180m" },
       debug: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
       reuse: { type: "boolean", default: false },
