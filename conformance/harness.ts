@@ -116,3 +116,38 @@ export function keepLogs(runDir: string, logs: string): void {
     copyIfExists(join(dir, "volumes", "state"), join(logs, `controller-pod-${i}`, "state"));
   }
 }
+
+/**
+ * SIGINT/SIGTERM during a run: the suite's process groups (`children`, added by runSuite) get
+ * SIGINT so that the suite stops and cleans up, and `interrupted` tells the run to tear down.
+ */
+export class Interruption {
+  readonly children = new Set<number>();
+  #interrupted = false;
+
+  constructor(log: (line: string) => void) {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (this.#interrupted) return;
+      this.#interrupted = true;
+      log(`${signal}: stopping the suite, then tearing down`);
+      for (const pid of this.children) {
+        try {
+          process.kill(-pid, "SIGINT");
+        } catch {
+          // gone
+        }
+      }
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  }
+
+  get interrupted(): boolean {
+    return this.#interrupted;
+  }
+
+  /** Throws when a signal came: the run's next step is not started. */
+  check(): void {
+    if (this.#interrupted) throw new Error("interrupted");
+  }
+}

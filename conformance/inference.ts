@@ -29,7 +29,7 @@ import {
   IMAGE_PATTERN,
   installController,
 } from "./chart.ts";
-import { applyGatewayClass, keepLogs, runSuite, tail } from "./harness.ts";
+import { applyGatewayClass, Interruption, keepLogs, runSuite, tail } from "./harness.ts";
 import { failedTests, summarizeReport, timedOutTests } from "./report.ts";
 
 const OUT = join(REPO, "conformance", "out");
@@ -180,22 +180,7 @@ async function main(argv: string[]): Promise<number> {
   rmSync(keptLogs, { recursive: true, force: true });
   rmSync(report, { force: true });
 
-  const children = new Set<number>();
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) return;
-    interrupted = true;
-    log(`${signal}: stopping the suite, then tearing down`);
-    for (const pid of children) {
-      try {
-        process.kill(-pid, "SIGINT");
-      } catch {
-        // gone
-      }
-    }
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const interruption = new Interruption(log);
 
   let state: ClusterState | undefined;
   let failed = true;
@@ -211,7 +196,7 @@ async function main(argv: string[]): Promise<number> {
       state = await startCluster({ ...cluster, images: [`${IMAGE_PATTERN}=${IMAGE_ARCHIVE}`], log });
     }
     log(`mini-cluster ready after ${elapsed()}`);
-    if (interrupted) throw new Error("interrupted");
+    interruption.check();
     const kube = Kube.fromFile(state.kubeconfig);
 
     // --- GatewayClass, the chart (with the InferencePool CRD) --------------------------------
@@ -254,7 +239,7 @@ async function main(argv: string[]): Promise<number> {
       });
     }
     log(`GatewayClass ${values["gateway-class"]} accepted after ${elapsed()}`);
-    if (interrupted) throw new Error("interrupted");
+    interruption.check();
 
     // --- the suite -----------------------------------------------------------------------------
     const suiteArgs = [
@@ -276,7 +261,7 @@ async function main(argv: string[]): Promise<number> {
       env: { ...process.env, KUBECONFIG: state.kubeconfig, GATEHOUSE_REPO: REPO },
       logFile: suiteLog,
       quiet: values.quiet,
-      children,
+      children: interruption.children,
     });
     log(
       `the suite exited with ${exitCode} after ${((Date.now() - suiteStart) / 1000).toFixed(1)} s (total ${elapsed()})`,

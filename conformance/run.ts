@@ -37,7 +37,7 @@ import {
   IMAGE_PATTERN,
   installController,
 } from "./chart.ts";
-import { applyGatewayClass, keepLogs, runSuite, tail } from "./harness.ts";
+import { applyGatewayClass, Interruption, keepLogs, runSuite, tail } from "./harness.ts";
 
 /**
  * Tests skipped in every run, each with the reason (they appear as skipped in the report). None now.
@@ -180,22 +180,7 @@ async function main(argv: string[]): Promise<number> {
   rmSync(join(OUT, "logs"), { recursive: true, force: true });
   rmSync(join(OUT, "report.yaml"), { force: true });
 
-  const children = new Set<number>();
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) return;
-    interrupted = true;
-    log(`${signal}: stopping the suite, then tearing down`);
-    for (const pid of children) {
-      try {
-        process.kill(-pid, "SIGINT");
-      } catch {
-        // gone
-      }
-    }
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const interruption = new Interruption(log);
 
   let state: ClusterState | undefined;
   let controller: ProcessRecord | undefined;
@@ -233,7 +218,7 @@ async function main(argv: string[]): Promise<number> {
     }
     log(`mini-cluster ready after ${elapsed()}`);
     const kube = Kube.fromFile(state.kubeconfig);
-    if (interrupted) throw new Error("interrupted");
+    interruption.check();
 
     // --- GatewayClass and controller -------------------------------------------------------
     await applyGatewayClass(kube, values["gateway-class"]);
@@ -330,7 +315,7 @@ async function main(argv: string[]): Promise<number> {
       );
     }
     log(`GatewayClass ${values["gateway-class"]} accepted after ${elapsed()}`);
-    if (interrupted) throw new Error("interrupted");
+    interruption.check();
 
     // --- the suite ---------------------------------------------------------------------------
     const suiteFlags = [
@@ -378,7 +363,7 @@ async function main(argv: string[]): Promise<number> {
       },
       logFile: join(OUT, "suite.log"),
       quiet: values.quiet,
-      children,
+      children: interruption.children,
     });
     log(
       `go test exited with ${exitCode} after ${((Date.now() - suiteStart) / 1000).toFixed(1)} s (total ${elapsed()})`,
