@@ -8,10 +8,10 @@
 // back. A stream whose response never comes (a client gone, a 503 by HAProxy) is cancelled at its
 // deadline. One loopback server for all pools; started on the first IR that has a picker. The pools
 // of the previous IR are kept too, for workers still running the previous configuration.
-import { readMessage } from "../bridge-http.ts";
+import { joinHostPort } from "../../net/hostport.ts";
+import { HOP_HEADERS, listenLoopback, readMessage } from "../bridge-http.ts";
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { IR, IRBackend, IRPicker } from "../../ir/types.ts";
 import { pickerKey } from "../haproxy/render/epp.ts";
@@ -62,21 +62,8 @@ const MAX_MESSAGE = 2 * 1024 * 1024;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** Never changed by the picker: framing and connection headers, Host. */
-const FIXED = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-  "content-length",
-  "host",
-]);
+const FIXED = HOP_HEADERS;
 const MAX_BODY = 64 * 1024;
-
-const joinHostPort = (address: string, port: number): string =>
-  address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 
 /**
  * Header operations from a mutation: valid, changeable names only. As Envoy applies an ext_proc
@@ -203,12 +190,8 @@ export class EppBridge {
   async #listen(): Promise<string> {
     if (this.#address !== undefined) return this.#address;
     const server = createServer({ keepAlive: true }, (req, res) => void this.#handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve());
-    });
+    this.#address = await listenLoopback(server);
     this.#server = server;
-    this.#address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
     this.#sweeper = setInterval(() => this.#sweep(), 1000);
     this.#sweeper.unref();
     this.#o.logger.info({ address: this.#address }, "endpoint picker bridge listening");

@@ -5,10 +5,9 @@
 // ext_authz over HTTP/2, which HAProxy 2.6's Lua cannot speak. One loopback server for all filters;
 // started on the first IR that has one. The settings of the previous IR are kept too, so requests
 // of a worker still running the previous configuration during a reload are checked, not refused.
-import { readMessage } from "../bridge-http.ts";
+import { listenLoopback, readMessage } from "../bridge-http.ts";
 import { createServer, Agent, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
-import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { IR, IRBackend, IRHTTPFilter } from "../../ir/types.ts";
 import { externalAuthKey } from "../haproxy/render/extauth.ts";
@@ -104,13 +103,8 @@ export class ExtAuthBridge {
   async #listen(): Promise<string> {
     if (this.#address !== undefined) return this.#address;
     const server = createServer({ keepAlive: true }, (req, res) => void this.#handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve());
-    });
+    this.#address = await listenLoopback(server);
     this.#server = server;
-    const a = server.address() as AddressInfo;
-    this.#address = `127.0.0.1:${a.port}`;
     this.#o.logger.info({ address: this.#address }, "ExternalAuth bridge listening");
     return this.#address;
   }

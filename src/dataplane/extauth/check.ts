@@ -14,24 +14,14 @@ import {
 } from "node:http2";
 import { request as httpsRequest } from "node:https";
 import type { ConnectionOptions } from "node:tls";
+import { HOP_HEADERS } from "../bridge-http.ts";
 import type { IRBackend, IRExternalAuth } from "../../ir/types.ts";
 import { sanMismatch } from "../tlsbridge/bridge.ts";
 import { CHECK_PATH, decodeCheckResponse, encodeCheckRequest, type CheckHeader } from "./proto.ts";
 import type { AuthRequest, HeaderOp, Verdict } from "./wire.ts";
 
 /** Headers that describe a message's framing or one connection: never copied between messages. */
-const HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-  "content-length",
-  "host",
-  ":authority",
-]);
+const HOP: ReadonlySet<string> = new Set([...HOP_HEADERS, ":authority"]);
 /** Headers the HTTP protocol always sends (HTTPAuthConfig.allowedHeaders). */
 const ALWAYS = new Set(["authorization"]);
 /** Largest denial body passed on to the client. */
