@@ -16,7 +16,13 @@ import type { Logger } from "pino";
 import type { IR, IRBackend, IRPicker } from "../../ir/types.ts";
 import { pickerKey } from "../haproxy/render/epp.ts";
 import { ExtProcClient, PickerError, type ExtProcStream } from "./client.ts";
-import type { Header, HeaderMutation, ProcessingResponse, StructObject } from "./extproc.ts";
+import type {
+  Header,
+  HeaderMutation,
+  ProcessingRequest,
+  ProcessingResponse,
+  StructObject,
+} from "./extproc.ts";
 import {
   decodePickRequest,
   decodeServedRequest,
@@ -279,13 +285,15 @@ export class EppBridge {
     ];
     if (!p.complete) headers.push([TRUNCATED_HEADER, "true"]);
     const hasBody = p.body.length > 0;
-    stream.send({
+    const requestHeaders: ProcessingRequest = {
       kind: "requestHeaders",
       headers,
       endOfStream: !hasBody,
       metadata: { [SUBSET_NAMESPACE]: { [SUBSET_KEY]: pool.subset } },
-    });
-    if (hasBody) stream.send({ kind: "requestBody", body: p.body, endOfStream: true });
+    };
+    // Headers and body together: the picker answers once it has the body.
+    if (hasBody) stream.send(requestHeaders, { kind: "requestBody", body: p.body, endOfStream: true });
+    else stream.send(requestHeaders);
     let headersReply: HeaderMutation | undefined;
     let bodySeen = !hasBody;
     let metadata: StructObject | undefined;

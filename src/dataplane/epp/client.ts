@@ -185,10 +185,12 @@ export class ExtProcStream {
     for (const w of this.#waiters.splice(0)) w.reject(this.#failure);
   }
 
-  send(r: ProcessingRequest): void {
+  /** Sends messages in one write (one DATA frame, one system call, where they fit). */
+  send(...rs: ProcessingRequest[]): void {
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#closed) throw new PickerError(`${this.#label} ended the stream`);
-    this.#stream.write(frame(encodeProcessingRequest(r)));
+    const frames = rs.map((r) => frame(encodeProcessingRequest(r)));
+    this.#stream.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
   }
 
   /** The next response; rejects when the stream fails or `timeoutMs` passes. */
