@@ -1,13 +1,15 @@
-// The picker bridge: HAProxy's `gh_epp` Lua action (render/epp.ts) posts each request to a pool with
-// an endpoint picker here (loopback HTTP/1.1); the bridge opens an ext_proc stream to the picker
-// (client.ts), sends the request headers (with the pool's ready endpoints as the candidate subset) and
-// the body, and answers with the picker's choice, its immediate response, or "unavailable" (the
-// action then applies the pool's failureMode). The stream stays open, in a table keyed by a random
-// id, until the response phase: `gh_epp_served` posts the endpoint HAProxy connected to and the
-// response headers, which go to the picker on the same stream; its response header changes come
-// back. A stream whose response never comes (a client gone, a 503 by HAProxy) is cancelled at its
-// deadline. One loopback server for all pools; started on the first IR that has a picker. The pools
-// of the previous IR are kept too, for workers still running the previous configuration.
+// The picker bridge: a SPOP agent (spoa.ts) HAProxy's SPOE filter sends each request of a pool with
+// an endpoint picker to (render/epp.ts: the request message, after the body is buffered); the bridge
+// opens an ext_proc stream to the picker (client.ts), sends the request headers (with the pool's
+// ready endpoints as the candidate subset) and the body, and answers with the picker's choice, its
+// immediate response, or "unavailable" (HAProxy's `gh_epp` action then applies the pool's
+// failureMode), as the variable txn.gh_epp.verdict. The stream stays open, in a table keyed by a
+// random id, until the response phase: the response message brings the endpoint HAProxy connected to
+// and the response headers, which go to the picker on the same stream; its response header changes
+// come back as txn.gh_epp.ops. A stream whose response never comes (a client gone, a 503 by
+// HAProxy) is cancelled at its deadline. One loopback agent for all pools; started on the first IR
+// that has a picker. The pools of the previous IR are kept too, for workers still running the
+// previous configuration.
 import { joinHostPort } from "../../net/hostport.ts";
 import { HOP_HEADERS } from "../bridge-http.ts";
 import { randomBytes } from "node:crypto";

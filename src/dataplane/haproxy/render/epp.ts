@@ -1,20 +1,27 @@
-// An InferencePool's endpoint picker through HAProxy's Lua and the Gatehouse picker bridge
-// (src/dataplane/epp). In the pool's backend sections:
+// An InferencePool's endpoint picker through HAProxy's SPOE filter and the Gatehouse picker bridge
+// (src/dataplane/epp), a SPOP agent on loopback. In the pool's backend sections:
+//   filter spoe engine gh_epp config <state>/spoe/epp.conf
 //   http-request wait-for-body time 10s                      (the picker reads the model in the body)
-//   http-request lua.gh_epp <bridge> <key> open|close        (asks the bridge, which asks the picker)
+//   http-request set-var(txn.gh_epp_key) str(<key>)          (a hex digest naming the pool)
+//   http-request send-spoe-group gh_epp gh_epp_req           (the request to the agent)
+//   http-request lua.gh_epp open|close                       (applies the agent's verdict; no I/O)
 //   use-server s<n> if { var(txn.gh_epp_slot) -m str s<n> }  (one line per server slot)
-//   http-response lua.gh_epp_served <bridge> if { var(txn.gh_epp_id) -m found }
-// `gh_epp` packs the request (method, path, Host, scheme, headers and the buffered body) and posts it
-// to the bridge on loopback. The verdict: pick (the destination `ip:port[,ip:port...]`, request header
-// changes, a stream id), respond (the picker's immediate response: status, headers, body; e.g. 503 or
-// 429), or unavailable. A pick sets `txn.gh_epp_slot` to the server slot now holding the first listed
-// endpoint (the slots' addresses are read at request time: they change at runtime), and `use-server`
-// sends the request there; a destination that is no ready endpoint of the pool answers 503.
-// Unavailable, or the bridge unreachable: FailOpen returns without a slot (HAProxy balances over the
-// ready endpoints), FailClose answers 503. `gh_epp_served` reports the address HAProxy connected to
-// (bc_dst) and the response headers on the same picker stream, and applies the picker's response
-// header changes. Nothing from a resource appears in the configuration: the arguments are the bridge
-// address (set by the data plane), a hex digest naming the pool in the bridge, and the failure mode.
+//   http-response send-spoe-group gh_epp gh_epp_res if { var(txn.gh_epp_id) -m found }
+//   http-response lua.gh_epp_served if { var(txn.gh_epp.ops) -m found }
+// The request message carries the key, method, path, Host, TLS or not, the headers (req.hdrs_bin),
+// the buffered body and Content-Length; the agent answers with txn.gh_epp.verdict (epp/wire.ts):
+// pick (the destination `ip:port[,ip:port...]`, request header changes, a stream id), respond (the
+// picker's immediate response: status, headers, body; e.g. 503 or 429), or unavailable. A pick sets
+// `txn.gh_epp_slot` to the server slot now holding the first listed endpoint (the slots' addresses
+// are read at request time: they change at runtime), and `use-server` sends the request there; a
+// destination that is no ready endpoint of the pool answers 503. Unavailable, or no verdict (the
+// agent unreachable, too slow, or failing: txn.gh_epp.err): FailOpen returns without a slot (HAProxy
+// balances over the ready endpoints), FailClose answers 503. The response message reports the
+// address HAProxy connected to (bc_dst), the status and the response headers for the same picker
+// stream; the picker's response header changes come back in txn.gh_epp.ops, which `gh_epp_served`
+// applies (arbitrary header names cannot be set from a variable by HAProxy directives). Nothing from
+// a resource appears in the configuration: the agent's address is set by the data plane, the key is
+// a hex digest, the failure mode one of two words.
 import { createHash } from "node:crypto";
 import type { IR, IRBackend } from "../../../ir/types.ts";
 import { BRIDGE_ADDRESS } from "./extauth.ts";
