@@ -61,7 +61,7 @@ spoe-agent gh_epp_agent
   option set-on-error err
   option force-set-var
   timeout hello 5s
-  timeout idle 2m
+  timeout idle 30s
   timeout processing ${BRIDGE_TIMEOUT_MS}ms
   use-backend ${AGENT_BACKEND}
 
@@ -85,12 +85,7 @@ export function pickerAgentSections(ir: IR): Array<{ header: string; lines: stri
   return [
     {
       header: `backend ${AGENT_BACKEND}`,
-      lines: [
-        "mode tcp",
-        "timeout connect 5s",
-        `timeout server ${BRIDGE_TIMEOUT_MS * 2}ms`,
-        `server bridge ${address}`,
-      ],
+      lines: ["mode tcp", "timeout connect 5s", "timeout server 3m", `server bridge ${address}`],
     },
   ];
 }
