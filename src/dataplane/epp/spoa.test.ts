@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { SpoaServer } from "./spoa.ts";
-import { FrameType, SpopReader, decodeActions, str, type Action, type Message } from "./spop.ts";
+import { FrameType, SpopReader, decodeActions, encodeFrame, str, type Action, type Message } from "./spop.ts";
 import { SpopTestClient } from "./testing-spop.ts";
 
 function setVar(name: string, value: string): Action {
@@ -65,6 +65,15 @@ test("a healthcheck hello is answered and closed; an unsupported version is a di
     const early = await SpopTestClient.open(address);
     early.notify(1n, 1n, []);
     assert.equal((await early.next())?.type, FrameType.agentDisconnect);
+    const fragment = await SpopTestClient.open(address);
+    fragment.hello();
+    assert.equal((await fragment.next())?.type, FrameType.agentHello);
+    fragment.write(
+      encodeFrame({ type: FrameType.notify, flags: 0, streamId: 1n, frameId: 1n, payload: Buffer.alloc(0) }),
+    );
+    const d2 = await fragment.next();
+    assert.equal(d2?.type, FrameType.agentDisconnect);
+    assert.deepEqual(new SpopReader(d2.payload).kvList().get("status-code"), { type: "uint32", value: 10n });
   } finally {
     await server.close();
   }

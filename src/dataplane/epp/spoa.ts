@@ -9,6 +9,8 @@ import {
   encodeActions,
   encodeFrame,
   encodeKvList,
+  FLAG_ABORT,
+  FLAG_FIN,
   FrameType,
   SpopError,
   SpopReader,
@@ -104,6 +106,9 @@ class Connection {
     if (f.type === FrameType.haproxyDisconnect) return this.#disconnect(Status.normal, "");
     if (f.type !== FrameType.notify) throw new SpopError(`unexpected frame type ${f.type}`);
     if (!this.#hello) throw new SpopError("NOTIFY before HELLO");
+    // Fragmentation is not announced: a frame without FIN (or an aborted one) is a protocol error.
+    if ((f.flags & FLAG_FIN) === 0 || (f.flags & FLAG_ABORT) !== 0)
+      return this.#disconnect(Status.fragNotSupported, "fragmentation is not supported");
     const messages = decodeMessages(f.payload);
     void this.#o.handle(messages).then(
       (actions) => this.#ack(f.streamId, f.frameId, actions),
