@@ -1,7 +1,7 @@
 // The picker bridge against a picker written here (ext_proc over h2c on loopback, messages from
 // extproc.ts): the request phase with headers, subset and body; immediate responses; the response
 // phase on the same stream; the picker unreachable or without endpoints; streams abandoned at their
-// deadline; the SPOE agent HAProxy's SPOE filter talks to. The real lwepp (TLS): test/e2e/epp.test.ts.
+// deadline; the loopback endpoint HAProxy's Lua action posts to. The real lwepp (TLS): test/e2e/epp.test.ts.
 import assert from "node:assert/strict";
 import { createServer, type Http2Server, type ServerHttp2Stream } from "node:http2";
 import type { AddressInfo } from "node:net";
@@ -9,19 +9,7 @@ import { after, before, test } from "node:test";
 import pino from "pino";
 import type { IR, IRBackend } from "../../ir/types.ts";
 import { pickerKey } from "../haproxy/render/epp.ts";
-import {
-  EppBridge,
-  OPS_VAR,
-  pickRequestOf,
-  REQUEST_MESSAGE,
-  RESPONSE_MESSAGE,
-  SERVED_KEY,
-  servedRequestOf,
-  SUBSET_KEY,
-  SUBSET_NAMESPACE,
-  TRUNCATED_HEADER,
-  VERDICT_VAR,
-} from "./bridge.ts";
+import { EppBridge, SERVED_KEY, SUBSET_KEY, SUBSET_NAMESPACE, TRUNCATED_HEADER } from "./bridge.ts";
 import {
   decodeProcessingRequest,
   Deframer,
@@ -31,9 +19,7 @@ import {
   type ProcessingRequest,
   type ProcessingResponse,
 } from "./extproc.ts";
-import { decodePickVerdict, decodeServedReply, type PickRequest } from "./wire.ts";
-import { bin, decodeActions, encodeHeadersBin, FrameType, str, type TypedData } from "./spop.ts";
-import { SpopTestClient } from "./testing-spop.ts";
+import { decodePickVerdict, encodePickRequest, type PickRequest } from "./wire.ts";
 
 /** What the test picker received, per stream. */
 const streams: Array<{ messages: ProcessingRequest[]; closed: boolean; cancelled: boolean }> = [];
@@ -388,105 +374,22 @@ test("a stream whose response phase never comes is cancelled at its deadline", a
   }
 });
 
-test("the SPOE agent: the request message's verdict and the response message's changes as variables", async () => {
+test("the loopback endpoint: POST /pick with the Lua action's message; anything else refused", async () => {
   const bridge = new EppBridge({ logger });
-  const c = await (async () => {
-    await bridge.apply(ir([pool("inferencepool/models/a", port)]));
-    return SpopTestClient.open(bridge.address ?? "");
-  })();
   try {
-    const key = pickerKey("inferencepool/models/a");
-    c.hello();
-    assert.equal((await c.next())?.type, FrameType.agentHello);
-    c.notify(5n, 1n, [
-      {
-        name: REQUEST_MESSAGE,
-        args: [
-          ["key", str(key)],
-          ["method", str("POST")],
-          ["path", str("/")],
-          ["host", str("llm.test")],
-          ["tls", { type: "bool", value: false }],
-          [
-            "headers",
-            bin(
-              encodeHeadersBin([
-                ["host", "llm.test"],
-                ["content-type", "application/json"],
-              ]),
-            ),
-          ],
-          ["body", bin(Buffer.from('{"model":"m"}'))],
-          ["length", str("13")],
-        ],
-      },
-    ]);
-    const ack = await c.next();
-    assert.deepEqual([ack?.type, ack?.streamId, ack?.frameId], [FrameType.ack, 5n, 1n]);
-    const [set] = decodeActions(ack?.payload ?? Buffer.alloc(0));
-    assert.ok(set?.action === "set-var" && set.scope === "transaction" && set.name === VERDICT_VAR);
-    assert.equal(set.value.type, "binary");
-    const v = decodePickVerdict(set.value.type === "binary" ? set.value.value : Buffer.alloc(0));
-    assert.ok(v.kind === "pick");
-    const ip = Buffer.alloc(16);
-    ip.writeUInt16BE(0xfd00, 0);
-    ip.writeUInt16BE(2, 14);
-    c.notify(5n, 2n, [
-      {
-        name: RESPONSE_MESSAGE,
-        args: [
-          ["id", str(v.stream)],
-          ["ip", { type: "ipv6", value: ip }],
-          ["port", { type: "int32", value: 8000n }],
-          ["status", { type: "int32", value: 200n }],
-          ["headers", bin(encodeHeadersBin([["content-type", "text/plain"]]))],
-        ],
-      },
-    ]);
-    const res = await c.next();
-    assert.deepEqual([res?.streamId, res?.frameId], [5n, 2n]);
-    const [ops] = decodeActions(res?.payload ?? Buffer.alloc(0));
-    assert.ok(ops?.action === "set-var" && ops.name === OPS_VAR && ops.value.type === "binary");
-    const list = decodeServedReply(ops.value.type === "binary" ? ops.value.value : Buffer.alloc(0));
-    assert.deepEqual(list[0], { op: "set", name: "x-served", value: "[fd00::2]:8000" });
-    assert.equal(bridge.openStreams, 0);
+    const b = pool("inferencepool/models/a", port);
+    await bridge.apply(ir([b]));
+    const url = `http://${bridge.address}`;
+    const res = await fetch(`${url}/pick`, {
+      method: "POST",
+      body: encodePickRequest(request(pickerKey(b.id), "/")),
+    });
+    assert.equal(res.status, 200);
+    const v = decodePickVerdict(Buffer.from(await res.arrayBuffer()));
+    assert.equal(v.kind, "pick");
+    assert.equal((await fetch(`${url}/pick`, { method: "POST", body: "junk" })).status, 400);
+    assert.equal((await fetch(`${url}/other`, { method: "POST", body: "" })).status, 404);
   } finally {
-    c.close();
     await bridge.close();
   }
-});
-
-test("the messages' arguments: completeness from content-length, scheme from ssl_fc, addresses", () => {
-  const p = pickRequestOf(
-    new Map<string, TypedData>([
-      ["key", str("k")],
-      ["tls", { type: "bool", value: true }],
-      ["body", bin(Buffer.from("ab"))],
-      ["length", str("3")],
-    ]),
-  );
-  assert.deepEqual([p.key, p.scheme, p.complete, p.path, p.method], ["k", "https", false, "/", ""]);
-  assert.equal(pickRequestOf(new Map([["length", { type: "null" }]])).complete, true);
-  const v4 = servedRequestOf(
-    new Map<string, TypedData>([
-      ["id", str("s")],
-      ["ip", { type: "ipv4", value: Buffer.from([10, 0, 0, 1]) }],
-      ["port", { type: "int32", value: 80n }],
-      ["status", { type: "int32", value: 503n }],
-    ]),
-  );
-  assert.deepEqual([v4.served, v4.status, v4.headers], ["10.0.0.1:80", 503, []]);
-  const none = servedRequestOf(new Map<string, TypedData>([["ip", { type: "null" }]]));
-  assert.equal(none.served, "");
-  const full = Buffer.alloc(16, 0);
-  full.writeUInt16BE(0x2001, 0);
-  full.writeUInt16BE(0xdb8, 2);
-  full.writeUInt16BE(1, 14);
-  const v6 = servedRequestOf(
-    new Map<string, TypedData>([
-      ["ip", { type: "ipv6", value: full }],
-      ["port", { type: "int32", value: 8000n }],
-    ]),
-  );
-  assert.equal(v6.served, "[2001:db8::1]:8000");
 });

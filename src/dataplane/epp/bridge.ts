@@ -1,18 +1,17 @@
-// The picker bridge: a SPOP agent (spoa.ts) HAProxy's SPOE filter sends each request of a pool with
-// an endpoint picker to (render/epp.ts: the request message, after the body is buffered); the bridge
-// opens an ext_proc stream to the picker (client.ts), sends the request headers (with the pool's
-// ready endpoints as the candidate subset) and the body, and answers with the picker's choice, its
-// immediate response, or "unavailable" (HAProxy's `gh_epp` action then applies the pool's
-// failureMode), as the variable txn.gh_epp.verdict. The stream stays open, in a table keyed by a
-// random id, until the response phase: the response message brings the endpoint HAProxy connected to
-// and the response headers, which go to the picker on the same stream; its response header changes
-// come back as txn.gh_epp.ops. A stream whose response never comes (a client gone, a 503 by
-// HAProxy) is cancelled at its deadline. One loopback agent for all pools; started on the first IR
-// that has a picker. The pools of the previous IR are kept too, for workers still running the
-// previous configuration.
+// The picker bridge: HAProxy's `gh_epp` Lua action (render/epp.ts) posts each request to a pool with
+// an endpoint picker here (loopback HTTP/1.1); the bridge opens an ext_proc stream to the picker
+// (client.ts), sends the request headers (with the pool's ready endpoints as the candidate subset) and
+// the body, and answers with the picker's choice, its immediate response, or "unavailable" (the
+// action then applies the pool's failureMode). The stream stays open, in a table keyed by a random
+// id, until the response phase: `gh_epp_served` posts the endpoint HAProxy connected to and the
+// response headers, which go to the picker on the same stream; its response header changes come
+// back. A stream whose response never comes (a client gone, a 503 by HAProxy) is cancelled at its
+// deadline. One loopback server for all pools; started on the first IR that has a picker. The pools
+// of the previous IR are kept too, for workers still running the previous configuration.
 import { joinHostPort } from "../../net/hostport.ts";
-import { HOP_HEADERS } from "../bridge-http.ts";
+import { HOP_HEADERS, listenLoopback, readMessage } from "../bridge-http.ts";
 import { randomBytes } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { IR, IRBackend, IRPicker } from "../../ir/types.ts";
 import { pickerKey } from "../haproxy/render/epp.ts";
@@ -24,11 +23,12 @@ import type {
   ProcessingResponse,
   StructObject,
 } from "./extproc.ts";
-import { SpoaServer } from "./spoa.ts";
-import { bin, decodeHeadersBin, type Action, type Message, type TypedData } from "./spop.ts";
 import {
+  decodePickRequest,
+  decodeServedRequest,
   encodePickVerdict,
   encodeServedReply,
+  WireError,
   type HeaderOp,
   type PickRequest,
   type PickVerdict,
@@ -64,11 +64,7 @@ interface Open {
   deadline: number;
 }
 
-/** The SPOE messages (render/epp.ts) and the variables the agent sets (txn.gh_epp.<name>). */
-export const REQUEST_MESSAGE = "gh-epp-req";
-export const RESPONSE_MESSAGE = "gh-epp-res";
-export const VERDICT_VAR = "verdict";
-export const OPS_VAR = "ops";
+const MAX_MESSAGE = 2 * 1024 * 1024;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** Never changed by the picker: framing and connection headers, Host. */
@@ -144,7 +140,7 @@ export class EppBridge {
   readonly #client = new ExtProcClient();
   readonly #timeoutMs: number;
   readonly #ttlMs: number;
-  #server: SpoaServer | undefined;
+  #server: Server | undefined;
   #address: string | undefined;
   #current = new Map<string, Pool>();
   #previous = new Map<string, Pool>();
@@ -199,15 +195,12 @@ export class EppBridge {
 
   async #listen(): Promise<string> {
     if (this.#address !== undefined) return this.#address;
-    const server = new SpoaServer({
-      handle: (m) => this.#notify(m),
-      onError: (e) => this.#o.logger.error({ err: e }, "endpoint picker bridge: internal error"),
-    });
-    this.#address = await server.listen();
+    const server = createServer({ keepAlive: true }, (req, res) => void this.#handle(req, res));
+    this.#address = await listenLoopback(server);
     this.#server = server;
     this.#sweeper = setInterval(() => this.#sweep(), 1000);
     this.#sweeper.unref();
-    this.#o.logger.info({ address: this.#address }, "endpoint picker bridge (SPOE agent) listening");
+    this.#o.logger.info({ address: this.#address }, "endpoint picker bridge listening");
     return this.#address;
   }
 
@@ -219,31 +212,27 @@ export class EppBridge {
     }
   }
 
-  /** One NOTIFY frame: the request or the response message of one HTTP transaction. */
-  async #notify(messages: Message[]): Promise<Action[]> {
-    const actions: Action[] = [];
-    for (const m of messages) {
-      const args = new Map(m.args);
-      if (m.name === REQUEST_MESSAGE) {
-        const v = await this.pick(pickRequestOf(args));
-        actions.push({
-          action: "set-var",
-          scope: "transaction",
-          name: VERDICT_VAR,
-          value: bin(encodePickVerdict(v)),
-        });
-      } else if (m.name === RESPONSE_MESSAGE) {
-        const ops = await this.served(servedRequestOf(args));
-        if (ops.length > 0)
-          actions.push({
-            action: "set-var",
-            scope: "transaction",
-            name: OPS_VAR,
-            value: bin(encodeServedReply(ops)),
-          });
-      }
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== "POST" || (req.url !== "/pick" && req.url !== "/served")) {
+      res.writeHead(404).end();
+      return;
     }
-    return actions;
+    const message = await readMessage(req, res, MAX_MESSAGE);
+    if (message === undefined) return;
+    let body: Buffer;
+    try {
+      body =
+        req.url === "/pick"
+          ? encodePickVerdict(await this.pick(decodePickRequest(message)))
+          : encodeServedReply(await this.served(decodeServedRequest(message)));
+    } catch (e) {
+      if (!(e instanceof WireError))
+        this.#o.logger.error({ err: e }, "endpoint picker bridge: internal error");
+      res.writeHead(e instanceof WireError ? 400 : 500).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length });
+    res.end(body);
   }
 
   #unavailable(service: string, why: string): PickVerdict {
@@ -375,85 +364,7 @@ export class EppBridge {
     this.#server = undefined;
     this.#address = undefined;
     if (server === undefined) return;
-    await server.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
-}
-
-function text(d: TypedData | undefined): string {
-  return d !== undefined && (d.type === "string" || d.type === "binary") ? d.value.toString("latin1") : "";
-}
-
-function bytes(d: TypedData | undefined): Buffer {
-  return d !== undefined && (d.type === "string" || d.type === "binary") ? d.value : Buffer.alloc(0);
-}
-
-function int(d: TypedData | undefined): number | undefined {
-  if (d === undefined) return undefined;
-  if (d.type === "int32" || d.type === "uint32" || d.type === "int64" || d.type === "uint64")
-    return Number(d.value);
-  if (d.type === "string" && /^\d+$/.test(d.value.toString("latin1")))
-    return Number(d.value.toString("latin1"));
-  return undefined;
-}
-
-/** The request message's arguments (render/epp.ts): key, method, path, host, tls, headers, body, length. */
-export function pickRequestOf(a: Map<string, TypedData>): PickRequest {
-  const body = bytes(a.get("body"));
-  const length = int(a.get("length"));
-  const tls = a.get("tls");
-  return {
-    key: text(a.get("key")),
-    method: text(a.get("method")),
-    path: text(a.get("path")) || "/",
-    host: text(a.get("host")),
-    scheme: tls?.type === "bool" && tls.value ? "https" : "http",
-    complete: length === undefined || body.length >= length,
-    headers: decodeHeadersBin(bytes(a.get("headers"))),
-    body,
-  };
-}
-
-function ipText(d: TypedData | undefined): string {
-  if (d?.type === "ipv4") return [...d.value].join(".");
-  if (d?.type === "ipv6") {
-    const groups: string[] = [];
-    for (let i = 0; i < 16; i += 2) groups.push(d.value.readUInt16BE(i).toString(16));
-    return normalizeV6(groups.join(":"));
-  }
-  return text(d);
-}
-
-function normalizeV6(full: string): string {
-  // The shortest form (RFC 5952): the longest run of zero groups becomes "::".
-  const g = full.split(":");
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < g.length;) {
-    if (g[i] !== "0") {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < g.length && g[j] === "0") j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (best < 0) return full;
-  return `${g.slice(0, best).join(":")}::${g.slice(best + bestLen).join(":")}`;
-}
-
-/** The response message's arguments: id, ip, port, status, headers. */
-export function servedRequestOf(a: Map<string, TypedData>): ServedRequest {
-  const ip = ipText(a.get("ip"));
-  const port = int(a.get("port")) ?? 0;
-  const served = ip === "" || port === 0 ? "" : ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
-  return {
-    stream: text(a.get("id")),
-    served,
-    status: int(a.get("status")) ?? 0,
-    headers: decodeHeadersBin(bytes(a.get("headers"))),
-  };
 }

@@ -1,10 +1,12 @@
-// The picker bridge's answers, set by the SPOE agent as binary variables (txn.gh_epp.verdict,
-// txn.gh_epp.ops) and read by HAProxy's no-I/O `gh_epp` / `gh_epp_served` Lua actions
-// (render/epp.ts), in the Lua `string.unpack` formats the actions use (big-endian, `sN` = string with
-// an N-byte length, B = byte, I2 = 2-byte unsigned). The requests come as SPOE messages (bridge.ts).
+// The messages between HAProxy's `gh_epp` / `gh_epp_served` Lua actions (render/epp.ts) and the
+// picker bridge, in the Lua `string.pack` formats the actions use (big-endian, `sN` = string with an
+// N-byte length, B = byte, I2 = 2-byte unsigned).
+//   pick request:   s1 key, s2 method, s4 path, s4 host, s1 scheme, B complete,
+//                   I2 header count, (s2 name, s4 value)*, s4 body
 //   pick verdict:   B 1 (pick), s1 stream id, s2 destination list, I2 count, (B op, s2 name, s4 value)*
 //                   B 0 (respond), I2 status, I2 count, (s2 name, s4 value)*, s4 body
 //                   B 2 (unavailable: the action applies the pool's failureMode)
+//   served request: s1 stream id, s2 served endpoint, I2 status, I2 count, (s2 name, s4 value)*
 //   served reply:   I2 count, (B op, s2 name, s4 value)*
 // op: 0 set (replace), 1 add, 2 remove, 3 add if absent.
 import { WireError, WireReader, WireWriter } from "../lua-wire.ts";
@@ -63,6 +65,36 @@ function readOps(r: WireReader): HeaderOp[] {
   return ops;
 }
 
+export function decodePickRequest(buf: Buffer): PickRequest {
+  const r = new WireReader(buf);
+  const out: PickRequest = {
+    key: r.str(1),
+    method: r.str(2),
+    path: r.str(4),
+    host: r.str(4),
+    scheme: r.str(1),
+    complete: r.uint(1) === 1,
+    headers: [],
+    body: Buffer.alloc(0),
+  };
+  out.headers = r.headers();
+  out.body = Buffer.from(r.raw(4));
+  r.end();
+  return out;
+}
+
+export function encodePickRequest(p: PickRequest): Buffer {
+  const w = new WireWriter()
+    .str(1, p.key)
+    .str(2, p.method)
+    .str(4, p.path)
+    .str(4, p.host)
+    .str(1, p.scheme)
+    .uint(1, p.complete ? 1 : 0)
+    .headers(p.headers);
+  return w.str(4, p.body).finish();
+}
+
 export function encodePickVerdict(v: PickVerdict): Buffer {
   const w = new WireWriter();
   if (v.kind === "unavailable") return w.uint(1, 2).finish();
@@ -95,6 +127,19 @@ export function decodePickVerdict(buf: Buffer): PickVerdict {
   const body = Buffer.from(r.raw(4));
   r.end();
   return { kind: "respond", status, headers: hs, body };
+}
+
+export function decodeServedRequest(buf: Buffer): ServedRequest {
+  const r = new WireReader(buf);
+  const out: ServedRequest = { stream: r.str(1), served: r.str(2), status: r.uint(2), headers: [] };
+  out.headers = r.headers();
+  r.end();
+  return out;
+}
+
+export function encodeServedRequest(s: ServedRequest): Buffer {
+  const w = new WireWriter().str(1, s.stream).str(2, s.served).uint(2, s.status).headers(s.headers);
+  return w.finish();
 }
 
 export function encodeServedReply(ops: readonly HeaderOp[]): Buffer {

@@ -369,7 +369,7 @@ export class BackendSet {
     // subjectAltNames are checked by the TLS bridge; without it (no data plane has set it up, e.g.
     // `translate` or a test) the servers stay disabled: fail closed, never unchecked TLS.
     const unchecked = tls !== undefined && tls.subjectAltNames.length > 0 && tls.bridge === undefined;
-    const picker = src.profile.mode === "http" ? pickerBackendLines(b, o.slots, this.ctx) : [];
+    const picker = src.profile.mode === "http" ? pickerBackendLines(b, o.slots) : [];
     return this.lines(
       o.name,
       header,

@@ -1,38 +1,27 @@
-// An InferencePool's endpoint picker through HAProxy's SPOE filter and the Gatehouse picker bridge
-// (src/dataplane/epp), a SPOP agent on loopback. In the pool's backend sections:
-//   filter spoe engine gh_epp config <state>/spoe/epp.conf
+// An InferencePool's endpoint picker through HAProxy's Lua and the Gatehouse picker bridge
+// (src/dataplane/epp). In the pool's backend sections:
 //   http-request wait-for-body time 10s                      (the picker reads the model in the body)
-//   http-request set-var(txn.gh_epp_key) str(<key>)          (a hex digest naming the pool)
-//   http-request send-spoe-group gh_epp gh_epp_req           (the request to the agent)
-//   http-request lua.gh_epp open|close                       (applies the agent's verdict; no I/O)
+//   http-request lua.gh_epp <bridge> <key> open|close        (asks the bridge, which asks the picker)
 //   use-server s<n> if { var(txn.gh_epp_slot) -m str s<n> }  (one line per server slot)
-//   http-response send-spoe-group gh_epp gh_epp_res if { var(txn.gh_epp_id) -m found }
-//   http-response lua.gh_epp_served if { var(txn.gh_epp.ops) -m found }
-// The request message carries the key, method, path, Host, TLS or not, the headers (req.hdrs_bin),
-// the buffered body and Content-Length; the agent answers with txn.gh_epp.verdict (epp/wire.ts):
-// pick (the destination `ip:port[,ip:port...]`, request header changes, a stream id), respond (the
-// picker's immediate response: status, headers, body; e.g. 503 or 429), or unavailable. A pick sets
-// `txn.gh_epp_slot` to the server slot now holding the first listed endpoint (the slots' addresses
-// are read at request time: they change at runtime), and `use-server` sends the request there; a
-// destination that is no ready endpoint of the pool answers 503. Unavailable, or no verdict (the
-// agent unreachable, too slow, or failing: txn.gh_epp.err): FailOpen returns without a slot (HAProxy
-// balances over the ready endpoints), FailClose answers 503. The response message reports the
-// address HAProxy connected to (bc_dst), the status and the response headers for the same picker
-// stream; the picker's response header changes come back in txn.gh_epp.ops, which `gh_epp_served`
-// applies (arbitrary header names cannot be set from a variable by HAProxy directives). Nothing from
-// a resource appears in the configuration: the agent's address is set by the data plane, the key is
-// a hex digest, the failure mode one of two words.
+//   http-response lua.gh_epp_served <bridge> if { var(txn.gh_epp_id) -m found }
+// `gh_epp` packs the request (method, path, Host, scheme, headers and the buffered body) and posts it
+// to the bridge on loopback. The verdict: pick (the destination `ip:port[,ip:port...]`, request header
+// changes, a stream id), respond (the picker's immediate response: status, headers, body; e.g. 503 or
+// 429), or unavailable. A pick sets `txn.gh_epp_slot` to the server slot now holding the first listed
+// endpoint (the slots' addresses are read at request time: they change at runtime), and `use-server`
+// sends the request there; a destination that is no ready endpoint of the pool answers 503.
+// Unavailable, or the bridge unreachable: FailOpen returns without a slot (HAProxy balances over the
+// ready endpoints), FailClose answers 503. `gh_epp_served` reports the address HAProxy connected to
+// (bc_dst) and the response headers on the same picker stream, and applies the picker's response
+// header changes. Nothing from a resource appears in the configuration: the arguments are the bridge
+// address (set by the data plane), a hex digest naming the pool in the bridge, and the failure mode.
 import { createHash } from "node:crypto";
 import type { IR, IRBackend } from "../../../ir/types.ts";
 import { BRIDGE_ADDRESS } from "./extauth.ts";
 import type { RenderContext } from "./model.ts";
 
 const LUA_FILE = "lua/epp.lua";
-const SPOE_FILE = "spoe/epp.conf";
-/** The SPOE engine (the scope of the SPOE file) and the backend of its agent, the bridge. */
-const ENGINE = "gh_epp";
-const AGENT_BACKEND = "gh_epp_spoa";
-/** How long HAProxy waits for the agent (the bridge's own calls time out first). */
+/** How long HAProxy waits for the bridge (the bridge's own calls time out first). */
 const BRIDGE_TIMEOUT_MS = 15_000;
 
 /** The bridge's name for a pool backend (its IRBackend id, hashed). */
@@ -40,54 +29,9 @@ export function pickerKey(backendId: string): string {
   return createHash("sha256").update(`epp\0${backendId}`).digest("hex").slice(0, 20);
 }
 
-/** The bridge address of the IR's bridged pickers (one bridge per data plane), if any. */
-function bridgeOf(ir: IR): string | undefined {
-  for (const b of ir.backends) {
-    const a = b.picker?.bridge;
-    if (a !== undefined && BRIDGE_ADDRESS.test(a)) return a;
-  }
-  return undefined;
-}
-
-// The SPOE configuration: one agent (the bridge, through backend gh_epp_spoa), a request message
-// (sent after the body is buffered) and a response message. The agent sets txn.gh_epp.verdict
-// (epp/wire.ts's pick verdict) and txn.gh_epp.ops (the response header changes); an agent failure
-// leaves them unset (and sets txn.gh_epp.err) and the `gh_epp` Lua action applies the failure mode.
-const SPOE_CONFIG = `# Generated by Gatehouse: InferencePool endpoint picker (SPOE). Do not edit.
-[${ENGINE}]
-spoe-agent gh_epp_agent
-  groups gh_epp_req gh_epp_res
-  option var-prefix gh_epp
-  option set-on-error err
-  option force-set-var
-  timeout hello 5s
-  timeout idle 30s
-  timeout processing ${BRIDGE_TIMEOUT_MS}ms
-  use-backend ${AGENT_BACKEND}
-
-spoe-message gh-epp-req
-  args key=var(txn.gh_epp_key) method=method path=pathq host=req.hdr(host) tls=ssl_fc headers=req.hdrs_bin body=req.body length=req.hdr(content-length)
-
-spoe-message gh-epp-res
-  args id=var(txn.gh_epp_id) ip=bc_dst port=bc_dst_port status=status headers=res.hdrs_bin
-
-spoe-group gh_epp_req
-  messages gh-epp-req
-
-spoe-group gh_epp_res
-  messages gh-epp-res
-`;
-
-/** The backend section of the SPOE agent (the bridge on loopback); none without a bridged picker. */
-export function pickerAgentSections(ir: IR): Array<{ header: string; lines: string[] }> {
-  const address = bridgeOf(ir);
-  if (address === undefined) return [];
-  return [
-    {
-      header: `backend ${AGENT_BACKEND}`,
-      lines: ["mode tcp", "timeout connect 5s", "timeout server 3m", `server bridge ${address}`],
-    },
-  ];
+/** Whether some backend of the IR is routed by a bridged picker. */
+function bridged(ir: IR): boolean {
+  return ir.backends.some((b) => b.picker?.bridge !== undefined && BRIDGE_ADDRESS.test(b.picker.bridge));
 }
 
 const LUA_SCRIPT = `-- Generated by Gatehouse: InferencePool endpoint picker. Do not edit.
@@ -98,6 +42,30 @@ local function reply(txn, status, text)
   r:add_header("cache-control", "no-cache")
   r:set_body(text)
   txn:done(r)
+end
+
+local function pack_headers(all)
+  local out = {}
+  for name, values in pairs(all) do
+    for i = 0, #values do
+      if values[i] ~= nil then out[#out + 1] = string.pack(">s2s4", name, values[i]) end
+    end
+  end
+  return out
+end
+
+local function request(txn, key)
+  local headers = pack_headers(txn.http:req_get_headers())
+  local body = txn.f:req_body() or ""
+  local complete = 1
+  local length = tonumber(txn.f:req_hdr("content-length") or "")
+  if length ~= nil and #body < length then complete = 0 end
+  local scheme = "http"
+  local tls = txn.f:ssl_fc()
+  if tls == true or tls == 1 then scheme = "https" end
+  return string.pack(">s1s2s4s4s1BI2", key, txn.f:method() or "", txn.f:pathq() or "/",
+      txn.f:req_hdr("host") or "", scheme, complete, #headers)
+    .. table.concat(headers) .. string.pack(">s4", body)
 end
 
 local function ops(b, pos)
@@ -165,12 +133,15 @@ local function apply(list, set, add, del, get)
   end
 end
 
--- The agent's verdict (txn.gh_epp.verdict, set by the SPOE agent); none: the agent failed.
-core.register_action("gh_epp", { "http-req" }, function(txn, mode)
-  local b = txn:get_var("txn.gh_epp.verdict")
+core.register_action("gh_epp", { "http-req" }, function(txn, bridge, key, mode)
+  local client = core.httpclient()
+  local ok, res = pcall(function()
+    return client:post({ url = "http://" .. bridge .. "/pick", body = request(txn, key),
+      timeout = ${BRIDGE_TIMEOUT_MS} })
+  end)
   local v = nil
-  if b ~= nil then
-    local parsed, out = pcall(verdict, b)
+  if ok and res ~= nil and res.status == 200 and res.body ~= nil then
+    local parsed, out = pcall(verdict, res.body)
     if parsed then v = out end
   end
   if v == nil or (v.kind ~= 0 and v.kind ~= 1) then
@@ -193,25 +164,36 @@ core.register_action("gh_epp", { "http-req" }, function(txn, mode)
     return reply(txn, 503, "503 Service Unavailable: the endpoint picker chose no ready endpoint of the pool\\n")
   end
   txn:set_var("txn.gh_epp_slot", s)
-end, 1)
+end, 3)
 
--- The picker's response header changes (txn.gh_epp.ops, set by the SPOE agent).
-core.register_action("gh_epp_served", { "http-res" }, function(txn)
-  local b = txn:get_var("txn.gh_epp.ops")
-  if b == nil then return end
-  local parsed, list = pcall(ops, b, 1)
+core.register_action("gh_epp_served", { "http-res" }, function(txn, bridge)
+  local id = txn:get_var("txn.gh_epp_id")
+  if id == nil then return end
+  local served = ""
+  local ip, port = txn.f:bc_dst(), txn.f:bc_dst_port()
+  if ip ~= nil and port ~= nil and port ~= 0 then
+    if string.find(ip, ":", 1, true) then served = "[" .. ip .. "]:" .. port else served = ip .. ":" .. port end
+  end
+  local headers = pack_headers(txn.http:res_get_headers())
+  local body = string.pack(">s1s2I2I2", id, served, tonumber(txn.f:status()) or 0, #headers)
+    .. table.concat(headers)
+  local client = core.httpclient()
+  local ok, res = pcall(function()
+    return client:post({ url = "http://" .. bridge .. "/served", body = body, timeout = ${BRIDGE_TIMEOUT_MS} })
+  end)
+  if not ok or res == nil or res.status ~= 200 or res.body == nil then return end
+  local parsed, list = pcall(ops, res.body, 1)
   if not parsed then return end
   local http = txn.http
   apply(list, function(n, x) http:res_set_header(n, x) end, function(n, x) http:res_add_header(n, x) end,
     function(n) http:res_del_header(n) end, function() return http:res_get_headers() end)
-end, 0)
+end, 1)
 `;
 
 /** `lua-load` for the global section, and the script file; nothing when no pool has a bridged picker. */
 export function pickerGlobalLines(ctx: RenderContext, ir: IR): string[] {
-  if (bridgeOf(ir) === undefined) return [];
+  if (!bridged(ir)) return [];
   ctx.addFile(LUA_FILE, LUA_SCRIPT);
-  ctx.addFile(SPOE_FILE, SPOE_CONFIG);
   return [`lua-load ${ctx.abs(LUA_FILE)}`];
 }
 
@@ -220,7 +202,7 @@ export function pickerGlobalLines(ctx: RenderContext, ir: IR): string[] {
  * Without a bridge (no data plane set one up: a `translate` run, a test): FailOpen balances over the
  * ready endpoints, FailClose answers 503.
  */
-export function pickerBackendLines(b: IRBackend, slots: number, ctx: Pick<RenderContext, "abs">): string[] {
+export function pickerBackendLines(b: IRBackend, slots: number): string[] {
   const p = b.picker;
   if (p === undefined) return [];
   const mode = p.failureMode === "FailOpen" ? "open" : "close";
@@ -230,14 +212,10 @@ export function pickerBackendLines(b: IRBackend, slots: number, ctx: Pick<Render
       : ["# endpoint picker not bridged: FailClose", "http-request deny deny_status 503"];
   }
   const lines = [
-    `filter spoe engine ${ENGINE} config ${ctx.abs(SPOE_FILE)}`,
     "http-request wait-for-body time 10s",
-    `http-request set-var(txn.gh_epp_key) str(${pickerKey(b.id)})`,
-    `http-request send-spoe-group ${ENGINE} gh_epp_req`,
-    `http-request lua.gh_epp ${mode}`,
+    `http-request lua.gh_epp ${p.bridge} ${pickerKey(b.id)} ${mode}`,
   ];
   for (let n = 1; n <= slots; n++) lines.push(`use-server s${n} if { var(txn.gh_epp_slot) -m str s${n} }`);
-  lines.push(`http-response send-spoe-group ${ENGINE} gh_epp_res if { var(txn.gh_epp_id) -m found }`);
-  lines.push("http-response lua.gh_epp_served if { var(txn.gh_epp.ops) -m found }");
+  lines.push(`http-response lua.gh_epp_served ${p.bridge} if { var(txn.gh_epp_id) -m found }`);
   return lines;
 }

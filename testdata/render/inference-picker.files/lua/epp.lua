@@ -8,6 +8,30 @@ local function reply(txn, status, text)
   txn:done(r)
 end
 
+local function pack_headers(all)
+  local out = {}
+  for name, values in pairs(all) do
+    for i = 0, #values do
+      if values[i] ~= nil then out[#out + 1] = string.pack(">s2s4", name, values[i]) end
+    end
+  end
+  return out
+end
+
+local function request(txn, key)
+  local headers = pack_headers(txn.http:req_get_headers())
+  local body = txn.f:req_body() or ""
+  local complete = 1
+  local length = tonumber(txn.f:req_hdr("content-length") or "")
+  if length ~= nil and #body < length then complete = 0 end
+  local scheme = "http"
+  local tls = txn.f:ssl_fc()
+  if tls == true or tls == 1 then scheme = "https" end
+  return string.pack(">s1s2s4s4s1BI2", key, txn.f:method() or "", txn.f:pathq() or "/",
+      txn.f:req_hdr("host") or "", scheme, complete, #headers)
+    .. table.concat(headers) .. string.pack(">s4", body)
+end
+
 local function ops(b, pos)
   local list = {}
   local n
@@ -73,12 +97,15 @@ local function apply(list, set, add, del, get)
   end
 end
 
--- The agent's verdict (txn.gh_epp.verdict, set by the SPOE agent); none: the agent failed.
-core.register_action("gh_epp", { "http-req" }, function(txn, mode)
-  local b = txn:get_var("txn.gh_epp.verdict")
+core.register_action("gh_epp", { "http-req" }, function(txn, bridge, key, mode)
+  local client = core.httpclient()
+  local ok, res = pcall(function()
+    return client:post({ url = "http://" .. bridge .. "/pick", body = request(txn, key),
+      timeout = 15000 })
+  end)
   local v = nil
-  if b ~= nil then
-    local parsed, out = pcall(verdict, b)
+  if ok and res ~= nil and res.status == 200 and res.body ~= nil then
+    local parsed, out = pcall(verdict, res.body)
     if parsed then v = out end
   end
   if v == nil or (v.kind ~= 0 and v.kind ~= 1) then
@@ -101,15 +128,27 @@ core.register_action("gh_epp", { "http-req" }, function(txn, mode)
     return reply(txn, 503, "503 Service Unavailable: the endpoint picker chose no ready endpoint of the pool\n")
   end
   txn:set_var("txn.gh_epp_slot", s)
-end, 1)
+end, 3)
 
--- The picker's response header changes (txn.gh_epp.ops, set by the SPOE agent).
-core.register_action("gh_epp_served", { "http-res" }, function(txn)
-  local b = txn:get_var("txn.gh_epp.ops")
-  if b == nil then return end
-  local parsed, list = pcall(ops, b, 1)
+core.register_action("gh_epp_served", { "http-res" }, function(txn, bridge)
+  local id = txn:get_var("txn.gh_epp_id")
+  if id == nil then return end
+  local served = ""
+  local ip, port = txn.f:bc_dst(), txn.f:bc_dst_port()
+  if ip ~= nil and port ~= nil and port ~= 0 then
+    if string.find(ip, ":", 1, true) then served = "[" .. ip .. "]:" .. port else served = ip .. ":" .. port end
+  end
+  local headers = pack_headers(txn.http:res_get_headers())
+  local body = string.pack(">s1s2I2I2", id, served, tonumber(txn.f:status()) or 0, #headers)
+    .. table.concat(headers)
+  local client = core.httpclient()
+  local ok, res = pcall(function()
+    return client:post({ url = "http://" .. bridge .. "/served", body = body, timeout = 15000 })
+  end)
+  if not ok or res == nil or res.status ~= 200 or res.body == nil then return end
+  local parsed, list = pcall(ops, res.body, 1)
   if not parsed then return end
   local http = txn.http
   apply(list, function(n, x) http:res_set_header(n, x) end, function(n, x) http:res_add_header(n, x) end,
     function(n) http:res_del_header(n) end, function() return http:res_get_headers() end)
-end, 0)
+end, 1)
