@@ -74,11 +74,9 @@ export function decodePickRequest(buf: Buffer): PickRequest {
     host: r.str(4),
     scheme: r.str(1),
     complete: r.uint(1) === 1,
-    headers: [],
-    body: Buffer.alloc(0),
+    headers: r.headers(),
+    body: Buffer.from(r.raw(4)),
   };
-  out.headers = r.headers();
-  out.body = Buffer.from(r.raw(4));
   r.end();
   return out;
 }

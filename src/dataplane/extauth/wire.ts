@@ -42,11 +42,9 @@ export function decodeRequest(buf: Buffer): AuthRequest {
     scheme: r.str(1),
     source: r.str(2),
     version: r.str(1),
-    headers: [],
-    body: Buffer.alloc(0),
+    headers: r.headers(),
+    body: Buffer.from(r.raw(4)),
   };
-  out.headers = r.headers();
-  out.body = Buffer.from(r.raw(4));
   r.end();
   return out;
 }
